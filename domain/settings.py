@@ -1,0 +1,89 @@
+"""Configuration, read once from EXPORTD_* environment variables.
+
+Secrets have no default: when EXPORTD_SECRET_KEY or EXPORTD_ADMIN_TOKEN is not set, the value
+is generated once and kept in a file under the data directory (mode 0600), so every process
+that shares the data directory shares it too.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PREFIX = "EXPORTD_"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be an integer, not {raw!r}") from None
+
+
+def stored_secret(data_dir: Path, name: str) -> str:
+    """The secret kept in data_dir/name, created (atomically, 0600) the first time it is asked for."""
+    path = data_dir / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    try:
+        os.link(tmp, path)  # fails if another process won the race; theirs is kept
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    secret_key: str = field(repr=False)
+    admin_token: str = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    export_ttl: int = 86400
+    approval_rows: int | None = None
+    origin_system: str = "exportd"
+    queue_name: str = "exportd:queue"
+    worker_jobs: int = 2
+    job_timeout: int = 6 * 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get(PREFIX + "DATA_DIR") or "var").resolve()
+        export_ttl = _int(env, "EXPORT_TTL", 86400)
+        if export_ttl is None or export_ttl <= 0:
+            raise SettingsError(f"{PREFIX}EXPORT_TTL must be a positive number of seconds")
+        return cls(
+            data_dir=data_dir,
+            secret_key=env.get(PREFIX + "SECRET_KEY") or stored_secret(data_dir, "secret_key"),
+            admin_token=env.get(PREFIX + "ADMIN_TOKEN") or stored_secret(data_dir, "admin_token"),
+            host=env.get(PREFIX + "HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8080) or 8080,
+            redis_url=env.get(PREFIX + "REDIS_URL") or "redis://127.0.0.1:6379/0",
+            export_ttl=export_ttl,
+            approval_rows=_int(env, "APPROVAL_ROWS", None),
+            origin_system=env.get(PREFIX + "ORIGIN_SYSTEM") or "exportd",
+            queue_name=env.get(PREFIX + "QUEUE") or "exportd:queue",
+            worker_jobs=_int(env, "WORKER_JOBS", 2) or 2,
+            job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
+        )

@@ -1,0 +1,47 @@
+"""The format registry: every output format, by name and alias. Writers register here the
+same way, so the API's `{format}` routes, the OpenAPI document and the worker never disagree."""
+from __future__ import annotations
+
+from formats import csv as _csv
+from formats import json as _json
+from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer
+
+
+class UnknownFormat(KeyError):
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(name)
+        self.message = f"unknown format {name!r}; known formats: {', '.join(known)}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Registry:
+    def __init__(self, formats: list[Format]):
+        self.formats = {f.name: f for f in formats}
+        self.by_alias = {alias: f for f in formats for alias in (f.name, *f.aliases)}
+
+    def get(self, name: str) -> Format:
+        fmt = self.by_alias.get(name.lower()) if isinstance(name, str) else None
+        if fmt is None:
+            raise UnknownFormat(str(name), self.names())
+        return fmt
+
+    def names(self) -> list[str]:
+        return list(self.formats)
+
+    def all_names(self) -> list[str]:
+        """Names and aliases: everything a client may ask for."""
+        return list(self.by_alias)
+
+    def __iter__(self):
+        return iter(self.formats.values())
+
+
+REGISTRY = Registry([
+    _csv.FORMAT,
+    _json.FORMAT,
+    _json.JSONL,
+])
+
+__all__ = ["REGISTRY", "Format", "FormatNotApplicable", "Option", "OptionError", "Registry", "UnknownFormat", "Writer"]

@@ -1,0 +1,225 @@
+"""What a format is (data) and what a writer does (state), kept apart as GDAL keeps driver
+metadata apart from layers.
+
+A writer's life: open with the Arrow schema, the dataset's fields and the parsed options;
+`write(batch)` any number of times; `close()` once to finish footers. Writers know nothing of
+HTTP, Redis or jobs, and never hold more than one batch.
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, ClassVar, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+
+from domain.fields import DATE_TYPES, GEOMETRY_TYPES, Field
+
+
+class OptionError(ValueError):
+    """An option that is unknown or has a bad value; the message names it."""
+
+
+class FormatNotApplicable(ValueError):
+    """The dataset lacks what the format needs (a geometry, a date field, …)."""
+
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a format. `kind` is bool, int, str, "choice", "field" (a field name of
+    the dataset), "fields" (a list of them) or "timezone". Values come either as JSON values
+    (POST bodies) or as strings (query parameters); both parse to the same Python value."""
+
+    name: str
+    kind: Any
+    default: Any = None
+    choices: tuple[Any, ...] = ()
+    description: str = ""
+
+    def parse(self, raw: Any) -> Any:
+        try:
+            value = self._parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(f"option {self.name!r}: {exc}") from None
+        if self.choices and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise OptionError(f"option {self.name!r} must be one of {allowed}, not {raw!r}")
+        return value
+
+    def _parse(self, raw: Any) -> Any:
+        if self.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.lower() in TRUE_WORDS | FALSE_WORDS:
+                return raw.lower() in TRUE_WORDS
+            raise ValueError(f"expected true or false, not {raw!r}")
+        if self.kind is int:
+            if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+                raise ValueError(f"expected an integer, not {raw!r}")
+            return int(raw)
+        if self.kind == "timezone":
+            if not isinstance(raw, str):
+                raise ValueError(f"expected a time zone name, not {raw!r}")
+            try:
+                ZoneInfo(raw)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {raw!r}") from None
+            return raw
+        if self.kind == "fields":
+            if isinstance(raw, str):
+                raw = [part.strip() for part in raw.split(",") if part.strip()]
+            if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+                raise ValueError(f"expected a list of field names, not {raw!r}")
+            return tuple(raw)
+        if not isinstance(raw, str):
+            raise ValueError(f"expected a string, not {raw!r}")
+        return raw
+
+    def describe(self) -> dict[str, Any]:
+        kind = {bool: "boolean", int: "integer", str: "string"}.get(self.kind, self.kind)
+        out: dict[str, Any] = {"name": self.name, "type": kind, "default": self.default}
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+# Options OpenDataSoft applies to every export.
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("timezone", "timezone", "UTC", description="Time zone datetimes are written in."),
+    Option("use_labels", bool, False, description="Use field labels, not names, as column names."),
+    Option("compressed", bool, False, description="Gzip the file; '.gz' is added to its name."),
+    Option("epsg", int, 4326, description="Reproject geometries to this EPSG code (geographic formats)."),
+)
+
+
+class Writer:
+    """Base of every writer. Subclasses implement `write` and `close`; they count records
+    they had to skip in `skipped` and note anything a person should know in `warnings`."""
+
+    def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
+        self.out = out
+        self.schema = schema
+        self.fields = list(fields)
+        self.options = dict(options)
+        self.skipped = 0
+        self.warnings: list[str] = []
+
+    def column_names(self) -> list[str]:
+        """The output column names: names, or labels with use_labels."""
+        if self.options.get("use_labels"):
+            return [f.label for f in self.fields]
+        return [f.name for f in self.fields]
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Format:
+    """A format as data: what the registry, the API and the OpenAPI document know of it."""
+
+    name: str
+    extension: str
+    media_type: str
+    writer: Callable[..., Writer]
+    aliases: tuple[str, ...] = ()
+    binary: bool = False
+    needs: frozenset[str] = frozenset()  # "geometry", "date"
+    options: tuple[Option, ...] = ()
+    description: str = ""
+    all_options: dict[str, Option] = field(init=False, repr=False, compare=False)
+
+    NEEDS: ClassVar[dict[str, frozenset[str]]] = {"geometry": GEOMETRY_TYPES, "date": DATE_TYPES}
+
+    def __post_init__(self) -> None:
+        merged = {o.name: o for o in COMMON_OPTIONS}
+        merged.update({o.name: o for o in self.options})
+        object.__setattr__(self, "all_options", merged)
+
+    def check(self, fields: Iterable[Field]) -> None:
+        """Refuse, before any work, a dataset that lacks what this format needs."""
+        types = {f.type for f in fields}
+        for need in sorted(self.needs):
+            wanted = self.NEEDS[need]
+            if not types & wanted:
+                kinds = " or ".join(sorted(wanted))
+                raise FormatNotApplicable(
+                    f"format {self.name!r} needs a {need} field ({kinds}) and the dataset has none"
+                )
+
+    def fits(self, fields: Iterable[Field]) -> bool:
+        try:
+            self.check(fields)
+        except FormatNotApplicable:
+            return False
+        return True
+
+    def parse_options(self, raw: Mapping[str, Any] | None, fields: Sequence[Field] = ()) -> dict[str, Any]:
+        """Every option with its value: the given ones parsed, the rest defaulted. Unknown
+        names, bad values and options naming fields the dataset lacks raise OptionError."""
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - set(self.all_options))
+        if unknown:
+            raise OptionError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for format {self.name!r}; "
+                f"known: {', '.join(sorted(self.all_options))}"
+            )
+        names = {f.name for f in fields}
+        parsed: dict[str, Any] = {}
+        for name, option in self.all_options.items():
+            if name not in raw or raw[name] is None:
+                parsed[name] = option.default
+                continue
+            value = option.parse(raw[name])
+            if fields and option.kind in ("field", "fields"):
+                missing = [v for v in ((value,) if option.kind == "field" else value) if v not in names]
+                if missing:
+                    raise OptionError(f"option {name!r} names unknown field(s) {', '.join(map(repr, missing))}")
+            parsed[name] = value
+        return parsed
+
+    def filename(self, stem: str, options: Mapping[str, Any]) -> str:
+        name = f"{stem}.{self.extension}"
+        return name + ".gz" if options.get("compressed") else name
+
+    def content_type(self, options: Mapping[str, Any]) -> str:
+        if options.get("compressed"):
+            return "application/gzip"
+        return self.media_type
+
+    def open(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]) -> "OpenWriter":
+        return OpenWriter(self, out, schema, fields, options)
+
+
+class OpenWriter:
+    """A writer with the common wrapping applied (gzip for `compressed`). Use as the writer."""
+
+    def __init__(self, fmt: Format, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
+        self._gzip = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) if options.get("compressed") else None
+        self.writer = fmt.writer(self._gzip or out, schema, fields, options)
+
+    @property
+    def skipped(self) -> int:
+        return self.writer.skipped
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.writer.warnings
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write(batch)
+
+    def close(self) -> None:
+        self.writer.close()
+        if self._gzip is not None:
+            self._gzip.close()
