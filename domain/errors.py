@@ -7,9 +7,11 @@ class DomainError(Exception):
     status = 400
     error_code = "bad_request"
 
-    def __init__(self, message: str, **extra: object) -> None:
+    def __init__(self, message: str, error_code: str | None = None, **extra: object) -> None:
         super().__init__(message)
         self.message = message
+        if error_code:
+            self.error_code = error_code
         self.extra = extra
 
 

@@ -1,0 +1,1 @@
+"""The HTTP API (aiohttp): OSDI exports, downloads, health and the OpenAPI document."""

@@ -1,0 +1,47 @@
+"""create_app(settings): the one aiohttp application used by `python -m api`, the Procfile and
+the tests. One cleanup context per resource: its teardown runs only if its setup did."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from api.errors import error_middleware
+from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, USERS
+from api.routes import add_routes
+from domain import queue
+from domain.datasets import DatasetRepo
+from domain.exports import ExportRepo
+from domain.settings import Settings
+from domain.storage import LocalStorage
+from domain.users import UserRepo
+
+MAX_BODY = 1 << 20  # JSON bodies; uploads (management API) stream past this limit on their own
+
+
+async def _state(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    state = queue.connect(settings.redis_url)
+    app[STATE] = state
+    app[EXPORTS] = ExportRepo(state)
+    app[DATASETS] = DatasetRepo(state)
+    app[USERS] = UserRepo(state, settings.admin_token)
+    yield
+    await state.aclose()
+
+
+async def _queue(app: web.Application) -> AsyncIterator[None]:
+    pool = await queue.arq_pool(app[SETTINGS].redis_url)
+    app[QUEUE] = pool
+    yield
+    await pool.aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[STORAGE] = LocalStorage(settings.data_dir)
+    app.cleanup_ctx.append(_state)
+    app.cleanup_ctx.append(_queue)
+    add_routes(app)
+    return app

@@ -1,0 +1,49 @@
+"""Request input: JSON bodies and query-string integers, validated into 400s that say what
+is wrong."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from domain.errors import Invalid
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 naming the problem."""
+    raw = await request.read()
+    if not raw.strip():
+        raise Invalid("the request needs a JSON body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Invalid("the request body must be a JSON object")
+    return body
+
+
+def query_int(request: web.Request, name: str, default: int, lowest: int, highest: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"query parameter {name!r} must be an integer, not {raw!r}") from None
+    if value < lowest or (highest is not None and value > highest):
+        bounds = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
+        raise Invalid(f"query parameter {name!r} must be {bounds}, not {value}")
+    return value
+
+
+def string_field(body: dict[str, Any], name: str, required: bool = True, default: str = "") -> str:
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise Invalid(f"the field {name!r} is required")
+        return default
+    if not isinstance(value, str):
+        raise Invalid(f"the field {name!r} must be a string")
+    return value

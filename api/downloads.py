@@ -1,0 +1,40 @@
+"""Signed downloads of ready exports: Content-Type, Content-Disposition, Content-Length and
+Range come with the file. A bad signature answers 403; an expired link or export answers 410."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from api.keys import EXPORTS, SETTINGS, STORAGE
+from domain import exports as ex
+from domain.errors import Gone, NotFound
+from domain.exports import file_key
+from domain.signing import verify
+from formats import REGISTRY
+
+
+async def download(request: web.Request) -> web.FileResponse:
+    export_id = request.match_info["export_id"]
+    file_name = request.match_info["file_name"]
+    verify(request.app[SETTINGS].secret_key, export_id, file_name,
+           request.query.get("expires"), request.query.get("signature"))
+    try:
+        export = await request.app[EXPORTS].get(export_id)
+    except NotFound:
+        raise Gone("this export no longer exists") from None
+    if export.status == ex.EXPIRED:
+        raise Gone("this export has expired")
+    if export.status != ex.READY or export.file_name != file_name:
+        raise NotFound("this export has no such file")
+    path = request.app[STORAGE].path(file_key(export))
+    if not path.is_file():
+        raise Gone("this export's file is no longer available")
+    fmt = REGISTRY.get(export.export_type)
+    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "")
+    headers = {
+        "Content-Type": fmt.content_type(export.options),
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}",
+        "Cache-Control": "private, max-age=0",
+    }
+    return web.FileResponse(path, headers=headers)

@@ -1,0 +1,54 @@
+"""One middleware turns every failure into a JSON error with the right status:
+{"error_code", "message", "error"} (`error` repeats the message for OpenDataSoft's older
+clients). A request never answers 500 for bad input; a real bug answers 500 without a trace."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import redis.exceptions
+from aiohttp import web
+
+from domain.errors import DomainError
+from formats import FormatNotApplicable, OptionError, UnknownFormat
+
+log = logging.getLogger("exportd.api")
+
+CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "request_too_large",
+    415: "unsupported_media_type", 416: "range_not_satisfiable", 429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def json_error(status: int, error_code: str, message: str, headers: Any = None, **extra: Any) -> web.Response:
+    body = {"error_code": error_code, "message": message, "error": message, **extra}
+    response = web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return json_error(exc.status, exc.error_code, exc.message, **exc.extra)
+    except UnknownFormat as exc:
+        return json_error(400, "unknown_export_type", exc.message)
+    except (OptionError, FormatNotApplicable) as exc:
+        code = "invalid_option" if isinstance(exc, OptionError) else "format_not_applicable"
+        return json_error(400, code, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "www-authenticate")}
+        message = exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text
+        return json_error(exc.status, CODES.get(exc.status, "error"), message, headers=headers)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionRefusedError):
+        return json_error(503, "redis_unavailable", "the export service's state store is unavailable; try again shortly",
+                          headers={"Retry-After": "5"})
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal_error", "an internal error occurred; it has been logged")

@@ -1,0 +1,187 @@
+"""The OSDI Export resource at /api/v1/exports: create (POST), list (GET, HAL+JSON, paged,
+newest first), read, cancel (DELETE); PUT is not supported (405). Administrators approve or
+reject exports waiting for approval."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+from aiohttp import web
+
+from api import hal
+from api.auth import administrator, current_user
+from api.bodies import json_object, query_int, string_field
+from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STORAGE
+from domain import exports as ex
+from domain.errors import Invalid, NotFound
+from domain.exports import Export, export_dir
+from domain.queue import enqueue_export
+from domain.query import RecordQuery
+from domain.timeutil import now
+from domain.users import User
+from formats import REGISTRY
+
+DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
+PER_PAGE = 25
+MAX_PER_PAGE = 100
+DELETED = {"notice": "This export was successfully deleted."}
+
+
+def resource_of(request: web.Request, export: Export) -> dict[str, Any]:
+    settings = request.app[SETTINGS]
+    return hal.export_resource(export, hal.origin(request), settings.origin_system, settings.secret_key)
+
+
+def _dataset_and_query(href: str) -> tuple[str, dict[str, Any]]:
+    """The dataset id (and query parameters) named by an osdi:resource link."""
+    parsed = urlparse(href)
+    match = DATASET_PATH.search(parsed.path)
+    if not match:
+        raise Invalid(
+            "_links.osdi:resource.href must name a dataset, as "
+            "http://HOST/api/v2/catalog/datasets/DATASET_ID", error_code="invalid_resource"
+        )
+    return match.group(1), dict(parse_qsl(parsed.query))
+
+
+def _resource_href(body: dict[str, Any]) -> str:
+    links = body.get("_links")
+    resource = links.get("osdi:resource") if isinstance(links, dict) else None
+    href = resource.get("href") if isinstance(resource, dict) else None
+    if not isinstance(href, str) or not href:
+        raise Invalid("the field _links.osdi:resource.href is required: the dataset to export")
+    return href
+
+
+async def create(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await json_object(request)
+    settings = request.app[SETTINGS]
+    export_type = string_field(body, "export_type")
+    fmt = REGISTRY.get(export_type)
+    href = _resource_href(body)
+    dataset_id, href_query = _dataset_and_query(href)
+    try:
+        dataset = await request.app[DATASETS].get(dataset_id)
+    except NotFound:
+        raise Invalid(f"no dataset {dataset_id!r}", error_code="unknown_dataset") from None
+    raw_query = body.get("query") or {}
+    if not isinstance(raw_query, dict):
+        raise Invalid("the field 'query' must be an object")
+    query = RecordQuery.parse({**href_query, **raw_query}, dataset)
+    fields = query.fields(dataset)
+    fmt.check(fields)
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise Invalid("the field 'options' must be an object")
+    fmt.parse_options(options, fields)  # refuse bad options now, not in the worker
+
+    export = Export.new(
+        owner=user.name,
+        name=string_field(body, "name", required=False, default=f"{dataset.title} ({fmt.name})"),
+        export_type=fmt.name,
+        dataset_id=dataset.dataset_id,
+        resource_href=href,
+        options=options,
+        query=query.as_dict(),
+        records_total=dataset.records_count,
+    )
+    exports = request.app[EXPORTS]
+    await exports.create(export)
+    needs_approval = settings.approval_rows is not None and dataset.records_count > settings.approval_rows and not user.admin
+    if needs_approval:
+        await exports.transition(export.id, ex.PENDING_APPROVAL, expect=(ex.INITIALIZING,),
+                                 detail=f"exports of more than {settings.approval_rows} records wait for an administrator's approval")
+    else:
+        await _queue(request, export.id, expect=(ex.INITIALIZING,))
+    created = await exports.get(export.id)
+    location = hal.export_href(hal.origin(request), export.id)
+    return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
+
+
+async def _queue(request: web.Request, export_id: str, expect: tuple[str, ...], **values: Any) -> None:
+    settings = request.app[SETTINGS]
+    await request.app[EXPORTS].require(export_id, ex.QUEUED, expect=expect, **values)
+    await enqueue_export(request.app[QUEUE], settings.queue_name, export_id)
+
+
+async def collection(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    page = query_int(request, "page", 1, 1)
+    per_page = query_int(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+    total, exports = await request.app[EXPORTS].page(None if user.admin else user.name, page, per_page)
+    total_pages = max(1, math.ceil(total / per_page))
+    base = hal.origin(request)
+
+    def page_href(number: int) -> dict[str, str]:
+        suffix = f"&per_page={per_page}" if per_page != PER_PAGE else ""
+        return {"href": f"{base}/api/v1/exports?page={number}{suffix}"}
+
+    links: dict[str, Any] = {"self": page_href(page)}
+    if page < total_pages:
+        links["next"] = page_href(page + 1)
+    if 1 < page <= total_pages + 1:
+        links["prev"] = page_href(min(page - 1, total_pages))
+    links["curies"] = hal.curies(base)
+    links["osdi:exports"] = [{"href": hal.export_href(base, e.id)} for e in exports]
+    body = {
+        "total_pages": total_pages,
+        "per_page": per_page,
+        "page": page,
+        "total_records": total,
+        "_links": links,
+        "_embedded": {"osdi:exports": [resource_of(request, e) for e in exports]},
+    }
+    return hal.hal_response(body)
+
+
+async def _visible(request: web.Request, user: User) -> Export:
+    """The export named in the path, if this user may see it (someone else's: 404)."""
+    export = await request.app[EXPORTS].get(request.match_info["export_id"])
+    if export.owner != user.name and not user.admin:
+        raise NotFound(f"no export {export.id!r}")
+    return export
+
+
+async def read(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return hal.hal_response(resource_of(request, await _visible(request, user)))
+
+
+async def delete(request: web.Request) -> web.Response:
+    """Cancel and remove: a running worker notices between batches and leaves no file."""
+    user = await current_user(request)
+    export = await _visible(request, user)
+    await request.app[EXPORTS].delete(export)
+    request.app[STORAGE].delete(export_dir(export.id))
+    return hal.hal_response(DELETED)
+
+
+async def approve(request: web.Request) -> web.Response:
+    await administrator(request)
+    export = await _visible_to_admin(request)
+    body = await _optional_body(request)
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else ""
+    await _queue(request, export.id, expect=(ex.PENDING_APPROVAL,), approved_date=now(), detail=detail)
+    return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
+
+
+async def reject(request: web.Request) -> web.Response:
+    await administrator(request)
+    export = await _visible_to_admin(request)
+    body = await json_object(request)
+    detail = string_field(body, "detail")
+    await request.app[EXPORTS].require(export.id, ex.REJECTED, expect=(ex.PENDING_APPROVAL,), detail=detail)
+    return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
+
+
+async def _visible_to_admin(request: web.Request) -> Export:
+    return await request.app[EXPORTS].get(request.match_info["export_id"])
+
+
+async def _optional_body(request: web.Request) -> dict[str, Any]:
+    if not (await request.read()).strip():
+        return {}
+    return await json_object(request)

@@ -1,0 +1,20 @@
+"""Typed application keys: what the app holds, set up by the cleanup contexts in api.app."""
+from __future__ import annotations
+
+from arq.connections import ArqRedis
+from aiohttp import web
+from redis.asyncio import Redis
+
+from domain.datasets import DatasetRepo
+from domain.exports import ExportRepo
+from domain.settings import Settings
+from domain.storage import LocalStorage
+from domain.users import UserRepo
+
+SETTINGS = web.AppKey("settings", Settings)
+STATE = web.AppKey("state", Redis)
+QUEUE = web.AppKey("queue", ArqRedis)
+EXPORTS = web.AppKey("exports", ExportRepo)
+DATASETS = web.AppKey("datasets", DatasetRepo)
+USERS = web.AppKey("users", UserRepo)
+STORAGE = web.AppKey("storage", LocalStorage)

@@ -1,0 +1,98 @@
+"""GET /api/openapi.json: the OpenAPI document of every route in api.routes.ROUTES."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from domain.exports import STATUSES
+from formats import REGISTRY
+
+ERROR = {
+    "type": "object", "required": ["error_code", "message"],
+    "properties": {"error_code": {"type": "string"}, "message": {"type": "string"},
+                   "error": {"type": "string", "description": "The message again, for OpenDataSoft's older clients."}},
+}
+
+
+def _schemas() -> dict[str, Any]:
+    link = {"type": "object", "properties": {"href": {"type": "string", "format": "uri"}}}
+    return {
+        "Error": ERROR,
+        "ExportRequest": {
+            "type": "object", "required": ["export_type", "_links"],
+            "properties": {
+                "export_type": {"type": "string", "enum": REGISTRY.all_names()},
+                "name": {"type": "string"},
+                "options": {"type": "object", "description": "Format options (see x-formats); unknown ones are refused with 400."},
+                "query": {"type": "object", "properties": {"select": {"type": "array", "items": {"type": "string"}}}},
+                "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
+                    **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
+            },
+        },
+        "Export": {
+            "type": "object",
+            "properties": {
+                "identifiers": {"type": "array", "items": {"type": "string"}},
+                "origin_system": {"type": "string"},
+                "created_date": {"type": "string", "format": "date-time"},
+                "modified_date": {"type": "string", "format": "date-time"},
+                "action_date": {"type": "string", "format": "date-time"},
+                "approved_date": {"type": "string", "format": "date-time"},
+                "processed_date": {"type": "string", "format": "date-time"},
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "detail": {"type": "string"},
+                "export_type": {"type": "string"},
+                "download_link": {"type": "string", "format": "uri", "description": "Signed; valid until expires_date."},
+                "expires_date": {"type": "string", "format": "date-time"},
+                "file_name": {"type": "string"},
+                "file_size": {"type": "integer"},
+                "records_count": {"type": "integer"},
+                "progress": {"type": "object", "properties": {"records_done": {"type": "integer"}, "records_total": {"type": "integer"}}},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "_links": {"type": "object", "properties": {"self": link, "osdi:resource": link}},
+            },
+        },
+        "ExportCollection": {
+            "type": "object",
+            "properties": {
+                "total_pages": {"type": "integer"}, "per_page": {"type": "integer"}, "page": {"type": "integer"},
+                "total_records": {"type": "integer"}, "_links": {"type": "object"},
+                "_embedded": {"type": "object", "properties": {"osdi:exports": {"type": "array", "items": {"$ref": "#/components/schemas/Export"}}}},
+            },
+        },
+        "Decision": {"type": "object", "properties": {"detail": {"type": "string"}}},
+    }
+
+
+def build(routes) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = {"operationId": route.name, **route.operation}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "exportd", "version": "0.1.0",
+                 "description": "Asynchronous exports of open-data datasets: OSDI exports, signed expiring downloads."},
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "responses": {"Error": {"description": "A JSON error.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "securitySchemes": {
+                "OsdiToken": {"type": "apiKey", "in": "header", "name": "OSDI-API-Token"},
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Apikey <token>"},
+            },
+        },
+        "x-formats": [
+            {"name": f.name, "aliases": list(f.aliases), "extension": f.extension, "media_type": f.media_type,
+             "needs": sorted(f.needs), "options": [o.describe() for o in f.all_options.values()]}
+            for f in REGISTRY
+        ],
+    }
+
+
+async def document(request: web.Request) -> web.Response:
+    from api.routes import ROUTES  # the table imports this module's handler
+
+    return web.Response(body=orjson.dumps(build(ROUTES)), content_type="application/json")

@@ -1,0 +1,95 @@
+"""Every route in one table, each with its OpenAPI operation, so the served document and the
+router are built from the same list."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from api import downloads, exports, health, openapi
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ERR = {"$ref": "#/components/responses/Error"}
+TOKEN = [{"OsdiToken": []}, {"ApiKey": []}]
+EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+HAL_EXPORT = {"application/hal+json": {"schema": {"$ref": "#/components/schemas/Export"}}}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    operation: dict[str, Any] = field(default_factory=dict)
+
+
+ROUTES: list[Route] = [
+    Route("POST", "/api/v1/exports", exports.create, "exports-create", {
+        "summary": "Create an export (OSDI): returns at once; poll the resource until status is ready.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
+        "responses": {"201": {"description": "Created; Location names the export.", "content": HAL_EXPORT},
+                      "400": ERR, "401": ERR, "503": ERR},
+    }),
+    Route("GET", "/api/v1/exports", exports.collection, "exports-list", {
+        "summary": "The caller's exports (an administrator's: everyone's), newest first, HAL+JSON.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "parameters": [
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+            {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
+        ],
+        "responses": {"200": {"description": "A page of exports.", "content": {"application/hal+json": {"schema": {"$ref": "#/components/schemas/ExportCollection"}}}},
+                      "400": ERR, "401": ERR},
+    }),
+    Route("GET", "/api/v1/exports/{export_id}", exports.read, "exports-read", {
+        "summary": "One export: status, progress while processing, download_link when ready.",
+        "tags": ["OSDI exports"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "responses": {"200": {"description": "The export.", "content": HAL_EXPORT}, "401": ERR, "404": ERR},
+    }),
+    Route("DELETE", "/api/v1/exports/{export_id}", exports.delete, "exports-delete", {
+        "summary": "Cancel and delete an export; a running worker stops between batches. PUT is not supported (405).",
+        "tags": ["OSDI exports"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "responses": {"200": {"description": "Deleted.", "content": {"application/hal+json": {"schema": {
+            "type": "object", "properties": {"notice": {"type": "string"}}}}}}, "401": ERR, "404": ERR},
+    }),
+    Route("POST", "/api/v1/exports/{export_id}/approve", exports.approve, "exports-approve", {
+        "summary": "Approve an export waiting for approval (administrators).",
+        "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
+        "responses": {"200": {"description": "Queued.", "content": HAL_EXPORT}, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
+    }),
+    Route("POST", "/api/v1/exports/{export_id}/reject", exports.reject, "exports-reject", {
+        "summary": "Reject an export waiting for approval, with a detail (administrators).",
+        "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
+        "responses": {"200": {"description": "Rejected.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
+    }),
+    Route("GET", "/downloads/{export_id}/{file_name}", downloads.download, "download", {
+        "summary": "Download a ready export through its signed, expiring link (Range supported).",
+        "tags": ["Downloads"],
+        "parameters": [EXPORT_ID,
+                       {"name": "file_name", "in": "path", "required": True, "schema": {"type": "string"}},
+                       {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
+                       {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+                       {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file."}, "206": {"description": "Part of the file."},
+                      "403": ERR, "404": ERR, "410": ERR, "416": ERR},
+    }),
+    Route("GET", "/health", health.health, "health", {
+        "summary": "Whether Redis answers and workers have been seen recently; 503 when degraded.",
+        "tags": ["Operations"],
+        "responses": {"200": {"description": "Healthy."}, "503": {"description": "Redis or every worker is missing."}},
+    }),
+    Route("GET", "/api/openapi.json", openapi.document, "openapi", {
+        "summary": "This document.", "tags": ["Operations"],
+        "responses": {"200": {"description": "OpenAPI 3.1 document."}},
+    }),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)

@@ -1,0 +1,276 @@
+"""The Export resource: its fields, its status workflow and its Redis repository.
+
+initializing → (pending_approval → rejected | queued) | queued → processing → ready → expired,
+plus failed (with a detail) from any live state. Deletion removes the export from any state.
+
+Every status change is a compare-and-set in one Lua script: it applies only when the export is
+in one of the expected states (and, where asked, at the expected attempt), so a late, slow or
+duplicated worker can never overwrite a newer state.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields as dc_fields
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+import orjson
+from redis.asyncio import Redis
+
+from domain import keys
+from domain.errors import Conflict, NotFound
+from domain.timeutil import iso, now, parse_iso
+
+INITIALIZING = "initializing"
+PENDING_APPROVAL = "pending_approval"
+REJECTED = "rejected"
+QUEUED = "queued"
+PROCESSING = "processing"
+READY = "ready"
+EXPIRED = "expired"
+FAILED = "failed"
+STATUSES = (INITIALIZING, PENDING_APPROVAL, REJECTED, QUEUED, PROCESSING, READY, EXPIRED, FAILED)
+LIVE = (INITIALIZING, PENDING_APPROVAL, QUEUED, PROCESSING)  # may still become ready
+
+# from-state → the states it may move to
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    INITIALIZING: (PENDING_APPROVAL, QUEUED, FAILED),
+    PENDING_APPROVAL: (QUEUED, REJECTED),
+    QUEUED: (PROCESSING, FAILED),
+    PROCESSING: (PROCESSING, READY, FAILED, QUEUED),
+    READY: (EXPIRED,),
+    REJECTED: (),
+    EXPIRED: (),
+    FAILED: (),
+}
+
+
+def sources(target: str) -> tuple[str, ...]:
+    """The states from which `target` can be reached."""
+    return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+# KEYS[1]: the export hash. ARGV[1]: JSON {"when": {field: [allowed values]}, "set": {field: value},
+# "zadd": [key, score, member] | null, "zrem": [key, member] | null}.
+# Returns 1 when applied, 0 when a condition failed, -1 when the export does not exist.
+_CAS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local args = cjson.decode(ARGV[1])
+for name, allowed in pairs(args['when']) do
+  local current = redis.call('HGET', KEYS[1], name)
+  local ok = false
+  for _, value in ipairs(allowed) do
+    if value == current then ok = true end
+  end
+  if not ok then return 0 end
+end
+local flat = {}
+for name, value in pairs(args['set']) do
+  table.insert(flat, name)
+  table.insert(flat, value)
+end
+if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
+if args['zadd'] ~= cjson.null and args['zadd'] ~= nil then
+  redis.call('ZADD', args['zadd'][1], args['zadd'][2], args['zadd'][3])
+end
+if args['zrem'] ~= cjson.null and args['zrem'] ~= nil then
+  redis.call('ZREM', args['zrem'][1], args['zrem'][2])
+end
+return 1
+"""
+
+
+@dataclass
+class Export:
+    id: str
+    owner: str
+    name: str
+    export_type: str
+    dataset_id: str
+    resource_href: str
+    status: str = INITIALIZING
+    options: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    created: datetime | None = None
+    modified: datetime | None = None
+    action_date: datetime | None = None
+    approved_date: datetime | None = None
+    processed_date: datetime | None = None
+    expires_at: datetime | None = None
+    file_name: str = ""
+    size: int | None = None
+    records_total: int | None = None
+    records_done: int = 0
+    records_skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+    attempt: int = 0
+
+    JSON_FIELDS = ("options", "query", "warnings")
+    TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
+    INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt")
+
+    @classmethod
+    def new(cls, **values: Any) -> "Export":
+        moment = now()
+        return cls(id=str(uuid.uuid4()), created=moment, modified=moment, action_date=moment, **values)
+
+    def to_hash(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in dc_fields(self):
+            out[f.name] = encode(f.name, getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> "Export":
+        values: dict[str, Any] = {}
+        for f in dc_fields(cls):
+            if f.name not in raw:
+                continue
+            text = raw[f.name]
+            if f.name in cls.JSON_FIELDS:
+                values[f.name] = orjson.loads(text) if text else f.default_factory()  # type: ignore[misc]
+            elif f.name in cls.TIME_FIELDS:
+                values[f.name] = parse_iso(text)
+            elif f.name in cls.INT_FIELDS:
+                values[f.name] = int(text) if text != "" else None
+            else:
+                values[f.name] = text
+        return cls(**values)
+
+    @property
+    def progress(self) -> dict[str, int | None]:
+        return {"records_done": self.records_done, "records_total": self.records_total}
+
+
+def encode(name: str, value: Any) -> str:
+    """A field's value as the string kept in the Redis hash."""
+    if name in Export.JSON_FIELDS:
+        return orjson.dumps(value).decode()
+    if isinstance(value, datetime):
+        return iso(value) or ""
+    if value is None:
+        return ""
+    return str(value)
+
+
+class ExportRepo:
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._cas = redis.register_script(_CAS)
+
+    async def create(self, export: Export) -> None:
+        score = export.created.timestamp() if export.created else now().timestamp()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.export(export.id), mapping=export.to_hash())
+            pipe.zadd(keys.EXPORTS_ALL, {export.id: score})
+            pipe.zadd(keys.exports_of(export.owner), {export.id: score})
+            await pipe.execute()
+
+    async def get(self, export_id: str) -> Export:
+        raw = await self.redis.hgetall(keys.export(export_id))
+        if not raw:
+            raise NotFound(f"no export {export_id!r}")
+        return Export.from_hash(raw)
+
+    async def page(self, owner: str | None, page: int, per_page: int) -> tuple[int, list[Export]]:
+        """One page of exports, newest first: everyone's when owner is None."""
+        index = keys.EXPORTS_ALL if owner is None else keys.exports_of(owner)
+        start = (page - 1) * per_page
+        total, ids = await self._page_ids(index, start, per_page)
+        exports = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for export_id in ids:
+                pipe.hgetall(keys.export(export_id))
+            for raw in await pipe.execute():
+                if raw:
+                    exports.append(Export.from_hash(raw))
+        return total, exports
+
+    async def _page_ids(self, index: str, start: int, count: int) -> tuple[int, list[str]]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(index)
+            pipe.zrevrange(index, start, start + count - 1)
+            total, ids = await pipe.execute()
+        return total, ids
+
+    async def transition(
+        self,
+        export_id: str,
+        target: str,
+        *,
+        expect: Iterable[str] | None = None,
+        at_attempt: int | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move the export to `target` if it is in one of `expect` (default: every state that
+        may lead to target) and, when given, still at attempt `at_attempt`; set `values` with it.
+        False when the export was elsewhere; NotFound when it is gone."""
+        when = _conditions(expect if expect is not None else sources(target), at_attempt)
+        values.setdefault("modified", now())
+        payload: dict[str, Any] = {
+            "when": when,
+            "set": {"status": target, **{k: encode(k, v) for k, v in values.items()}},
+            "zadd": None,
+            "zrem": None,
+        }
+        expires_at = values.get("expires_at")
+        if target == READY and isinstance(expires_at, datetime):
+            payload["zadd"] = [keys.EXPORTS_READY, expires_at.timestamp(), export_id]
+        if target == EXPIRED:
+            payload["zrem"] = [keys.EXPORTS_READY, export_id]
+        result = await self._cas(keys=[keys.export(export_id)], args=[orjson.dumps(payload)])
+        if result == -1:
+            raise NotFound(f"no export {export_id!r}")
+        return result == 1
+
+    async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None, **values: Any) -> bool:
+        """Set fields (progress, say) only while the export is in one of `expect`; never
+        recreates a deleted export."""
+        when = _conditions(expect, at_attempt)
+        payload = {"when": when, "set": {k: encode(k, v) for k, v in values.items()}, "zadd": None, "zrem": None}
+        result = await self._cas(keys=[keys.export(export_id)], args=[orjson.dumps(payload)])
+        return result == 1
+
+    async def require(self, export_id: str, target: str, **values: Any) -> None:
+        """transition(), answering 409 with the current state when it is not allowed."""
+        if not await self.transition(export_id, target, **values):
+            current = await self.get(export_id)
+            raise Conflict(f"export {export_id} is {current.status}; it cannot become {target}")
+
+    async def delete(self, export: Export) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.export(export.id))
+            pipe.zrem(keys.EXPORTS_ALL, export.id)
+            pipe.zrem(keys.exports_of(export.owner), export.id)
+            pipe.zrem(keys.EXPORTS_READY, export.id)
+            await pipe.execute()
+
+    async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:
+        return await self.redis.zrangebyscore(keys.EXPORTS_READY, "-inf", moment.timestamp(), start=0, num=limit)
+
+
+def export_dir(export_id: str) -> str:
+    """The storage prefix holding every file of an export."""
+    return f"exports/{export_id}"
+
+
+def attempt_dir(export_id: str, attempt: int) -> str:
+    return f"{export_dir(export_id)}/{attempt}"
+
+
+def file_key(export: Export) -> str:
+    """Where a ready export's file lives: each attempt writes under its own directory, so a
+    late attempt can never replace the file of the one that won."""
+    return f"{attempt_dir(export.id, export.attempt)}/{export.file_name}"
+
+
+def _conditions(statuses: Iterable[str], at_attempt: int | None) -> dict[str, list[str]]:
+    when = {"status": list(statuses)}
+    if at_attempt is not None:
+        when["attempt"] = [str(at_attempt)]
+    return when
+
+
+def expiry_from(moment: datetime, ttl_seconds: int) -> datetime:
+    return moment + timedelta(seconds=ttl_seconds)

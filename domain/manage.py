@@ -1,0 +1,174 @@
+"""The operator's command line (`exportd-admin`, or `python -m domain.manage`).
+
+    init                      create the secrets if missing and load the demo dataset
+    datasets load FILE --id ID [--title T]
+    datasets list
+    users add NAME [--admin]  create a user and print a fresh API token
+    users token NAME          print a fresh API token for a user
+    run                       Redis (if none answers), the web process and a worker, in the foreground
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from domain import demo, queue
+from domain.datasets import DatasetRepo, import_file
+from domain.errors import DomainError, NotFound
+from domain.settings import PREFIX, Settings
+from domain.storage import LocalStorage
+from domain.users import UserRepo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def load(settings: Settings, source: Path, dataset_id: str, title: str = "", description: str = "") -> None:
+    storage = LocalStorage(settings.data_dir)
+    dataset = await asyncio.to_thread(import_file, source, dataset_id, storage, title, description)
+    state = queue.connect(settings.redis_url)
+    try:
+        repo = DatasetRepo(state)
+        try:
+            dataset.dataset_uid = (await repo.get(dataset_id)).dataset_uid  # a uid is fixed for life
+        except NotFound:
+            pass
+        await repo.save(dataset)
+    finally:
+        await state.aclose()
+    print(f"dataset {dataset.dataset_id} ({dataset.dataset_uid}): {dataset.records_count} records, version {dataset.version}")
+
+
+async def load_demo(settings: Settings, force: bool = False) -> None:
+    state = queue.connect(settings.redis_url)
+    try:
+        try:
+            existing = await DatasetRepo(state).get(demo.DATASET_ID)
+            if not force and LocalStorage(settings.data_dir).exists(existing.data_key):
+                print(f"dataset {demo.DATASET_ID}: already loaded ({existing.records_count} records)")
+                return
+        except NotFound:
+            pass
+    finally:
+        await state.aclose()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "demo-events.parquet"
+        pq.write_table(demo.table(), path)
+        await load(settings, path, demo.DATASET_ID, demo.TITLE, demo.DESCRIPTION)
+
+
+async def users(settings: Settings, action: str, name: str, admin: bool) -> None:
+    state = queue.connect(settings.redis_url)
+    try:
+        repo = UserRepo(state, settings.admin_token)
+        if action == "add":
+            await repo.add(name, admin=admin)
+        print(await repo.new_token(name))
+    finally:
+        await state.aclose()
+
+
+async def list_datasets(settings: Settings) -> None:
+    state = queue.connect(settings.redis_url)
+    try:
+        for d in await DatasetRepo(state).list():
+            print(f"{d.dataset_id}\t{d.records_count} records\t{', '.join(f'{f.name}:{f.type}' for f in d.fields)}")
+    finally:
+        await state.aclose()
+
+
+def run(settings: Settings) -> int:
+    """Redis (unless one answers at EXPORTD_REDIS_URL), the Procfile's web and worker, under
+    honcho; Ctrl-C stops them all."""
+    from domain import redis_server
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env[PREFIX + "DATA_DIR"] = str(settings.data_dir)
+    server = None
+    if not redis_server.answers(settings.redis_url):
+        if not redis_server.is_local(settings.redis_url):
+            print(f"no Redis answers at {settings.redis_url}", file=sys.stderr)
+            return 1
+        server = redis_server.RedisServer(settings.data_dir / "redis", redis_server.port_of(settings.redis_url)).start()
+        print(f"redis-server started on port {server.port}, append-only files in {server.directory}")
+    try:
+        return _serve(settings, env)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _serve(settings: Settings, env: dict[str, str]) -> int:
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    manager = Manager()
+    asyncio.run(load_demo(settings))
+    for name, process in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
+        manager.add_process(name, process, env=env, cwd=str(ROOT))
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"""
+exportd on {base}  (OpenAPI: {base}/api/openapi.json, health: {base}/health)
+administrator token: {settings.admin_token}  (kept in {settings.data_dir / 'admin_token'} unless {PREFIX}ADMIN_TOKEN is set)
+
+Ask for an export of the demo dataset as CSV, poll it, then download it:
+
+  curl -s -X POST {base}/api/v1/exports -H 'OSDI-API-Token: {settings.admin_token}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"export_type": "csv", "name": "demo", "_links": {{"osdi:resource": {{"href": "{base}/api/v2/catalog/datasets/{demo.DATASET_ID}"}}}}}}'
+  curl -s {base}/api/v1/exports/EXPORT_ID -H 'OSDI-API-Token: {settings.admin_token}'   # until "status": "ready"
+  curl -o demo-events.csv "DOWNLOAD_LINK"
+""", flush=True)
+    manager.loop()
+    return manager.returncode or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="exportd-admin", description="exportd operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="create secrets if missing and load the demo dataset")
+    init.add_argument("--force", action="store_true", help="reload the demo dataset")
+    ds = sub.add_parser("datasets").add_subparsers(dest="action", required=True)
+    ld = ds.add_parser("load", help="load a CSV or Parquet file as a dataset (a new version if it exists)")
+    ld.add_argument("file", type=Path)
+    ld.add_argument("--id", required=True, dest="dataset_id")
+    ld.add_argument("--title", default="")
+    ld.add_argument("--description", default="")
+    ds.add_parser("list")
+    us = sub.add_parser("users").add_subparsers(dest="action", required=True)
+    add = us.add_parser("add", help="create a user and print an API token")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true")
+    tok = us.add_parser("token", help="print a fresh API token for a user")
+    tok.add_argument("name")
+    sub.add_parser("run", help="run Redis, the web process and a worker in the foreground")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    try:
+        if args.command == "init":
+            asyncio.run(load_demo(settings, force=args.force))
+        elif args.command == "datasets" and args.action == "load":
+            if not args.file.is_file():
+                parser.error(f"{args.file}: no such file")
+            asyncio.run(load(settings, args.file, args.dataset_id, args.title, args.description))
+        elif args.command == "datasets":
+            asyncio.run(list_datasets(settings))
+        elif args.command == "users":
+            asyncio.run(users(settings, args.action, args.name, getattr(args, "admin", False)))
+        elif args.command == "run":
+            return run(settings)
+    except DomainError as exc:
+        print(f"exportd-admin: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

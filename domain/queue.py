@@ -1,0 +1,40 @@
+"""The job queue as both sides see it: arq's Redis settings, plain-JSON job serialisation
+(never pickle), and the names of the jobs."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio import Redis
+
+from domain import keys
+
+RUN_EXPORT = "run_export"
+SWEEP = "sweep"
+
+
+def serialize(data: dict[str, Any]) -> bytes:
+    # A failed job's result is its exception: keep its repr, as text.
+    return orjson.dumps(data, default=repr)
+
+
+def deserialize(raw: bytes) -> dict[str, Any]:
+    return orjson.loads(raw)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)
+
+
+def connect(url: str) -> Redis:
+    """The client for exportd's own state (decoded strings); arq keeps its own pool."""
+    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30)
+
+
+async def arq_pool(url: str) -> ArqRedis:
+    return await create_pool(redis_settings(url), job_serializer=serialize, job_deserializer=deserialize)
+
+
+async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str) -> None:
+    await pool.enqueue_job(RUN_EXPORT, export_id, _job_id=keys.export_job_id(export_id), _queue_name=queue_name)

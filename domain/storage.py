@@ -1,0 +1,86 @@
+"""Files: dataset versions, finished exports and the partial files of running exports, kept
+under one data directory by key (a relative path such as `exports/<id>/<name>.csv`).
+
+A file becomes visible only when whole: `writing()` hands out a partial file under
+`.partial/`, and on success flushes, fsyncs and renames it into place; on any error it is
+removed. A worker killed mid-write leaves only a partial, which `sweep_partials` removes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+PARTIAL_DIR = ".partial"
+TAG_END = "~~"
+
+
+class LocalStorage:
+    def __init__(self, root: Path):
+        self.root = root
+        (root / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"storage key {key!r} leaves the data directory")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
+
+    @contextmanager
+    def writing(self, key: str, tag: str = "") -> Iterator[BinaryIO]:
+        """A file to write `key` through; it appears under `key` only if the block succeeds.
+        `tag` names the partial file's owner (an export and attempt) for `sweep_partials`."""
+        final = self.path(key)
+        partial = self.root / PARTIAL_DIR / f"{tag}{TAG_END}{uuid.uuid4().hex}.part"
+        try:
+            with open(partial, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, final)
+            _fsync_dir(final.parent)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def partial_tags(self) -> set[str]:
+        return {path.name.split(TAG_END, 1)[0] for path in (self.root / PARTIAL_DIR).iterdir()}
+
+    def sweep_partials(self, older_than_seconds: float, live_tags: set[str] = frozenset()) -> int:
+        """Remove partial files untouched for that long whose tag is not live (left by
+        killed workers)."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in (self.root / PARTIAL_DIR).iterdir():
+            try:
+                if path.name.split(TAG_END, 1)[0] not in live_tags and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

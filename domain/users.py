@@ -1,0 +1,76 @@
+"""Users and their API tokens. Tokens are random, shown once, and stored only as SHA-256
+hashes; EXPORTD_ADMIN_TOKEN is the built-in administrator's token."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from domain import keys
+from domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from domain.timeutil import iso, now
+
+ADMIN = "admin"
+NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    admin: bool = False
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserRepo:
+    def __init__(self, redis: Redis, admin_token: str):
+        self.redis = redis
+        self._admin_hash = token_hash(admin_token)
+
+    async def add(self, name: str, admin: bool = False) -> User:
+        if not NAME.match(name) or name == ADMIN:
+            raise Invalid(f"user name {name!r} must be 1-64 letters, digits or _.@- and not {ADMIN!r}")
+        record = orjson.dumps({"name": name, "admin": admin, "created": iso(now())})
+        if not await self.redis.hsetnx(keys.USERS, name, record):
+            raise Conflict(f"user {name!r} exists")
+        return User(name, admin)
+
+    async def get(self, name: str) -> User:
+        raw = await self.redis.hget(keys.USERS, name)
+        if raw is None:
+            raise NotFound(f"no user {name!r}")
+        data = orjson.loads(raw)
+        return User(data["name"], bool(data["admin"]))
+
+    async def list(self) -> list[User]:
+        raw = await self.redis.hgetall(keys.USERS)
+        return sorted((User(d["name"], bool(d["admin"])) for d in map(orjson.loads, raw.values())), key=lambda u: u.name)
+
+    async def new_token(self, name: str) -> str:
+        """A fresh token for the user, returned once; only its hash is kept."""
+        await self.get(name)
+        token = secrets.token_urlsafe(32)
+        digest = token_hash(token)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.token(digest), name)
+            pipe.sadd(keys.user_tokens(name), digest)
+            await pipe.execute()
+        return token
+
+    async def authenticate(self, token: str | None) -> User:
+        if not token:
+            raise Unauthorized("send your API token in the OSDI-API-Token header")
+        digest = token_hash(token)
+        if hmac.compare_digest(digest, self._admin_hash):
+            return User(ADMIN, admin=True)
+        name = await self.redis.get(keys.token(digest))  # looked up by hash: no timing on the secret
+        if name is None:
+            raise Unauthorized("unknown API token")
+        return await self.get(name)

@@ -1,0 +1,80 @@
+"""arq's WorkerSettings for exportd: the jobs, the cron sweep, and the shared clients put into
+ctx at start-up and closed at shut-down."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from arq import cron
+
+from domain import keys, queue
+from domain.datasets import DatasetRepo
+from domain.exports import ExportRepo
+from domain.settings import Settings
+from domain.storage import LocalStorage
+from worker.export_job import run_export
+from worker.sweep import sweep
+
+log = logging.getLogger("exportd.worker")
+
+HEARTBEAT_EVERY = 5  # seconds
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or Settings.from_env()
+    ctx["settings"] = settings
+    ctx["state"] = state = queue.connect(settings.redis_url)
+    ctx["exports"] = ExportRepo(state)
+    ctx["datasets"] = DatasetRepo(state)
+    ctx["storage"] = LocalStorage(settings.data_dir)
+    ctx["executor"] = ThreadPoolExecutor(max_workers=settings.worker_jobs, thread_name_prefix="export")
+    ctx["worker_name"] = name = f"{socket.gethostname()}:{os.getpid()}"
+    ctx["heartbeat"] = asyncio.create_task(_heartbeat(state, name))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    heartbeat = ctx.get("heartbeat")
+    if heartbeat is not None:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    if "executor" in ctx:
+        ctx["executor"].shutdown(wait=True, cancel_futures=True)
+    if "state" in ctx:
+        with contextlib.suppress(Exception):
+            await ctx["state"].zrem(keys.WORKERS, ctx["worker_name"])
+        await ctx["state"].aclose()
+
+
+async def _heartbeat(state, name: str) -> None:
+    """Say this worker is alive, for /health; a worker missing for 3 beats is taken as gone."""
+    while True:
+        with contextlib.suppress(Exception):
+            await state.zadd(keys.WORKERS, {name: time.time()})
+        await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of arq.Worker for these settings: `python -m worker` and the
+    tests build their workers from it, so both run exactly the same configuration."""
+    return dict(
+        functions=[run_export, sweep],
+        cron_jobs=[cron(sweep, second={0}, run_at_startup=False, unique=True)],
+        on_startup=startup,
+        on_shutdown=shutdown,
+        redis_settings=queue.redis_settings(settings.redis_url),
+        queue_name=settings.queue_name,
+        max_jobs=settings.worker_jobs,
+        job_timeout=settings.job_timeout,
+        keep_result=3600,
+        max_tries=5,
+        job_serializer=queue.serialize,
+        job_deserializer=queue.deserialize,
+        ctx={"settings": settings},
+    )
