@@ -31,7 +31,7 @@ async def _state(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _queue(app: web.Application) -> AsyncIterator[None]:
-    pool = await queue.arq_pool(app[SETTINGS].redis_url)
+    pool = await queue.arq_pool(app[SETTINGS].redis_url, app[SETTINGS].queue_name)
     app[QUEUE] = pool
     yield
     await pool.aclose()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.asyncio import Redis
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool, Redis
 
 from domain import keys
 
@@ -32,8 +32,14 @@ def connect(url: str) -> Redis:
     return Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30)
 
 
-async def arq_pool(url: str) -> ArqRedis:
-    return await create_pool(redis_settings(url), job_serializer=serialize, job_deserializer=deserialize)
+async def arq_pool(url: str, queue_name: str = "exportd:queue") -> ArqRedis:
+    """arq's client, connecting lazily (arq's create_pool insists on Redis at start-up; the
+    API must start, and answer 503, while Redis is away)."""
+    client = ArqRedis.from_pool(ConnectionPool.from_url(url, socket_connect_timeout=5))  # owns its pool
+    client.job_serializer = serialize
+    client.job_deserializer = deserialize
+    client.default_queue_name = queue_name
+    return client
 
 
 async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str) -> None:

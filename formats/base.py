@@ -123,6 +123,10 @@ class Writer:
     def close(self) -> None:
         raise NotImplementedError
 
+    def abort(self) -> None:
+        """Give up: drop anything the writer holds outside `out` (temporary files, threads).
+        Called instead of close() when the export fails or is cancelled."""
+
 
 @dataclass(frozen=True)
 class Format:
@@ -223,3 +227,6 @@ class OpenWriter:
         self.writer.close()
         if self._gzip is not None:
             self._gzip.close()
+
+    def abort(self) -> None:
+        self.writer.abort()

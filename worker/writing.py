@@ -37,12 +37,16 @@ def write_export(storage: LocalStorage, key: str, tag: str, scan: Scan, fmt: For
     leaves nothing behind) when progress.cancel is set."""
     with storage.writing(key, tag=tag) as out:
         writer = fmt.open(out, scan.schema, scan.fields, options)
-        for batch in scan.batches():
+        try:
+            for batch in scan.batches():
+                if progress.cancel.is_set():
+                    raise Cancelled()
+                writer.write(batch)
+                progress.done += batch.num_rows
             if progress.cancel.is_set():
                 raise Cancelled()
-            writer.write(batch)
-            progress.done += batch.num_rows
-        if progress.cancel.is_set():
-            raise Cancelled()
-        writer.close()
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
     return Written(progress.done - writer.skipped, writer.skipped, list(writer.warnings), storage.size(key))

@@ -1,0 +1,82 @@
+"""The service around the exports: the OpenAPI document, health, Redis outages, settings."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from domain.redis_server import free_port
+from domain.settings import Settings, SettingsError
+from tests.conftest import ADMIN_TOKEN
+
+
+async def test_openapi_documents_every_route(client):
+    response = await client.get("/api/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    served = set()
+    for route in client.app.router.routes():
+        if route.method in ("HEAD", "*"):
+            continue
+        served.add((route.resource.canonical, route.method))
+    missing = served - documented
+    assert not missing, f"routes missing from the OpenAPI document: {sorted(missing)}"
+    assert documented == served
+    assert {f["name"] for f in document["x-formats"]} >= {"csv", "json", "jsonl"}
+
+
+async def test_health_needs_redis_and_a_worker(client, worker):
+    for _ in range(50):
+        response = await client.get("/health")
+        if response.status == 200:
+            break
+        import asyncio
+        await asyncio.sleep(0.1)
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["redis"] == "ok" and body["workers"] and body["queue_depth"] == 0
+
+
+async def test_health_without_workers_is_503(client):
+    response = await client.get("/health")
+    assert response.status == 503
+    assert (await response.json())["workers"] == []
+
+
+async def test_redis_unavailable_is_a_json_503(tmp_path):
+    settings = Settings(data_dir=tmp_path, secret_key="k", admin_token=ADMIN_TOKEN,
+                        redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with TestClient(TestServer(create_app(settings))) as client:
+        response = await client.get("/api/v1/exports", headers={"OSDI-API-Token": ADMIN_TOKEN})
+        assert response.status == 503
+        body = await response.json()
+        assert body["error_code"] == "redis_unavailable" and response.headers["Retry-After"]
+
+
+def test_secrets_are_generated_once_and_private(tmp_path):
+    env = {"EXPORTD_DATA_DIR": str(tmp_path)}
+    first, second = Settings.from_env(env), Settings.from_env(env)
+    assert first.secret_key == second.secret_key and len(first.secret_key) >= 32
+    assert first.admin_token == second.admin_token and first.admin_token != first.secret_key
+    for name in ("secret_key", "admin_token"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+
+
+def test_settings_from_the_environment(tmp_path):
+    settings = Settings.from_env({
+        "EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_SECRET_KEY": "abc", "EXPORTD_ADMIN_TOKEN": "tok",
+        "EXPORTD_PORT": "9000", "EXPORTD_EXPORT_TTL": "60", "EXPORTD_APPROVAL_ROWS": "1000",
+        "EXPORTD_REDIS_URL": "redis://example:6380/1",
+    })
+    assert (settings.port, settings.export_ttl, settings.approval_rows) == (9000, 60, 1000)
+    assert (settings.secret_key, settings.admin_token, settings.redis_url) == ("abc", "tok", "redis://example:6380/1")
+    assert "abc" not in repr(settings) and "tok" not in repr(settings)
+    defaults = Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path)})
+    assert (defaults.port, defaults.export_ttl, defaults.approval_rows, defaults.host) == (8080, 86400, None, "127.0.0.1")
+    with pytest.raises(SettingsError):
+        Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_PORT": "eighty"})
