@@ -3,7 +3,17 @@ same way, so the API's `{format}` routes, the OpenAPI document and the worker ne
 from __future__ import annotations
 
 from formats import csv as _csv
+from formats import flatgeobuf as _flatgeobuf
+from formats import geojson as _geojson
+from formats import gpx as _gpx
+from formats import ical as _ical
 from formats import json as _json
+from formats import kml as _kml
+from formats import ov2 as _ov2
+from formats import parquet as _parquet
+from formats import rdf as _rdf
+from formats import shapefile as _shapefile
+from formats import xlsx as _xlsx
 from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer
 
 
@@ -38,10 +48,20 @@ class Registry:
         return iter(self.formats.values())
 
 
-REGISTRY = Registry([
+REGISTRY = Registry([  # in the order OpenDataSoft's export menu lists them
     _csv.FORMAT,
     _json.FORMAT,
     _json.JSONL,
+    _geojson.FORMAT,
+    _shapefile.FORMAT,
+    _xlsx.FORMAT,
+    _ical.FORMAT,
+    _ov2.FORMAT,
+    _parquet.FORMAT,
+    _flatgeobuf.FORMAT,
+    _kml.FORMAT,
+    _gpx.FORMAT,
+    *_rdf.FORMATS,
 ])
 
 __all__ = ["REGISTRY", "Format", "FormatNotApplicable", "Option", "OptionError", "Registry", "UnknownFormat", "Writer"]

@@ -8,6 +8,7 @@ HTTP, Redis or jobs, and never hold more than one batch.
 from __future__ import annotations
 
 import gzip
+import io
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, ClassVar, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -200,6 +201,12 @@ class Format:
         if options.get("compressed"):
             return "application/gzip"
         return self.media_type
+
+    def probe(self, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]) -> None:
+        """Open a writer on a throwaway sink and abort it, so every check a writer makes when
+        it opens (options against the data, names a format cannot hold) runs before an export
+        is accepted rather than in the worker."""
+        self.writer(io.BytesIO(), schema, fields, options).abort()
 
     def open(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]) -> "OpenWriter":
         return OpenWriter(self, out, schema, fields, options)

@@ -1,0 +1,227 @@
+"""Plumbing shared by the GDAL formats (shp, fgb, kml, gpx): geometries out of a batch,
+reprojection for the common `epsg` option, attribute columns as GDAL takes them, field-name
+laundering, a push-to-pull bridge into `pyogrio.write_arrow`, and a writer base that owns a
+temporary directory and removes it on close, on error, on abort and when dropped."""
+from __future__ import annotations
+
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import unicodedata
+import weakref
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyogrio
+import shapely
+from fiona.crs import CRS
+from fiona.errors import CRSError
+from fiona.transform import transform as fiona_transform
+
+from domain.fields import Field
+from formats.base import OptionError, Writer
+from formats.values import date_strings, datetime_strings, point_coords
+
+WGS84 = 4326
+PLAIN = {"text": pa.string(), "int": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
+COPY_CHUNK = 1 << 20
+
+
+def geometry_index(fields: Sequence[Field], prefer: Sequence[str] = ("geo_shape", "geo_point_2d")) -> int:
+    """The column the geometry comes from: the first field of the first preferred type."""
+    for wanted in prefer:
+        for i, f in enumerate(fields):
+            if f.type == wanted:
+                return i
+    raise ValueError("no geometry field")
+
+
+def geometries(column: pa.Array, field_type: str) -> np.ndarray:
+    """Shapely geometries (None where null) from a geo_shape (WKB) or geo_point_2d column."""
+    if field_type == "geo_shape":
+        return shapely.from_wkb(column.to_numpy(zero_copy_only=False))
+    lon, lat = point_coords(column)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    out = np.full(len(column), None, dtype=object)
+    out[valid] = shapely.points(lon.to_numpy(zero_copy_only=False)[valid], lat.to_numpy(zero_copy_only=False)[valid])
+    return out
+
+
+def wkb(geoms: np.ndarray) -> pa.Array:
+    return pa.array(shapely.to_wkb(geoms), pa.binary())
+
+
+def check_epsg(epsg: int) -> str:
+    """'EPSG:n' if GDAL knows the code, else OptionError."""
+    try:
+        CRS.from_epsg(epsg)
+    except (CRSError, ValueError):
+        raise OptionError(f"option 'epsg': unknown EPSG code {epsg}") from None
+    return f"EPSG:{epsg}"
+
+
+def reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
+    """Geometries moved from WGS 84 (lon, lat) to `epsg`, all coordinates in one GDAL call."""
+    if epsg == WGS84:
+        return geoms
+
+    def move(coords: np.ndarray) -> np.ndarray:
+        if not len(coords):
+            return coords
+        xs, ys = fiona_transform("EPSG:4326", f"EPSG:{epsg}", coords[:, 0].tolist(), coords[:, 1].tolist())
+        return np.column_stack([xs, ys])
+
+    return shapely.transform(geoms, move)
+
+
+def launder(names: Sequence[str], max_length: int | None = None, reserved: Sequence[str] = ()) -> list[str]:
+    """Names GDAL drivers and DBF readers take: ASCII letters, digits and `_`, at most
+    `max_length` characters, unique ignoring case and unlike `reserved`; a clash keeps the
+    first and numbers the next ones within the length (organiser_, organise_1). Deterministic."""
+    taken = {r.upper() for r in reserved}
+    out: list[str] = []
+    for name in names:
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        base = re.sub(r"[^A-Za-z0-9_]", "_", ascii_name) or "field"
+        candidate = base[:max_length]
+        n = 0
+        while candidate.upper() in taken:
+            n += 1
+            suffix = f"_{n}"
+            candidate = (base[: max_length - len(suffix)] if max_length else base) + suffix
+        taken.add(candidate.upper())
+        out.append(candidate)
+    return out
+
+
+def attribute_type(field_type: str, dates_as_text: bool) -> pa.DataType:
+    """How an attribute goes to GDAL: plain types as they are, dates as date32 (or text),
+    datetimes always as ISO 8601 text in the `timezone` option."""
+    if field_type in PLAIN:
+        return PLAIN[field_type]
+    if field_type == "date" and not dates_as_text:
+        return pa.date32()
+    return pa.string()
+
+
+def attribute(column: pa.Array, field_type: str, timezone: str, dates_as_text: bool) -> pa.Array:
+    if field_type == "datetime":
+        return datetime_strings(column, timezone)
+    if field_type == "date" and dates_as_text:
+        return date_strings(column)
+    return column
+
+
+class ArrowFeed:
+    """One GDAL layer written by `pyogrio.write_arrow`, fed one batch at a time.
+
+    write_arrow pulls from a stream while writers are pushed batches, so a thread runs it over
+    a reader whose batches are handed over here; `write` returns once GDAL has written the
+    batch, so no more than one batch is ever held. The layer stays open until `close`, which
+    lets GDAL finish it once (shapefile RESIZE, FlatGeobuf index, KML footer)."""
+
+    _END = object()
+    _ABORT = object()
+
+    def __init__(self, path: Path, schema: pa.Schema, **write_options: Any):
+        self.path = path
+        self.error: BaseException | None = None
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._written: queue.Queue[bool] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(schema, write_options), daemon=True)
+        self._thread.start()
+
+    def _batches(self):
+        while True:
+            item = self._inbox.get()
+            if item is self._END:
+                return
+            if item is self._ABORT:
+                raise RuntimeError("export aborted")
+            yield item
+            self._written.put(True)
+
+    def _run(self, schema: pa.Schema, write_options: dict[str, Any]) -> None:
+        try:
+            reader = pa.RecordBatchReader.from_batches(schema, self._batches())
+            pyogrio.write_arrow(reader, str(self.path), **write_options)
+        except BaseException as exc:  # handed to the writing thread
+            self.error = exc
+        finally:
+            self._written.put(False)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.error is None and self._thread.is_alive():
+            self._inbox.put(batch)
+            if self._written.get():
+                return
+        raise self.error or RuntimeError(f"GDAL stopped writing {self.path.name}")
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._inbox.put(self._END)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._inbox.put(self._ABORT)
+            self._thread.join()
+
+
+def _remove(directory: Path, feeds: list[ArrowFeed]) -> None:
+    for feed in feeds:
+        feed.abort()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+class GdalWriter(Writer):
+    """A writer whose GDAL output goes to a temporary directory first. Subclasses implement
+    `_write` and `_finish` (which copies the result into `out`); the directory is removed
+    after close, after any exception in write or close, on `abort()`, and if the writer is
+    dropped unclosed (garbage collection)."""
+
+    def __init__(self, out, schema, fields, options):
+        super().__init__(out, schema, fields, options)
+        self.tmp = Path(tempfile.mkdtemp(prefix="exportd-gdal-"))
+        self.feeds: list[ArrowFeed] = []
+        self._cleanup = weakref.finalize(self, _remove, self.tmp, self.feeds)
+
+    def feed(self, filename: str, schema: pa.Schema, **write_options: Any) -> ArrowFeed:
+        feed = ArrowFeed(self.tmp / filename, schema, **write_options)
+        self.feeds.append(feed)
+        return feed
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        try:
+            self._write(batch)
+        except BaseException:
+            self.abort()
+            raise
+
+    def close(self) -> None:
+        try:
+            for feed in self.feeds:
+                feed.close()
+            self._finish()
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop GDAL and remove every temporary file; safe to call more than once."""
+        self._cleanup()
+
+    def copy_out(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, self.out, COPY_CHUNK)
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError

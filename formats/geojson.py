@@ -1,0 +1,102 @@
+"""GeoJSON (RFC 7946): one FeatureCollection streamed batch by batch — the header on open,
+features joined by commas, the footer on close, so the file is valid with zero records.
+
+The geometry is the first geo_shape field, else the first geo_point_2d; records without one
+get `"geometry": null`. Every other field is a property, rendered as formats/json.py renders
+it — including a second geo field (a geo_point_2d next to the geo_shape stays a {"lon", "lat"}
+property, so nothing is lost). Coordinates are EPSG:4326 as stored; reprojection is refused
+because pyproj is not installed. Geometries are rendered vectorised with shapely.to_geojson
+and embedded as orjson.Fragment, never parsed back into Python objects."""
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Mapping, Sequence
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import shapely
+
+from domain.fields import Field
+from formats.base import Format, FormatNotApplicable, OptionError, Writer
+from formats.json import json_columns
+from formats.values import point_coords, shape_geojson_strings
+
+HEADER = b'{"type":"FeatureCollection","features":['
+WGS84 = 4326
+
+
+def require_wgs84(options: Mapping[str, Any], format_name: str) -> None:
+    """Refuse an `epsg` other than 4326: without pyproj only the GDAL formats reproject."""
+    if options.get("epsg", WGS84) != WGS84:
+        raise OptionError(
+            f"option 'epsg': format {format_name!r} writes EPSG:4326 only; "
+            f"reprojection to EPSG:{options['epsg']} is only supported for GDAL formats"
+        )
+
+
+def geometry_index(fields: Sequence[Field]) -> int | None:
+    """Position of the field giving the geometry: the first geo_shape wins over a geo_point_2d."""
+    for wanted in ("geo_shape", "geo_point_2d"):
+        for i, f in enumerate(fields):
+            if f.type == wanted:
+                return i
+    return None
+
+
+def point_geometries(column: pa.StructArray) -> np.ndarray:
+    """Shapely points for a geo_point_2d column; None where the point is null."""
+    lon, lat = point_coords(column)
+    coords = np.column_stack([lon.to_numpy(zero_copy_only=False), lat.to_numpy(zero_copy_only=False)])
+    geoms = shapely.points(coords.astype(np.float64))
+    geoms[~column.is_valid().to_numpy(zero_copy_only=False)] = None
+    return geoms
+
+
+def geometry_fragments(column: pa.Array, field_type: str) -> list[orjson.Fragment | None]:
+    """GeoJSON geometry of each record, ready to embed; None (→ null) where missing."""
+    if field_type == "geo_shape":
+        text = shape_geojson_strings(column).to_pylist()
+    else:
+        text = shapely.to_geojson(point_geometries(column)).tolist()
+    return [None if t is None else orjson.Fragment(t) for t in text]
+
+
+class GeoJsonWriter(Writer):
+    def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
+        super().__init__(out, schema, fields, options)
+        require_wgs84(options, "geojson")
+        index = geometry_index(self.fields)
+        if index is None:
+            raise FormatNotApplicable("format 'geojson' needs a geo_point_2d or geo_shape field")
+        self.geometry = index
+        self.properties = [i for i in range(len(self.fields)) if i != index]
+        names = self.column_names()
+        self.names = [names[i] for i in self.properties]
+        self.first = True
+        out.write(HEADER)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        geometries = geometry_fragments(batch.column(self.geometry), self.fields[self.geometry].type)
+        columns = json_columns(batch.select(self.properties), [self.fields[i] for i in self.properties],
+                               self.options["timezone"])
+        rows = zip(*columns) if columns else ((),) * batch.num_rows
+        parts = []
+        for geometry, row in zip(geometries, rows):
+            parts.append(b"\n" if self.first else b",\n")
+            parts.append(orjson.dumps({"type": "Feature", "geometry": geometry,
+                                       "properties": dict(zip(self.names, row))}))
+            self.first = False
+        self.out.write(b"".join(parts))
+
+    def close(self) -> None:
+        self.out.write(b"]}\n" if self.first else b"\n]}\n")
+
+
+FORMAT = Format(
+    name="geojson",
+    extension="geojson",
+    media_type="application/geo+json",
+    writer=GeoJsonWriter,
+    needs=frozenset({"geometry"}),
+    description="GeoJSON FeatureCollection (RFC 7946), coordinates in EPSG:4326.",
+)

@@ -1,0 +1,115 @@
+"""Parquet writer: read back with pyarrow.parquet, compared with the samples; GeoParquet metadata."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from domain.fields import Field, fields_of
+from formats import REGISTRY, OptionError
+from tests.formats.samples import awkward_table, empty_table, null_table, write
+
+
+def read(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))
+
+
+def geo_metadata(data: bytes) -> dict | None:
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata.metadata
+    return orjson.loads(meta[b"geo"]) if b"geo" in meta else None
+
+
+def test_awkward_table_round_trips_with_types_kept() -> None:
+    table = awkward_table()
+    data, writer = write("parquet", table, {"timezone": "Europe/Paris"})
+    got = read(data)
+    assert got.column_names == table.column_names and writer.skipped == 0
+    for column in table.schema:
+        expected = pa.timestamp("us", tz="Europe/Paris") if column.name == "starts_at" else column.type
+        assert got.schema.field(column.name).type == expected
+    assert got.num_rows == table.num_rows
+    for written, record in zip(got.to_pylist(), table.to_pylist()):
+        assert written == record  # datetimes compare as instants
+        if record["starts_at"] is not None:
+            assert str(written["starts_at"].tzinfo) == "Europe/Paris"
+
+
+def test_fields_travel_in_the_exportd_metadata() -> None:
+    got = read(write("parquet", awkward_table())[0])
+    assert fields_of(got.schema) == fields_of(awkward_table().schema)
+
+
+def test_geoparquet_metadata() -> None:
+    geo = geo_metadata(write("parquet", awkward_table())[0])
+    assert geo["version"] == "1.0.0" and geo["primary_column"] == "geo_shape"
+    column = geo["columns"]["geo_shape"]
+    assert column["encoding"] == "WKB"
+    assert column["geometry_types"] == ["LineString", "MultiPolygon", "Point", "Polygon"]
+    assert column["bbox"] == pytest.approx([-73.9857, 0.0, 3.0, 49.0])
+    assert set(geo["columns"]) == {"geo_shape"}  # a geo_point_2d is a struct, not GeoParquet
+
+
+def test_no_geo_metadata_without_geo_shape() -> None:
+    assert geo_metadata(write("parquet", awkward_table().drop_columns(["geo_shape"]))[0]) is None
+
+
+@pytest.mark.parametrize("name,codec", [("snappy", "SNAPPY"), ("zstd", "ZSTD"), ("gzip", "GZIP"), ("none", "UNCOMPRESSED")])
+def test_compression_option(name: str, codec: str) -> None:
+    data, _ = write("parquet", awkward_table(), {"parquet_compression": name})
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {codec}
+    assert read(data).to_pylist() == awkward_table().to_pylist()
+
+
+def test_default_compression_is_snappy() -> None:
+    meta = pq.ParquetFile(io.BytesIO(write("parquet", awkward_table())[0])).metadata
+    assert meta.row_group(0).column(0).compression == "SNAPPY"
+
+
+def test_use_labels_renames_columns() -> None:
+    got = read(write("parquet", awkward_table(), {"use_labels": True})[0])
+    labels = [f.label for f in fields_of(awkward_table().schema)]
+    assert got.column_names == labels
+    assert got.column("Organiser Name 2").to_pylist() == awkward_table().column("organiser_name_2").to_pylist()
+    assert geo_metadata(write("parquet", awkward_table(), {"use_labels": True})[0])["primary_column"] == "Geo Shape"
+
+
+def test_empty_table() -> None:
+    data, _ = write("parquet", empty_table())
+    got = read(data)
+    assert got.num_rows == 0 and got.column_names == awkward_table().column_names
+    assert geo_metadata(data)["columns"]["geo_shape"] == {"encoding": "WKB", "geometry_types": []}
+
+
+def test_null_table() -> None:
+    data, _ = write("parquet", null_table())
+    got = read(data)
+    assert got.num_rows == 2
+    assert all(value is None for row in got.to_pylist() for value in row.values())
+    assert geo_metadata(data)["columns"]["geo_shape"]["geometry_types"] == []
+
+
+def test_compressed_is_gzip_of_a_parquet_file() -> None:
+    data, _ = write("parquet", awkward_table(), {"compressed": True})
+    assert read(gzip.decompress(data)).to_pylist() == awkward_table().to_pylist()
+
+
+def test_bad_and_unknown_options() -> None:
+    with pytest.raises(OptionError, match="parquet_compression"):
+        write("parquet", awkward_table(), {"parquet_compression": "lzma"})
+    with pytest.raises(OptionError, match="unknown option"):
+        write("parquet", awkward_table(), {"compression": "zstd"})
+    with pytest.raises(OptionError, match="epsg"):
+        write("parquet", awkward_table(), {"epsg": 3857})
+
+
+def test_format_needs_no_geometry() -> None:
+    fmt = REGISTRY.get("parquet")
+    fmt.check([Field("title", "text")])
+    assert fmt.binary and fmt.media_type == "application/vnd.apache.parquet"
+    table = awkward_table().select(["title", "attendance"])
+    assert read(write("parquet", table)[0]).to_pylist() == table.to_pylist()

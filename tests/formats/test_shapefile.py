@@ -1,0 +1,138 @@
+"""The shapefile writer, read back with Fiona from the zip it produces."""
+from __future__ import annotations
+
+import gc
+import io
+import zipfile
+
+import fiona
+import pytest
+import shapely
+
+from domain.fields import Field, fields_of
+from formats import REGISTRY, FormatNotApplicable
+from formats.shapefile import cut_text
+from tests.formats.gdal_helpers import expected_records, fail_halfway
+from tests.formats.samples import LONG_TEXT, awkward_table, empty_table, null_table, write
+
+NAMES = {"title": "title", "attendance": "attendance", "price": "price", "free": "free", "day": "day",
+         "starts_at": "starts_at", "category": "category", "organiser_name": "organiser_", "organiser_name_2": "organise_1"}
+
+
+def layers(data: bytes, tmp_path) -> dict[str, list[fiona.Feature]]:
+    path = tmp_path / "out.zip"
+    path.write_bytes(data)
+    out = {}
+    for name in fiona.listlayers(f"zip://{path}"):
+        with fiona.open(f"zip://{path}", layer=name) as src:
+            assert src.crs is not None
+            out[name] = (src.schema, src.crs, list(src))
+    return out
+
+
+def test_round_trip_splits_geometry_types_and_keeps_every_value(tmp_path):
+    data, writer = write("shp", awkward_table())
+    names = sorted(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    assert names == sorted(f"export_{k}.{p}" for k in ("point", "line", "polygon") for p in ("shp", "shx", "dbf", "prj", "cpg"))
+    assert zipfile.ZipFile(io.BytesIO(data)).read("export_point.cpg").strip() == b"UTF-8"
+    found = layers(data, tmp_path)
+    by_kind = {"export_point": [0, 3, 5], "export_line": [2], "export_polygon": [1, 4]}
+    expected = expected_records()
+    for layer, rows in by_kind.items():
+        schema, crs, features = found[layer]
+        assert crs.to_epsg() == 4326
+        assert list(schema["properties"]) == list(NAMES.values())
+        assert schema["properties"]["day"] == "date"
+        assert len(features) == len(rows)
+        for feature, row in zip(features, rows):
+            want = expected[row]
+            got = {field: feature.properties[short] for field, short in NAMES.items()}
+            want_props = {k: v for k, v in want.items() if k in NAMES}
+            if want_props["title"] == LONG_TEXT:
+                # cut at 254 bytes; DBF pads with spaces, so a trailing space does not come back
+                want_props["title"] = LONG_TEXT.encode()[:254].decode("utf-8", "ignore").rstrip(" ")
+                assert len(got["title"].encode()) <= 254
+            assert got == want_props
+            if want["shape"] is None:
+                assert feature.geometry is None
+            else:
+                shape = shapely.geometry.shape(feature.geometry)
+                assert shape.geom_type.removeprefix("Multi") == want["shape"].geom_type.removeprefix("Multi")
+                assert shapely.hausdorff_distance(shape, want["shape"]) < 1e-5
+    assert writer.warnings == ["1 value(s) of DBF field 'title' cut to 254 bytes"]
+    assert writer.skipped == 0
+
+
+def test_point_only_dataset_is_one_shapefile_named_after_the_stem(tmp_path):
+    table = awkward_table().drop_columns(["geo_shape"])
+    data, _ = write("shp", table)
+    assert sorted(zipfile.ZipFile(io.BytesIO(data)).namelist()) == [f"export.{p}" for p in ("cpg", "dbf", "prj", "shp", "shx")]
+    (schema, _, features), = layers(data, tmp_path).values()
+    assert schema["geometry"] == "Point"
+    for feature, want in zip(features, expected_records()):
+        if want["point"] is None:
+            assert feature.geometry is None
+        else:
+            assert feature.geometry.coordinates == pytest.approx(want["point"], abs=1e-5)
+
+
+def test_datetimes_in_the_timezone_option(tmp_path):
+    data, _ = write("shp", awkward_table(), {"timezone": "Europe/Paris"})
+    _, _, features = layers(data, tmp_path)["export_point"]
+    assert [f.properties["starts_at"] for f in features] == ["2024-06-21T20:30:00+02:00", None, "2024-03-31T03:30:00+02:00"]
+
+
+def test_labels_are_laundered_too(tmp_path):
+    data, _ = write("shp", awkward_table(), {"use_labels": True})
+    schema, _, _ = layers(data, tmp_path)["export_point"]
+    assert list(schema["properties"]) == ["Title", "Attendance", "Price", "Free", "Day", "Starts_At", "Category",
+                                          "Organiser_", "Organise_1"]
+
+
+@pytest.mark.parametrize("epsg", [3857, 2154])
+def test_reprojection(tmp_path, epsg):
+    data, _ = write("shp", awkward_table(), {"epsg": epsg})
+    _, crs, features = layers(data, tmp_path)["export_point"]
+    assert crs.to_epsg() == epsg
+    x, y = features[0].geometry.coordinates
+    back = fiona.transform.transform(f"EPSG:{epsg}", "EPSG:4326", [x], [y])
+    assert (back[0][0], back[1][0]) == pytest.approx((2.3522, 48.8566), abs=1e-5)
+    assert abs(x) > 1000  # metres, not degrees
+
+
+def test_empty_and_null_tables(tmp_path):
+    data, _ = write("shp", empty_table())
+    (schema, _, features), = layers(data, tmp_path).values()
+    assert features == [] and len(schema["properties"]) == 9
+    data, _ = write("shp", null_table())
+    (_, _, features), = layers(data, tmp_path).values()
+    assert len(features) == 2
+    assert all(f.geometry is None and set(f.properties.values()) == {None} for f in features)
+
+
+def test_cut_text_respects_character_boundaries():
+    import pyarrow as pa
+    cut, count = cut_text(pa.array(["é" * 200, "short", None]))
+    assert count == 1 and cut.to_pylist() == ["é" * 127, "short", None]
+
+
+def test_refuses_a_dataset_without_geometry():
+    with pytest.raises(FormatNotApplicable):
+        REGISTRY.get("shp").check([Field("title", "text"), Field("day", "date")])
+    assert REGISTRY.get("shp").fits(fields_of(awkward_table().schema))
+
+
+def test_temporary_files_removed_on_error_and_when_dropped(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(Exception):
+        fail_halfway("shp", awkward_table())
+    assert list(tmp_path.iterdir()) == []
+    table = awkward_table()
+    fmt = REGISTRY.get("shp")
+    writer = fmt.open(io.BytesIO(), table.schema, fields_of(table.schema), fmt.parse_options({}))
+    writer.write(table.to_batches()[0])
+    assert list(tmp_path.iterdir())
+    del writer
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
