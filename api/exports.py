@@ -18,7 +18,7 @@ from domain import exports as ex
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, export_dir
 from domain.queue import enqueue_export
-from domain.query import RecordQuery
+from domain.query import RecordQuery, Scan
 from domain.timeutil import now
 from domain.users import User
 from formats import REGISTRY
@@ -76,7 +76,8 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
-    fmt.parse_options(options, fields)  # refuse bad options now, not in the worker
+    scan = Scan(str(request.app[STORAGE].path(dataset.data_key)), dataset, query)
+    fmt.probe(scan.schema, fields, fmt.parse_options(options, fields))  # refuse now what the worker would
 
     export = Export.new(
         owner=user.name,
