@@ -14,6 +14,7 @@ run: setup
 	$(BIN)/python -m domain.manage run
 
 test: setup
+	$(BIN)/ruff check api worker domain formats tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -4,11 +4,10 @@ pyarrow's CSV writer after rendering datetimes, dates and geometry as text, colu
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from formats.base import Format, Option, Writer
-from formats.values import date_strings, datetime_strings, point_lat_lon_strings, shape_geojson_strings
+from formats.values import as_text
 
 BOM = b"\xef\xbb\xbf"
 PLAIN_TYPES = frozenset({"text", "int", "double", "boolean"})  # written by pyarrow as they are
@@ -36,21 +35,11 @@ class CsvWriter(Writer):
             write_options=pacsv.WriteOptions(delimiter=delimiter, eol="\r\n", quoting_style=quoting, quoting_header="needed"),
         )
 
-    def _text(self, column: pa.Array, field_type: str) -> pa.Array:
-        if field_type == "datetime":
-            return datetime_strings(column, self.options["timezone"])
-        if field_type == "date":
-            return date_strings(column)
-        if field_type == "geo_point_2d":
-            return point_lat_lon_strings(column)
-        if field_type == "geo_shape":
-            return shape_geojson_strings(column)
-        if _is_list(column.type):
-            return pc.binary_join(column.cast(pa.list_(pa.string())), self.options["list_separator"])
-        return column
-
     def write(self, batch: pa.RecordBatch) -> None:
-        columns = [self._text(batch.column(i), f.type) for i, f in enumerate(self.fields)]
+        columns = [
+            column if out.type == column.type else as_text(column, f.type, self.options["timezone"], self.options["list_separator"])
+            for column, f, out in zip(batch.columns, self.fields, self.text_schema)
+        ]
         self._csv.write_batch(pa.record_batch(columns, schema=self.text_schema))
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from domain.fields import DATE_TYPES, Field
 from formats.base import Format, Option, OptionError, Writer
-from formats.values import date_strings, datetime_strings, point_coords, point_lat_lon_strings, shape_geojson_strings
+from formats.values import as_text, date_strings, point_coords
 
 CRLF = "\r\n"
 PRODID = "-//exportd//exportd iCalendar export//EN"
@@ -103,19 +103,6 @@ def decimal_strings(arr: pa.Array) -> pa.Array:
     return pc.if_else(exponent, pa.array(fixed, pa.string()), text)
 
 
-def as_text(column: pa.Array, field_type: str, tz: str) -> pa.Array:
-    """Any field rendered as text, the way the CSV export shows it."""
-    if field_type == "datetime":
-        return datetime_strings(column, tz)
-    if field_type == "date":
-        return date_strings(column)
-    if field_type == "geo_point_2d":
-        return point_lat_lon_strings(column)
-    if field_type == "geo_shape":
-        return shape_geojson_strings(column)
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        return pc.binary_join(column.cast(pa.list_(pa.string())), ", ")
-    return column.cast(pa.string())
 
 
 def canonical_bytes(column: pa.Array, field_type: str) -> pa.Array:

@@ -64,3 +64,18 @@ def shape_geojson_strings(arr: pa.Array) -> pa.Array:
     geoms = shapely.from_wkb(arr.to_numpy(zero_copy_only=False))
     text = shapely.to_geojson(geoms)
     return pa.array(text, pa.string(), mask=shapely.is_missing(geoms))
+
+
+def as_text(column: pa.Array, field_type: str, tz: str = "UTC", list_separator: str = ", ") -> pa.Array:
+    """Any field rendered as text, the way the CSV export shows it."""
+    if field_type == "datetime":
+        return datetime_strings(column, tz)
+    if field_type == "date":
+        return date_strings(column)
+    if field_type == "geo_point_2d":
+        return point_lat_lon_strings(column)
+    if field_type == "geo_shape":
+        return shape_geojson_strings(column)
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return pc.binary_join(column.cast(pa.list_(pa.string())), list_separator)
+    return column.cast(pa.string())

@@ -8,7 +8,6 @@ import gzip
 import io
 import tempfile
 import xml.etree.ElementTree as ET
-import zipfile
 from pathlib import Path
 
 import fiona
