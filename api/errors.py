@@ -34,7 +34,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DomainError as exc:
-        return json_error(exc.status, exc.error_code, exc.message, **exc.extra)
+        return json_error(exc.status, exc.error_code, exc.message, headers=getattr(exc, "headers", None), **exc.extra)
     except UnknownFormat as exc:
         return json_error(400, "unknown_export_type", exc.message)
     except (OptionError, FormatNotApplicable) as exc:

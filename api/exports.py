@@ -3,22 +3,26 @@ newest first), read, cancel (DELETE); PUT is not supported (405). Administrators
 reject exports waiting for approval."""
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+import pyarrow.dataset as pads
 from aiohttp import web
+from multidict import MultiDict
 
 from api import hal
 from api.auth import administrator, current_user
 from api.bodies import json_object, query_int, string_field
-from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STORAGE
+from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE
 from domain import exports as ex
+from domain import ratelimit
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, export_dir
 from domain.queue import enqueue_export
-from domain.query import RecordQuery, Scan
+from domain.query import RecordQuery
 from domain.timeutil import now
 from domain.users import User
 from formats import REGISTRY
@@ -34,8 +38,9 @@ def resource_of(request: web.Request, export: Export) -> dict[str, Any]:
     return hal.export_resource(export, hal.origin(request), settings.origin_system, settings.secret_key)
 
 
-def _dataset_and_query(href: str) -> tuple[str, dict[str, Any]]:
-    """The dataset id (and query parameters) named by an osdi:resource link."""
+def _dataset_and_query(href: str) -> tuple[str, RecordQuery]:
+    """The dataset id and the query (where, select, order_by, limit, …) an osdi:resource link
+    names: a dataset URL, or its records URL with query parameters."""
     parsed = urlparse(href)
     match = DATASET_PATH.search(parsed.path)
     if not match:
@@ -43,7 +48,7 @@ def _dataset_and_query(href: str) -> tuple[str, dict[str, Any]]:
             "_links.osdi:resource.href must name a dataset, as "
             "http://HOST/api/v2/catalog/datasets/DATASET_ID", error_code="invalid_resource"
         )
-    return match.group(1), dict(parse_qsl(parsed.query))
+    return match.group(1), RecordQuery.from_params(MultiDict(parse_qsl(parsed.query)))
 
 
 def _resource_href(body: dict[str, Any]) -> str:
@@ -59,6 +64,8 @@ async def create(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await json_object(request)
     settings = request.app[SETTINGS]
+    if not user.admin:
+        await ratelimit.check(request.app[STATE], user.name, settings.rate_limit)
     export_type = string_field(body, "export_type")
     fmt = REGISTRY.get(export_type)
     href = _resource_href(body)
@@ -70,14 +77,19 @@ async def create(request: web.Request) -> web.Response:
     raw_query = body.get("query") or {}
     if not isinstance(raw_query, dict):
         raise Invalid("the field 'query' must be an object")
-    query = RecordQuery.parse({**href_query, **raw_query}, dataset)
-    fields = query.fields(dataset)
-    fmt.check(fields)
+    query = href_query.merged(RecordQuery.from_json(raw_query))
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
-    scan = Scan(str(request.app[STORAGE].path(dataset.data_key)), dataset, query)
-    fmt.probe(scan.schema, fields, fmt.parse_options(options, fields))  # refuse now what the worker would
+    source = pads.dataset(str(request.app[STORAGE].path(dataset.data_key)), format="parquet")
+
+    def check() -> int:  # refuse now, with a 400, what the worker would fail on
+        scan = query.scan(source, dataset.fields)
+        fmt.check(scan.fields)
+        fmt.probe(scan.schema, scan.fields, fmt.parse_options(options, scan.fields))
+        return scan.count()
+
+    records = await asyncio.to_thread(check)
 
     export = Export.new(
         owner=user.name,
@@ -87,11 +99,11 @@ async def create(request: web.Request) -> web.Response:
         resource_href=href,
         options=options,
         query=query.as_dict(),
-        records_total=dataset.records_count,
+        records_total=records,
     )
     exports = request.app[EXPORTS]
     await exports.create(export)
-    needs_approval = settings.approval_rows is not None and dataset.records_count > settings.approval_rows and not user.admin
+    needs_approval = settings.approval_rows is not None and records > settings.approval_rows and not user.admin
     if needs_approval:
         await exports.transition(export.id, ex.PENDING_APPROVAL, expect=(ex.INITIALIZING,),
                                  detail=f"exports of more than {settings.approval_rows} records wait for an administrator's approval")

@@ -82,6 +82,7 @@ def build(routes) -> dict[str, Any]:
             "securitySchemes": {
                 "OsdiToken": {"type": "apiKey", "in": "header", "name": "OSDI-API-Token"},
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Apikey <token>"},
+                "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
             },
         },
         "x-formats": [

@@ -8,6 +8,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from api import downloads, exports, health, openapi
+from api.explore import exports as explore_exports
+from api.explore import routes as explore_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -88,6 +90,24 @@ ROUTES: list[Route] = [
         "responses": {"200": {"description": "OpenAPI 3.1 document."}},
     }),
 ]
+
+
+def _explore_routes() -> list[Route]:
+    routes = []
+    for method, suffix, handler, name, operation in explore_routes.ENDPOINTS:
+        for i, path in enumerate(explore_routes.paths(suffix)):
+            routes.append(Route(method, path, handler, name if i == 0 else f"{name}-v{i}",
+                                {**operation, "tags": explore_routes.TAG, "security": explore_routes.KEY}))
+    return routes
+
+
+ROUTES += _explore_routes()
+ROUTES.append(Route("GET", "/explore/dataset/{dataset_id}/download/", explore_exports.portal_download, "portal-download", {
+    "summary": "The portal's download URL: ?format=csv&csv_separator=;&use_labels_for_header=true&where=…",
+    "tags": explore_routes.TAG, "security": explore_routes.KEY,
+    "parameters": [explore_routes.DATASET_ID, explore_routes.q("format", "The format.")],
+    "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR},
+}))
 
 
 def add_routes(app: web.Application) -> None:

@@ -35,6 +35,7 @@ class Dataset:
     version: str
     data_key: str  # storage key of the published version's Parquet file
     description: str = ""
+    visibility: str = "domain"  # "domain": public; "restricted": administrators only
     created: str = ""
     modified: str = ""
     extra: dict = field(default_factory=dict)
@@ -123,6 +124,14 @@ def _batches(source: Path) -> Iterator[pa.RecordBatch]:
         raise Invalid(f"cannot load {source.name}: only .csv and .parquet files are supported")
 
 
+def _labelled(inferred: list[Field], source: Path) -> list[Field]:
+    """The inferred fields, with the labels a Parquet file's exportd metadata gives them."""
+    if source.suffix.lower() != ".parquet":
+        return inferred
+    described = {f.name: f for f in fields_of(pq.read_schema(source))}
+    return [Field(f.name, f.type, described[f.name].label) if f.name in described else f for f in inferred]
+
+
 def import_file(source: Path, dataset_id: str, storage: LocalStorage, title: str = "", description: str = "",
                 fields: list[Field] | None = None) -> Dataset:
     """Write `source` as a new Parquet version of `dataset_id` (streamed batch by batch) and
@@ -138,7 +147,7 @@ def import_file(source: Path, dataset_id: str, storage: LocalStorage, title: str
         for batch in _batches(source):
             batch = _normalise(batch)
             if writer is None:
-                described = fields or fields_of(batch.schema)
+                described = fields or _labelled(fields_of(batch.schema), source)
                 schema = with_fields(batch.schema, described)
                 writer = pq.ParquetWriter(out, schema, compression="zstd")
             writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)

@@ -48,3 +48,12 @@ class Gone(DomainError):
 class Unavailable(DomainError):
     status = 503
     error_code = "unavailable"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    error_code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}

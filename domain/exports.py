@@ -9,6 +9,7 @@ duplicated worker can never overwrite a newer state.
 """
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field, fields as dc_fields
 from datetime import datetime, timedelta
@@ -51,7 +52,8 @@ def sources(target: str) -> tuple[str, ...]:
 
 
 # KEYS[1]: the export hash. ARGV[1]: JSON {"when": {field: [allowed values]}, "set": {field: value},
-# "zadd": [key, score, member] | null, "zrem": [key, member] | null}.
+# "zadd": [[key, score, member], …], "zrem": [[key, member], …], "lapsed": [key, member, before] | absent}.
+# "lapsed" asks that member's score in key (its lease) be below `before` too.
 # Returns 1 when applied, 0 when a condition failed, -1 when the export does not exist.
 _CAS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -64,20 +66,22 @@ for name, allowed in pairs(args['when']) do
   end
   if not ok then return 0 end
 end
+if args['lapsed'] then
+  local lease = redis.call('ZSCORE', args['lapsed'][1], args['lapsed'][2])
+  if lease and tonumber(lease) >= args['lapsed'][3] then return 0 end
+end
 local flat = {}
 for name, value in pairs(args['set']) do
   table.insert(flat, name)
   table.insert(flat, value)
 end
 if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
-if args['zadd'] ~= cjson.null and args['zadd'] ~= nil then
-  redis.call('ZADD', args['zadd'][1], args['zadd'][2], args['zadd'][3])
-end
-if args['zrem'] ~= cjson.null and args['zrem'] ~= nil then
-  redis.call('ZREM', args['zrem'][1], args['zrem'][2])
-end
+for _, change in ipairs(args['zadd']) do redis.call('ZADD', change[1], change[2], change[3]) end
+for _, change in ipairs(args['zrem']) do redis.call('ZREM', change[1], change[2]) end
 return 1
 """
+
+LEASE_SECONDS = 15  # a processing export whose worker has not renewed its lease for this long is run again
 
 
 @dataclass
@@ -105,10 +109,11 @@ class Export:
     records_skipped: int = 0
     warnings: list[str] = field(default_factory=list)
     attempt: int = 0
+    lapses: int = 0  # attempts whose worker died (lease lapsed)
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
-    INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt")
+    INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt", "lapses")
 
     @classmethod
     def new(cls, **values: Any) -> "Export":
@@ -201,35 +206,49 @@ class ExportRepo:
         *,
         expect: Iterable[str] | None = None,
         at_attempt: int | None = None,
+        lease_lapsed: bool = False,
         **values: Any,
     ) -> bool:
         """Move the export to `target` if it is in one of `expect` (default: every state that
-        may lead to target) and, when given, still at attempt `at_attempt`; set `values` with it.
+        may lead to target) and, when given, still at attempt `at_attempt` (and, with
+        lease_lapsed, only if its lease is still lapsed); set `values` with it.
         False when the export was elsewhere; NotFound when it is gone."""
-        when = _conditions(expect if expect is not None else sources(target), at_attempt)
+        allowed = sources(target)  # the state machine holds whatever the caller expects
+        when = _conditions([s for s in (expect if expect is not None else allowed) if s in allowed], at_attempt)
         values.setdefault("modified", now())
-        payload: dict[str, Any] = {
-            "when": when,
-            "set": {"status": target, **{k: encode(k, v) for k, v in values.items()}},
-            "zadd": None,
-            "zrem": None,
-        }
+        zadd: list[list[Any]] = []
+        zrem: list[list[str]] = []
         expires_at = values.get("expires_at")
         if target == READY and isinstance(expires_at, datetime):
-            payload["zadd"] = [keys.EXPORTS_READY, expires_at.timestamp(), export_id]
+            zadd.append([keys.EXPORTS_READY, expires_at.timestamp(), export_id])
         if target == EXPIRED:
-            payload["zrem"] = [keys.EXPORTS_READY, export_id]
+            zrem.append([keys.EXPORTS_READY, export_id])
+        if target == PROCESSING:
+            zadd.append([keys.LEASES, lease_until(), export_id])
+        else:
+            zrem.append([keys.LEASES, export_id])
+        lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
+        return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed)
+
+    async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
+                     renew_lease: bool = False, **values: Any) -> bool:
+        """Set fields (progress, say) only while the export is in one of `expect` (and at the
+        attempt); renew_lease extends the running attempt's lease. Never recreates a deleted
+        export: False when it is gone or elsewhere."""
+        zadd = [[keys.LEASES, lease_until(), export_id]] if renew_lease else []
+        try:
+            return await self._apply(export_id, _conditions(expect, at_attempt), values, zadd, [])
+        except NotFound:
+            return False
+
+    async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
+                     zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None) -> bool:
+        payload: dict[str, Any] = {"when": when, "set": {k: encode(k, v) for k, v in values.items()}, "zadd": zadd, "zrem": zrem}
+        if lapsed:
+            payload["lapsed"] = lapsed
         result = await self._cas(keys=[keys.export(export_id)], args=[orjson.dumps(payload)])
         if result == -1:
             raise NotFound(f"no export {export_id!r}")
-        return result == 1
-
-    async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None, **values: Any) -> bool:
-        """Set fields (progress, say) only while the export is in one of `expect`; never
-        recreates a deleted export."""
-        when = _conditions(expect, at_attempt)
-        payload = {"when": when, "set": {k: encode(k, v) for k, v in values.items()}, "zadd": None, "zrem": None}
-        result = await self._cas(keys=[keys.export(export_id)], args=[orjson.dumps(payload)])
         return result == 1
 
     async def require(self, export_id: str, target: str, **values: Any) -> None:
@@ -244,10 +263,15 @@ class ExportRepo:
             pipe.zrem(keys.EXPORTS_ALL, export.id)
             pipe.zrem(keys.exports_of(export.owner), export.id)
             pipe.zrem(keys.EXPORTS_READY, export.id)
+            pipe.zrem(keys.LEASES, export.id)
             await pipe.execute()
 
     async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:
         return await self.redis.zrangebyscore(keys.EXPORTS_READY, "-inf", moment.timestamp(), start=0, num=limit)
+
+    async def lapsed_leases(self, limit: int = 500) -> list[str]:
+        """Processing exports whose worker stopped renewing its lease (killed, frozen, cut off)."""
+        return await self.redis.zrangebyscore(keys.LEASES, "-inf", time.time(), start=0, num=limit)
 
 
 def export_dir(export_id: str) -> str:
@@ -270,6 +294,10 @@ def _conditions(statuses: Iterable[str], at_attempt: int | None) -> dict[str, li
     if at_attempt is not None:
         when["attempt"] = [str(at_attempt)]
     return when
+
+
+def lease_until() -> float:
+    return time.time() + LEASE_SECONDS
 
 
 def expiry_from(moment: datetime, ttl_seconds: int) -> datetime:

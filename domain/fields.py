@@ -93,3 +93,14 @@ def with_fields(schema: pa.Schema, fields: Iterable[Field]) -> pa.Schema:
     meta = dict(schema.metadata or {})
     meta[METADATA_KEY] = orjson.dumps({"fields": [f.as_dict() for f in fields]})
     return schema.with_metadata(meta)
+
+
+def fields_for(schema: pa.Schema, known: Iterable[Field]) -> list[Field]:
+    """Fields describing a query result's columns: the dataset's field where a column keeps
+    its name and type (with its label), else the type the column holds."""
+    by_name = {f.name: f for f in known}
+    out = []
+    for column in schema:
+        field = by_name.get(column.name)
+        out.append(field if field is not None and field.type == type_of(column.type) else Field(column.name, type_of(column.type)))
+    return out

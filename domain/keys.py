@@ -19,6 +19,7 @@ def cancel(export_id: str) -> str:
 
 
 EXPORTS_READY = PREFIX + "exports:ready"  # sorted set: ready export id by expiry time
+LEASES = PREFIX + "leases"  # sorted set: processing export id by the time its lease runs out
 
 USERS = PREFIX + "users"  # hash: user name -> JSON {name, admin, created}
 
@@ -31,6 +32,10 @@ def user_tokens(user: str) -> str:
     return f"{PREFIX}tokens:user:{user}"  # set: token hashes of a user
 
 
+def rate(user: str, window: int) -> str:
+    return f"{PREFIX}rate:{user}:{window}"  # counter: exports created by a user in a one-minute window
+
+
 def dataset(dataset_id: str) -> str:
     return f"{PREFIX}dataset:{dataset_id}"
 
@@ -40,6 +45,7 @@ DATASETS = PREFIX + "datasets"  # sorted set: dataset id by creation time
 WORKERS = PREFIX + "workers"  # sorted set: worker name by last heartbeat (unix seconds)
 
 
-def export_job_id(export_id: str) -> str:
-    """The arq job id of an export: deterministic, so enqueuing twice runs it once."""
-    return f"export:{export_id}"
+def export_job_id(export_id: str, attempt: int) -> str:
+    """The arq job id of an export's attempt: deterministic, so enqueuing an attempt twice
+    runs it once, and fresh for each new attempt (arq keeps a dead job's id busy for hours)."""
+    return f"export:{export_id}:{attempt}"

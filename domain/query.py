@@ -1,69 +1,185 @@
-"""A query over a dataset's records, and the streamed scan that runs it: the projection and
-filter are pushed down to the Parquet reader, and records come out as Arrow batches, never as
-one whole table."""
+"""A query over a dataset's records — ODSQL select, where, refine/exclude, group_by, order_by
+and limit — as the Explore API's parameters, an OSDI export's records URL or its JSON body
+give it, and the runs of it: a page of records, a count, or a streamed scan for exports.
+
+The filter and the projection are pushed down to the Parquet scan (domain.odsql compiles
+them); exports stream record batches and never hold the whole dataset.
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from domain.datasets import Dataset
+from domain import odsql
 from domain.errors import Invalid
-from domain.fields import Field
+from domain.fields import Field, fields_for
 
 BATCH_ROWS = 16 * 1024
 
 
+def timezone_param(params: Mapping[str, str]) -> str:
+    name = params.get("timezone") or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"unknown time zone {name!r}", error_code="InvalidParameter") from None
+    return name
+
+
+def _texts(value: Any, name: str) -> tuple[str, ...]:
+    """One string or a list of them (repeated parameters, JSON lists)."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v for v in value if v.strip())
+    raise Invalid(f"query {name!r} must be a string or a list of strings")
+
+
 @dataclass(frozen=True)
 class RecordQuery:
-    select: tuple[str, ...] = ()  # field names; empty means every field
+    select: str | None = None
+    where: tuple[str, ...] = ()
+    refine: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    group_by: str | None = None
+    order_by: str | None = None
+    limit: int | None = None  # None: every record
 
-    KEYS = ("select",)
+    FILTER_PARAMS = ("where", "refine", "exclude")
+    RECORDS_PARAMS = FILTER_PARAMS + ("select", "group_by", "order_by")
+    EXPORT_PARAMS = RECORDS_PARAMS + ("limit",)
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None, dataset: Dataset) -> "RecordQuery":
-        raw = dict(raw or {})
-        unknown = sorted(set(raw) - set(cls.KEYS))
+    def from_params(cls, params: Any, allowed: tuple[str, ...] = EXPORT_PARAMS) -> "RecordQuery":
+        """From query-string parameters (a MultiDict: where, refine and exclude may repeat);
+        other parameters are left to the caller."""
+        def many(name: str) -> tuple[str, ...]:
+            if name not in allowed:
+                return ()
+            values = params.getall(name, []) if hasattr(params, "getall") else _texts(params.get(name), name)
+            return tuple(v for v in values if v.strip())
+
+        def one(name: str) -> str | None:
+            return (params.get(name) or None) if name in allowed else None
+
+        return cls(select=one("select"), where=many("where"), refine=many("refine"), exclude=many("exclude"),
+                   group_by=one("group_by"), order_by=one("order_by"), limit=_limit(one("limit")))
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any] | None) -> "RecordQuery":
+        """From an OSDI export's `query` object; select may also be a list of field names."""
+        body = dict(body or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(body) - known)
         if unknown:
-            raise Invalid(f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(cls.KEYS)}")
-        select = raw.get("select") or ()
-        if isinstance(select, str):
-            select = [s.strip() for s in select.split(",") if s.strip()]
-        if not isinstance(select, (list, tuple)) or not all(isinstance(s, str) for s in select):
-            raise Invalid("query 'select' must be a list of field names")
-        names = {f.name for f in dataset.fields}
-        missing = [s for s in select if s not in names]
-        if missing:
-            raise Invalid(f"query 'select' names unknown field(s): {', '.join(missing)}")
-        return cls(select=tuple(select))
+            raise Invalid(f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        select = body.get("select")
+        if isinstance(select, list):
+            if not all(isinstance(s, str) for s in select):
+                raise Invalid("query 'select' must be ODSQL text or a list of field names")
+            select = ", ".join(f"`{s}`" for s in select)
+        elif select is not None and not isinstance(select, str):
+            raise Invalid("query 'select' must be ODSQL text or a list of field names")
+        for name in ("group_by", "order_by"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise Invalid(f"query {name!r} must be ODSQL text")
+        return cls(select=select or None, where=_texts(body.get("where"), "where"), refine=_texts(body.get("refine"), "refine"),
+                   exclude=_texts(body.get("exclude"), "exclude"), group_by=body.get("group_by") or None,
+                   order_by=body.get("order_by") or None, limit=_limit(body.get("limit")))
+
+    def merged(self, other: "RecordQuery") -> "RecordQuery":
+        """This query with `other`'s parts added (filters ANDed; other's select, order and limit win)."""
+        return RecordQuery(
+            select=other.select or self.select, where=self.where + other.where, refine=self.refine + other.refine,
+            exclude=self.exclude + other.exclude, group_by=other.group_by or self.group_by,
+            order_by=other.order_by or self.order_by, limit=other.limit if other.limit is not None else self.limit,
+        )
+
+    def with_grouping(self, select: str, group_by: str, order_by: str) -> "RecordQuery":
+        return dataclasses.replace(self, select=select, group_by=group_by, order_by=order_by)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"select": list(self.select)} if self.select else {}
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        return {k: v for k, v in out.items() if v not in (None, [], ())}
 
-    def fields(self, dataset: Dataset) -> list[Field]:
-        if not self.select:
-            return list(dataset.fields)
-        by_name = {f.name: f for f in dataset.fields}
-        return [by_name[name] for name in self.select]
+    @property
+    def aggregated(self) -> bool:
+        return bool(self.group_by)
+
+    def filter(self, fields: list[Field]) -> pads.Expression | None:
+        where = odsql.where_all(list(self.where), fields)
+        refined = odsql.refine_exclude(list(self.refine), list(self.exclude), fields)
+        if where is None:
+            return refined
+        return where if refined is None else where & refined
+
+    def validate(self, fields: list[Field]) -> None:
+        """Compile every part now: a malformed query is a 400 before any work."""
+        self.filter(fields)
+        select = odsql.parse_select(self.select, fields)
+        group = odsql.parse_group_by(self.group_by, fields)
+        names = [item.alias for item in select.items] + [item.alias for item in group] + [f.name for f in fields]
+        odsql.parse_order_by(self.order_by, names)
+
+    def count(self, source: pads.Dataset, fields: list[Field]) -> int:
+        return odsql.count(source, fields, filter=self.filter(fields))
+
+    def table(self, source: pads.Dataset, fields: list[Field], limit: int | None = None, offset: int = 0) -> pa.Table:
+        """A bounded result (a page of records, aggregates)."""
+        limits = [n for n in (limit, self.limit) if n is not None]
+        return odsql.run(source, fields, select=self.select, filter=self.filter(fields), group_by=self.group_by,
+                         order_by=self.order_by, limit=min(limits) if limits else None, offset=offset)
+
+    def scan(self, source: pads.Dataset, fields: list[Field], batch_rows: int = BATCH_ROWS) -> "Scan":
+        return Scan(self, source, fields, batch_rows)
+
+
+def _limit(raw: Any) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise Invalid(f"query 'limit' must be an integer, not {raw!r}", error_code="InvalidParameter") from None
+    if value < -1:
+        raise Invalid(f"query 'limit' must be -1 (every record) or more, not {value}", error_code="InvalidParameter")
+    return None if value == -1 else value
 
 
 class Scan:
-    """The records a query selects from one Parquet file, as batches."""
+    """The records a query selects, as batches, for a writer: schema and fields of the output
+    columns are known before the first batch."""
 
-    def __init__(self, path: str, dataset: Dataset, query: RecordQuery, batch_rows: int = BATCH_ROWS):
-        self.fields = query.fields(dataset)
-        self._dataset = pads.dataset(path, format="parquet")
-        self._columns = [f.name for f in self.fields]
-        self._batch_rows = batch_rows
-        self.schema = pa.schema([self._dataset.schema.field(n) for n in self._columns],
-                                metadata=self._dataset.schema.metadata)
+    def __init__(self, query: RecordQuery, source: pads.Dataset, fields: list[Field], batch_rows: int = BATCH_ROWS):
+        self.query, self.source, self.dataset_fields = query, source, fields
+        query.validate(fields)
+        if query.aggregated or odsql.parse_select(query.select, fields).aggregated:
+            table = query.table(source, fields)
+            self.schema, self.fields = table.schema, fields_for(table.schema, fields)
+            self._batches: Iterator[pa.RecordBatch] | None = iter(table.to_batches(max_chunksize=batch_rows))
+            self._count = table.num_rows
+        else:
+            self.schema, self.fields, self._batches = odsql.scan_batches(
+                source, fields, select=query.select, filter=query.filter(fields), order_by=query.order_by,
+                limit=query.limit, batch_rows=batch_rows)
+            self._count = None
 
     def count(self) -> int:
-        return self._dataset.count_rows()
+        if self._count is None:
+            total = self.query.count(self.source, self.dataset_fields)
+            self._count = total if self.query.limit is None else min(total, self.query.limit)
+        return self._count
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        for batch in self._dataset.to_batches(columns=self._columns, batch_size=self._batch_rows):
+        assert self._batches is not None, "a scan is read once"
+        batches, self._batches = self._batches, None
+        for batch in batches:
             if batch.num_rows:
                 yield batch

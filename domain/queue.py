@@ -12,6 +12,7 @@ from domain import keys
 
 RUN_EXPORT = "run_export"
 SWEEP = "sweep"
+RECOVER = "recover"
 
 
 def serialize(data: dict[str, Any]) -> bytes:
@@ -42,5 +43,7 @@ async def arq_pool(url: str, queue_name: str = "exportd:queue") -> ArqRedis:
     return client
 
 
-async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str) -> None:
-    await pool.enqueue_job(RUN_EXPORT, export_id, _job_id=keys.export_job_id(export_id), _queue_name=queue_name)
+async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str, attempt: int = 1) -> None:
+    """Queue attempt `attempt` of an export; queuing the same attempt twice runs it once."""
+    await pool.enqueue_job(RUN_EXPORT, export_id, attempt, _job_id=keys.export_job_id(export_id, attempt),
+                           _queue_name=queue_name)

@@ -65,6 +65,10 @@ class Settings:
     queue_name: str = "exportd:queue"
     worker_jobs: int = 2
     job_timeout: int = 6 * 3600
+    shutdown_grace: int = 30
+    max_attempts: int = 5
+    max_export_bytes: int | None = None
+    rate_limit: int = 60  # export creations per token per minute
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -86,4 +90,8 @@ class Settings:
             queue_name=env.get(PREFIX + "QUEUE") or "exportd:queue",
             worker_jobs=_int(env, "WORKER_JOBS", 2) or 2,
             job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
+            shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30) or 0,
+            max_attempts=_int(env, "MAX_ATTEMPTS", 5) or 5,
+            max_export_bytes=_int(env, "MAX_EXPORT_BYTES", None),
+            rate_limit=_int(env, "RATE_LIMIT", 60) or 0,
         )

@@ -7,6 +7,7 @@ removed. A worker killed mid-write leaves only a partial, which `sweep_partials`
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -37,14 +38,15 @@ class LocalStorage:
         return self.path(key).stat().st_size
 
     @contextmanager
-    def writing(self, key: str, tag: str = "") -> Iterator[BinaryIO]:
+    def writing(self, key: str, tag: str = "", max_bytes: int | None = None) -> Iterator[BinaryIO]:
         """A file to write `key` through; it appears under `key` only if the block succeeds.
-        `tag` names the partial file's owner (an export and attempt) for `sweep_partials`."""
+        `tag` names the partial file's owner (an export and attempt) for `sweep_partials`;
+        past `max_bytes` writing raises ExportTooLarge."""
         final = self.path(key)
         partial = self.root / PARTIAL_DIR / f"{tag}{TAG_END}{uuid.uuid4().hex}.part"
         try:
             with open(partial, "wb") as f:
-                yield f
+                yield f if max_bytes is None else Bounded(f, max_bytes)
                 f.flush()
                 os.fsync(f.fileno())
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,36 @@ class LocalStorage:
             except FileNotFoundError:
                 pass
         return removed
+
+
+class ExportTooLarge(Exception):
+    pass
+
+
+class Bounded(io.RawIOBase):
+    """A write-only file that refuses to grow past a size."""
+
+    def __init__(self, inner: BinaryIO, limit: int):
+        super().__init__()
+        self.inner, self.limit, self.written = inner, limit, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.written
+
+    def write(self, data) -> int:  # type: ignore[override]
+        size = len(data)
+        if self.written + size > self.limit:
+            raise ExportTooLarge(f"the export is larger than the {self.limit:,}-byte limit this service sets "
+                                 "(EXPORTD_MAX_EXPORT_BYTES); ask for fewer records or fields")
+        self.inner.write(data)
+        self.written += size
+        return size
+
+    def flush(self) -> None:
+        self.inner.flush()
 
 
 def _fsync_dir(directory: Path) -> None:

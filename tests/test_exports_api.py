@@ -100,8 +100,12 @@ BAD_REQUESTS = [
     ("bad option value", export_body("csv", options={"with_bom": "perhaps"}), 400, "invalid_option"),
     ("bad timezone", export_body("json", options={"timezone": "Mars/Olympus"}), 400, "invalid_option"),
     ("options not an object", export_body("csv", options=[1]), 400, "invalid_request"),
-    ("select of an unknown field", export_body("csv", query={"select": ["nope"]}), 400, "invalid_request"),
-    ("unknown query key", export_body("csv", query={"limit": 3}), 400, "invalid_request"),
+    ("select of an unknown field", export_body("csv", query={"select": ["nope"]}), 400, "ODSQLError"),
+    ("a malformed where", export_body("csv", query={"where": "city = = 1"}), 400, "ODSQLError"),
+    ("a where in the resource link", export_body("csv") | {"_links": {"osdi:resource": {
+        "href": "http://x/api/v2/catalog/datasets/demo-events/records?where=nope%3E1"}}}, 400, "ODSQLError"),
+    ("unknown query key", export_body("csv", query={"colour": 3}), 400, "invalid_request"),
+    ("a bad query limit", export_body("csv", query={"limit": "many"}), 400, "InvalidParameter"),
 ]
 
 

@@ -1,17 +1,72 @@
-"""`python -m worker`: one arq worker process with exportd's settings from the environment."""
+"""`python -m worker`: one arq worker process with exportd's settings from the environment.
+
+arq's worker exits when Redis goes away; this keeps the process alive instead, starting a new
+arq worker with backoff until Redis answers again (running exports are recovered through
+their leases). SIGTERM and SIGINT stop it: running exports get EXPORTD_SHUTDOWN_GRACE seconds
+to finish, then are handed back for another worker."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 
+import redis.exceptions
 from arq.worker import Worker
 
 from domain.settings import Settings
 from worker.settings import worker_settings
 
+log = logging.getLogger("exportd.worker")
+
+BACKOFF = (0.5, 1, 2, 5, 10)  # seconds between attempts to reach Redis again
+
+
+async def supervise(settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    current: list[Worker] = []
+
+    def stop(signum: int) -> None:
+        stopping.set()
+        for worker in current:
+            worker.handle_sig_wait_for_completion(signum) if settings.shutdown_grace else worker.handle_sig(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+
+    failures = 0
+    while not stopping.is_set():
+        worker = Worker(**worker_settings(settings), handle_signals=False)
+        current[:] = [worker]
+        try:
+            await worker.async_run()
+            failures = 0
+        except asyncio.CancelledError:
+            if not stopping.is_set():
+                raise
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
+            failures += 1
+            log.warning("Redis unavailable (%s); reconnecting in %s s", exc, delay)
+            await _close_quietly(worker)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            continue
+        await _close_quietly(worker)
+
+
+async def _close_quietly(worker: Worker) -> None:
+    try:
+        await worker.close()
+    except Exception as exc:  # Redis may still be away; the process goes on or stops regardless
+        log.debug("closing the worker: %s", exc)
+
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    Worker(**worker_settings(Settings.from_env())).run()
+    asyncio.run(supervise(Settings.from_env()))
 
 
 if __name__ == "__main__":

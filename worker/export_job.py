@@ -1,8 +1,11 @@
 """The export job: a thin wrapper around worker.writing with the status workflow around it.
 
-It runs at least once (arq's promise) and acts once: it starts only from queued (or from
-processing, when a previous attempt died), bumps the attempt, and every later state change is
-conditional on still being at that attempt. A deleted export stops it between batches.
+arq delivers a job at least once; the export is written once. Each attempt is its own job
+(`export:<id>:<n>`, the attempt number its argument) and starts only if the export is queued
+and its previous attempt was n - 1; every later change is a compare-and-set at attempt n. While
+it writes, the attempt renews a lease; the lease sweep (worker.sweep) gives an export whose
+lease lapsed (its worker was killed) to a new attempt. On shutdown past the grace period the
+attempt hands the export back at once. A deleted export stops it between batches.
 """
 from __future__ import annotations
 
@@ -12,59 +15,76 @@ import errno
 import logging
 from typing import Any
 
+import pyarrow.dataset as pads
 import redis.exceptions
-from arq import Retry
 
 from domain import exports as ex
+from domain import queue
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery, Scan
+from domain.storage import ExportTooLarge
 from domain.timeutil import now
 from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat
 from worker.writing import Cancelled, Progress, write_export
 
 log = logging.getLogger("exportd.worker")
 
-PROGRESS_EVERY = 0.5  # seconds between progress reports (and cancellation checks)
+PROGRESS_EVERY = 0.5  # seconds between progress reports, lease renewals and cancellation checks
 PERMANENT = (DomainError, OptionError, FormatNotApplicable, UnknownFormat, ValueError, TypeError)
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
 
 
-async def run_export(ctx: dict[str, Any], export_id: str) -> dict[str, Any]:
+async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> dict[str, Any]:
     exports: ExportRepo = ctx["exports"]
     try:
         export = await exports.get(export_id)
     except NotFound:
         return {"export": export_id, "outcome": "deleted"}
-    if export.status not in (ex.QUEUED, ex.PROCESSING):
-        return {"export": export_id, "outcome": f"already {export.status}"}
-    attempt = export.attempt + 1
-    started = await exports.transition(
-        export_id, ex.PROCESSING, expect=(ex.QUEUED, ex.PROCESSING), at_attempt=export.attempt,
-        attempt=attempt, records_done=0,
-    )
+    if export.status != ex.QUEUED or export.attempt != attempt - 1:
+        return {"export": export_id, "outcome": f"not for attempt {attempt}: {export.status} at attempt {export.attempt}"}
+    started = await exports.transition(export_id, ex.PROCESSING, expect=(ex.QUEUED,), at_attempt=attempt - 1,
+                                       attempt=attempt, records_done=0)
     if not started:
         return {"export": export_id, "outcome": "taken by another attempt"}
+    log.info("export %s attempt %d started (%s)", export_id, attempt, export.export_type)
     try:
-        return await _process(ctx, export, attempt)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        log.warning("export %s attempt %d: Redis unavailable (%s); retrying", export_id, attempt, exc)
-        raise Retry(defer=ctx.get("retry_delay", 5)) from exc
+        async with asyncio.timeout(ctx["settings"].job_timeout):
+            return await _process(ctx, export, attempt)
+    except asyncio.CancelledError:
+        await _hand_back(ctx, export_id, attempt)
+        raise
     except Cancelled:
         log.info("export %s attempt %d: cancelled", export_id, attempt)
         return {"export": export_id, "outcome": "cancelled"}
+    except TimeoutError:
+        return await _fail(exports, export_id, attempt,
+                           f"the export took longer than {ctx['settings'].job_timeout} s and was stopped; "
+                           "ask for fewer records (a where filter or a select) or a lighter format")
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        # Redis is away: nothing can be recorded now. The lease lapses and the sweep gives the
+        # export to a new attempt once Redis is back.
+        log.warning("export %s attempt %d: Redis unavailable (%s); the lease sweep will retry it", export_id, attempt, exc)
+        return {"export": export_id, "outcome": "interrupted"}
+    except ExportTooLarge as exc:
+        return await _fail(exports, export_id, attempt, str(exc))
     except OSError as exc:
-        detail = _disk_detail(exc)
-        await _fail(exports, export_id, attempt, detail)
-        return {"export": export_id, "outcome": "failed", "detail": detail}
+        return await _fail(exports, export_id, attempt, _disk_detail(exc))
     except PERMANENT as exc:
-        detail = getattr(exc, "message", None) or str(exc)
-        await _fail(exports, export_id, attempt, detail)
-        return {"export": export_id, "outcome": "failed", "detail": detail}
+        return await _fail(exports, export_id, attempt, getattr(exc, "message", None) or str(exc))
     except Exception as exc:
         log.exception("export %s attempt %d failed", export_id, attempt)
-        detail = f"the export could not be written ({type(exc).__name__}: {exc}); try again or ask an administrator"
-        await _fail(exports, export_id, attempt, detail)
-        return {"export": export_id, "outcome": "failed", "detail": detail}
+        return await _fail(exports, export_id, attempt,
+                           f"the export could not be written ({type(exc).__name__}: {exc}); try again or ask an administrator")
+
+
+async def _hand_back(ctx: dict[str, Any], export_id: str, attempt: int) -> None:
+    """The worker is stopping: give the export to the next attempt now rather than waiting for
+    the lease to lapse."""
+    with contextlib.suppress(Exception):
+        if await ctx["exports"].transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=attempt):
+            await queue.enqueue_export(ctx["redis"], ctx["settings"].queue_name, export_id, attempt + 1)
+            log.info("export %s attempt %d handed back on shutdown", export_id, attempt)
 
 
 async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[str, Any]:
@@ -72,12 +92,11 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     storage = ctx["storage"]
     dataset = await ctx["datasets"].get(export.dataset_id)
     fmt = REGISTRY.get(export.export_type)
-    query = RecordQuery.parse(export.query, dataset)
-    fields = query.fields(dataset)
-    fmt.check(fields)
-    options = fmt.parse_options(export.options, fields)
-    scan = Scan(str(storage.path(dataset.data_key)), dataset, query)
-    total = scan.count()
+    query = RecordQuery.from_json(export.query)
+    source = pads.dataset(str(storage.path(dataset.data_key)), format="parquet")
+    scan, total = await asyncio.to_thread(_open_scan, query, source, dataset.fields)
+    fmt.check(scan.fields)
+    options = fmt.parse_options(export.options, scan.fields)
     await exports.update(export.id, expect=(ex.PROCESSING,), at_attempt=attempt, records_total=total)
 
     file_name = fmt.filename(dataset.dataset_id, options)
@@ -87,7 +106,8 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     try:
         loop = asyncio.get_running_loop()
         written = await loop.run_in_executor(
-            ctx["executor"], write_export, storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress
+            ctx["executor"], write_export, storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress,
+            ctx["settings"].max_export_bytes,
         )
     except BaseException:
         progress.cancel.set()  # a cancelled job must not leave its thread writing
@@ -114,6 +134,11 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}
 
 
+def _open_scan(query: RecordQuery, source, fields) -> tuple[Scan, int]:
+    scan = query.scan(source, fields)
+    return scan, scan.count()
+
+
 async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress) -> None:
     """Every half second: write the progress, and stop the writer if the export was deleted
     or another attempt took it over."""
@@ -121,18 +146,20 @@ async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: P
         await asyncio.sleep(PROGRESS_EVERY)
         try:
             still_ours = await exports.update(export_id, expect=(ex.PROCESSING,), at_attempt=attempt,
-                                              records_done=progress.done)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                                              renew_lease=True, records_done=progress.done)
+        except REDIS_DOWN:
             continue  # keep writing; the final transition will tell
         if not still_ours:
             progress.cancel.set()
             return
 
 
-async def _fail(exports: ExportRepo, export_id: str, attempt: int, detail: str) -> None:
+async def _fail(exports: ExportRepo, export_id: str, attempt: int, detail: str) -> dict[str, Any]:
+    log.info("export %s attempt %d failed: %s", export_id, attempt, detail)
     with contextlib.suppress(NotFound):
         await exports.transition(export_id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=attempt,
                                  detail=detail, processed_date=now())
+    return {"export": export_id, "outcome": "failed", "detail": detail}
 
 
 def _disk_detail(exc: OSError) -> str:

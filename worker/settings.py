@@ -19,11 +19,12 @@ from domain.exports import ExportRepo
 from domain.settings import Settings
 from domain.storage import LocalStorage
 from worker.export_job import run_export
-from worker.sweep import sweep
+from worker.sweep import recover, sweep
 
 log = logging.getLogger("exportd.worker")
 
 HEARTBEAT_EVERY = 5  # seconds
+RECOVER_EVERY = 5  # seconds between looks for exports whose worker died
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -64,14 +65,18 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of arq.Worker for these settings: `python -m worker` and the
     tests build their workers from it, so both run exactly the same configuration."""
     return dict(
-        functions=[run_export, sweep],
-        cron_jobs=[cron(sweep, second={0}, run_at_startup=False, unique=True)],
+        functions=[run_export, sweep, recover],
+        cron_jobs=[
+            cron(sweep, second={0}, unique=True),
+            cron(recover, second=set(range(0, 60, RECOVER_EVERY)), unique=True),
+        ],
         on_startup=startup,
         on_shutdown=shutdown,
         redis_settings=queue.redis_settings(settings.redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
-        job_timeout=settings.job_timeout,
+        job_timeout=settings.job_timeout + 120,  # the job stops itself first, and says why
+        job_completion_wait=settings.shutdown_grace,
         keep_result=3600,
         max_tries=5,
         job_serializer=queue.serialize,

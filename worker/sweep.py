@@ -1,12 +1,15 @@
-"""The expiry sweep (an arq cron job): ready exports past their expiry become expired and
-lose their files; partial files left by dead attempts are removed. Safe with many workers:
-each expiry is a compare-and-set, so only one sweep acts on an export."""
+"""The sweeps (arq cron jobs), safe with many workers since each change is a compare-and-set:
+- recover: a processing export whose lease lapsed (its worker was killed) goes to a new
+  attempt, or fails after too many;
+- sweep: ready exports past their expiry become expired and lose their files; partial files
+  left by dead attempts are removed."""
 from __future__ import annotations
 
 import logging
 from typing import Any
 
 from domain import exports as ex
+from domain import keys, queue
 from domain.errors import NotFound
 from domain.exports import ExportRepo, export_dir
 from domain.timeutil import now
@@ -26,7 +29,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
                 storage.delete(export_dir(export_id))
                 expired += 1
         except NotFound:
-            await exports.redis.zrem(ex.keys.EXPORTS_READY, export_id)
+            await exports.redis.zrem(keys.EXPORTS_READY, export_id)
     removed = storage.sweep_partials(PARTIAL_GRACE, await _live_tags(exports, storage.partial_tags()))
     if expired or removed:
         log.info("sweep: %d exports expired, %d partial files removed", expired, removed)
@@ -45,3 +48,30 @@ async def _live_tags(exports: ExportRepo, tags: set[str]) -> set[str]:
         if export.status == ex.PROCESSING and str(export.attempt) == attempt:
             live.add(tag)
     return live
+
+
+async def recover(ctx: dict[str, Any]) -> dict[str, int]:
+    exports: ExportRepo = ctx["exports"]
+    settings = ctx["settings"]
+    requeued = failed = 0
+    for export_id in await exports.lapsed_leases():
+        try:
+            export = await exports.get(export_id)
+        except NotFound:
+            await exports.redis.zrem(keys.LEASES, export_id)
+            continue
+        if export.status != ex.PROCESSING:
+            continue
+        lapses = export.lapses + 1
+        if lapses >= settings.max_attempts:
+            detail = (f"the export stopped its worker {lapses} times (killed, out of memory or cut off); "
+                      "ask for fewer records or a lighter format, or ask an administrator")
+            if await exports.transition(export_id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
+                                        lease_lapsed=True, lapses=lapses, detail=detail, processed_date=now()):
+                failed += 1
+        elif await exports.transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
+                                      lease_lapsed=True, lapses=lapses):
+            await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.attempt + 1)
+            log.info("export %s: attempt %d lost its worker; attempt %d queued", export_id, export.attempt, export.attempt + 1)
+            requeued += 1
+    return {"requeued": requeued, "failed": failed}

@@ -32,10 +32,10 @@ class Written:
 
 
 def write_export(storage: LocalStorage, key: str, tag: str, scan: Scan, fmt: Format,
-                 options: dict[str, Any], progress: Progress) -> Written:
+                 options: dict[str, Any], progress: Progress, max_bytes: int | None = None) -> Written:
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
-    leaves nothing behind) when progress.cancel is set."""
-    with storage.writing(key, tag=tag) as out:
+    leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes."""
+    with storage.writing(key, tag=tag, max_bytes=max_bytes) as out:
         writer = fmt.open(out, scan.schema, scan.fields, options)
         try:
             for batch in scan.batches():

@@ -1,0 +1,72 @@
+"""The Explore API's routes: each endpoint under /api/v2/catalog and /api/explore/v2.1/catalog,
+with and without a trailing slash (OpenDataSoft's clients use both; no redirects)."""
+from __future__ import annotations
+
+from typing import Any
+
+from api.explore import catalog, exports, records
+from formats import REGISTRY
+
+PREFIXES = ("/api/v2/catalog", "/api/explore/v2.1/catalog")
+TAG = ["Explore API v2"]
+ERR = {"$ref": "#/components/responses/Error"}
+DATASET_ID = {"name": "dataset_id", "in": "path", "required": True, "schema": {"type": "string"}}
+KEY = [{}, {"ApiKey": []}, {"ApiKeyQuery": []}]
+
+
+def q(name: str, description: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": kind, **extra}}
+
+
+WHERE = q("where", "ODSQL filter; may be repeated (ANDed).")
+SELECT = q("select", "ODSQL select: fields, `*`, aliases, aggregates.")
+ORDER_BY = q("order_by", "ODSQL order: `field [asc|desc], …`.")
+GROUP_BY = q("group_by", "ODSQL group by: fields and date parts such as year(date_field).")
+REFINE = q("refine", "FACET:VALUE; keeps matching records; may be repeated.")
+EXCLUDE = q("exclude", "FACET:VALUE; drops matching records; may be repeated.")
+TIMEZONE = q("timezone", "Time zone datetimes are rendered in (default UTC).")
+LIMIT = q("limit", "Records per page (≤ 100).", "integer", minimum=0, maximum=100, default=10)
+OFFSET = q("offset", "First record (offset + limit < 10000).", "integer", minimum=0, default=0)
+QUERY = [SELECT, WHERE, ORDER_BY, GROUP_BY, REFINE, EXCLUDE]
+
+ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
+    ("GET", "/datasets", catalog.datasets, "explore-datasets", {
+        "summary": "The catalog: datasets, paged, with where/order_by over their metadata.",
+        "parameters": [WHERE, ORDER_BY, LIMIT, OFFSET],
+        "responses": {"200": {"description": "{total_count, links, results}"}, "400": ERR, "401": ERR}}),
+    ("GET", "/datasets/{dataset_id}", catalog.dataset, "explore-dataset", {
+        "summary": "One dataset: metadata, fields, and links to its endpoints.",
+        "parameters": [DATASET_ID], "responses": {"200": {"description": "The dataset."}, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/records", records.records, "explore-records", {
+        "summary": "Records matching an ODSQL query, {total_count, links, results}.",
+        "parameters": [DATASET_ID, *QUERY, LIMIT, OFFSET, TIMEZONE],
+        "responses": {"200": {"description": "A page of records."}, "400": ERR, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/records/{record_id}", records.record, "explore-record", {
+        "summary": "One record by its id (its position in the published version).",
+        "parameters": [DATASET_ID, {"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}, TIMEZONE],
+        "responses": {"200": {"description": "The record."}, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/aggregates", records.aggregates, "explore-aggregates", {
+        "summary": "Aggregations (count, sum, avg, min, max) over records, grouped by group_by.",
+        "parameters": [DATASET_ID, *QUERY, q("limit", "Groups to return (-1: all).", "integer", default=-1), TIMEZONE],
+        "responses": {"200": {"description": "{results}"}, "400": ERR, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/facets", records.facets, "explore-facets", {
+        "summary": "Value counts of text, boolean and date (by year) fields.",
+        "parameters": [DATASET_ID, WHERE, REFINE, EXCLUDE, q("facet", "A field to count; may be repeated.")],
+        "responses": {"200": {"description": "{facets}"}, "400": ERR, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/exports", exports.formats, "explore-exports", {
+        "summary": "The export formats that fit this dataset.",
+        "parameters": [DATASET_ID], "responses": {"200": {"description": "{links}"}, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/exports/{format}", exports.export, "explore-export", {
+        "summary": "Stream the dataset (or a query over it) as a file in this format.",
+        "parameters": [DATASET_ID,
+                       {"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": REGISTRY.all_names()}},
+                       *QUERY, q("limit", "Records (-1: all).", "integer", default=-1),
+                       q("timezone", "Common option."), q("use_labels", "Common option.", "boolean"),
+                       q("compressed", "Common option.", "boolean"), q("epsg", "Common option.", "integer"),
+                       q("(format options)", "Each format's own options; see x-formats.")],
+        "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR}}),
+]
+
+
+def paths(suffix: str) -> list[str]:
+    return [f"{prefix}{suffix}{slash}" for prefix in PREFIXES for slash in ("", "/")]

@@ -1,0 +1,266 @@
+"""ODSQL tokens to syntax trees: the where grammar and the select, group_by and order_by lists.
+
+where, by increasing precedence:
+
+    condition := and_cond (OR and_cond)*
+    and_cond  := not_cond (AND not_cond)*
+    not_cond  := NOT not_cond | '(' condition ')' | "full text" | function '(' args ')' | predicate
+    predicate := operand [ op operand | [NOT] IN '(' literal, ... ')' | [NOT] IN ('['|']') literal '..' literal (']'|'[')
+                         | [NOT] LIKE string | IS [NOT] NULL ]
+"""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from domain.odsql import ast
+from domain.odsql.errors import ODSQLError
+from domain.odsql.lexer import Token, tokenize
+
+AGGREGATES = ("count", "sum", "avg", "min", "max")
+DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
+FILTER_FUNCTIONS = ("search", "startswith", "within_distance", "in_bbox")
+UNITS = ("m", "km", "mi", "yd", "ft", "cm", "mm")
+KEYWORDS = ("and", "or", "not", "in", "like", "is", "null", "true", "false", "as", "asc", "desc")
+COMPARISONS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+MAX_DEPTH = 64
+T = TypeVar("T")
+
+
+class Parser:
+    """A cursor over one clause's tokens."""
+
+    def __init__(self, text: str, clause: str) -> None:
+        self.clause = clause
+        self.tokens = tokenize(text, clause)
+        self.index = 0
+        self.depth = 0
+
+    # --- cursor ---
+
+    @property
+    def token(self) -> Token:
+        return self.tokens[self.index]
+
+    def peek(self, ahead: int = 1) -> Token:
+        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> Token:
+        token = self.token
+        if token.kind != "eof":
+            self.index += 1
+        return token
+
+    def error(self, problem: str | None = None, token: Token | None = None) -> ODSQLError:
+        token = token or self.token
+        return ODSQLError(problem or f"unexpected {token.show()}", token.pos, self.clause)
+
+    def expect_punct(self, value: str) -> Token:
+        if not self.token.is_punct(value):
+            raise self.error(f"unexpected {self.token.show()}, expected '{value}'")
+        return self.advance()
+
+    def expect_end(self) -> None:
+        if self.token.kind != "eof":
+            raise self.error()
+
+    def accept_keyword(self, *words: str) -> Token | None:
+        return self.advance() if self.token.is_keyword(*words) else None
+
+    def field_ref(self) -> ast.FieldRef:
+        token = self.token
+        if token.kind == "qname" or (token.kind == "name" and token.value.lower() not in KEYWORDS):
+            self.advance()
+            return ast.FieldRef(token.value, pos=token.pos)
+        raise self.error(f"unexpected {token.show()}, expected a field name")
+
+    def literal(self) -> ast.Literal:
+        token = self.advance()
+        if token.kind in ("string", "number", "date", "geom"):
+            return ast.Literal(token.kind, token.value, pos=token.pos)
+        if token.is_punct("-") and self.token.kind == "number":
+            return ast.Literal("number", "-" + self.advance().value, pos=token.pos)
+        if token.is_keyword("true", "false"):
+            return ast.Literal("bool", token.value.lower() == "true", pos=token.pos)
+        if token.is_keyword("null"):
+            return ast.Literal("null", None, pos=token.pos)
+        raise self.error(f"unexpected {token.show()}, expected a value", token)
+
+    # --- where ---
+
+    def condition(self) -> ast.Node:
+        first = self.token
+        items = [self.and_condition()]
+        while self.accept_keyword("or"):
+            items.append(self.and_condition())
+        return items[0] if len(items) == 1 else ast.BoolOp("or", tuple(items), pos=first.pos)
+
+    def and_condition(self) -> ast.Node:
+        first = self.token
+        items = [self.not_condition()]
+        while self.accept_keyword("and"):
+            items.append(self.not_condition())
+        return items[0] if len(items) == 1 else ast.BoolOp("and", tuple(items), pos=first.pos)
+
+    def not_condition(self) -> ast.Node:
+        token = self.token
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error("condition nested too deeply")
+        try:
+            if self.accept_keyword("not"):
+                return ast.Not(self.not_condition(), pos=token.pos)
+            if token.is_punct("("):
+                self.advance()
+                inner = self.condition()
+                self.expect_punct(")")
+                return inner
+            if token.kind == "string":
+                self.advance()
+                return ast.FullText(token.value, pos=token.pos)
+            if token.kind == "name" and self.peek().is_punct("("):
+                return self.filter_call()
+            return self.predicate()
+        finally:
+            self.depth -= 1
+
+    def operand(self) -> ast.FieldRef | ast.Literal:
+        if self.token.kind == "qname" or (self.token.kind == "name" and self.token.value.lower() not in KEYWORDS):
+            return self.field_ref()
+        return self.literal()
+
+    def predicate(self) -> ast.Node:
+        start = self.token
+        left = self.operand()
+        token = self.token
+        if token.kind == "op":
+            self.advance()
+            return ast.Compare(COMPARISONS[token.value], left, self.operand(), pos=start.pos)
+        negated = token.is_keyword("not") and self.peek().is_keyword("in", "like")
+        if negated:
+            self.advance()
+        if self.token.is_keyword("in", "like"):
+            node = self.in_or_like(self.as_field(left, start))
+            return ast.Not(node, pos=start.pos) if negated else node
+        if self.accept_keyword("is"):
+            negated = self.accept_keyword("not") is not None
+            if not self.accept_keyword("null"):
+                raise self.error(f"unexpected {self.token.show()}, expected NULL")
+            node = ast.IsNull(self.as_field(left, start), pos=start.pos)
+            return ast.Not(node, pos=start.pos) if negated else node
+        if isinstance(left, ast.FieldRef):
+            return ast.BoolField(left, pos=start.pos)
+        if left.kind == "bool":
+            return left
+        raise self.error(f"unexpected {start.show()}, expected a condition", start)
+
+    def as_field(self, node: ast.FieldRef | ast.Literal, token: Token) -> ast.FieldRef:
+        if not isinstance(node, ast.FieldRef):
+            raise self.error(f"unexpected {token.show()}, expected a field name", token)
+        return node
+
+    def in_or_like(self, target: ast.FieldRef) -> ast.Node:
+        keyword = self.advance()
+        if keyword.is_keyword("like"):
+            pattern = self.advance()
+            if pattern.kind != "string":
+                raise self.error(f"unexpected {pattern.show()}, LIKE expects a string", pattern)
+            return ast.Like(target, pattern.value, pos=target.pos)
+        opener = self.advance()
+        if opener.is_punct("("):
+            values = [self.literal()]
+            while self.token.is_punct(","):
+                self.advance()
+                values.append(self.literal())
+            self.expect_punct(")")
+            return ast.InList(target, tuple(values), pos=target.pos)
+        if opener.is_punct("[", "]"):
+            low = self.literal()
+            self.expect_punct("..")
+            high = self.literal()
+            closer = self.advance()
+            if not closer.is_punct("[", "]"):
+                raise self.error(f"unexpected {closer.show()}, expected ']' or '['", closer)
+            return ast.InRange(target, low, high, opener.value == "[", closer.value == "]", pos=target.pos)
+        raise self.error(f"unexpected {opener.show()}, expected '(' or '[' after IN", opener)
+
+    def filter_call(self) -> ast.Call:
+        name = self.advance()
+        function = name.value.lower()
+        if function not in FILTER_FUNCTIONS:
+            raise self.error(f"unknown function '{name.value}'", name)
+        self.expect_punct("(")
+        args: list[ast.Node] = [self.call_argument(function)]
+        while self.token.is_punct(","):
+            self.advance()
+            args.append(self.call_argument(function))
+        self.expect_punct(")")
+        return ast.Call(function, tuple(args), pos=name.pos)
+
+    def call_argument(self, function: str) -> ast.Node:
+        token = self.token
+        if token.is_punct("*"):
+            self.advance()
+            return ast.Star(pos=token.pos)
+        if token.kind == "number" and function == "within_distance" and self.peek().is_keyword(*UNITS):
+            self.advance()
+            return ast.Distance(float(token.value), self.advance().value.lower(), pos=token.pos)
+        return self.operand()
+
+    # --- select, group_by, order_by ---
+
+    def expression(self) -> ast.Node:
+        """A select or group_by expression: a field, an aggregate, a date part or date_format."""
+        token = self.token
+        if token.is_punct("*"):
+            self.advance()
+            return ast.Star(pos=token.pos)
+        if not (token.kind == "name" and self.peek().is_punct("(")):
+            return self.field_ref()
+        function = self.advance().value.lower()
+        self.advance()
+        if function in AGGREGATES:
+            if function == "count" and self.token.is_punct("*"):
+                self.advance()
+                node: ast.Node = ast.Aggregate("count", None, pos=token.pos)
+            else:
+                node = ast.Aggregate(function, self.field_ref(), pos=token.pos)
+        elif function in DATE_PARTS:
+            node = ast.DatePart(function, self.field_ref(), pos=token.pos)
+        elif function == "date_format":
+            target = self.field_ref()
+            self.expect_punct(",")
+            pattern = self.advance()
+            if pattern.kind != "string":
+                raise self.error(f"unexpected {pattern.show()}, date_format expects a string", pattern)
+            node = ast.DateFormat(target, pattern.value, pos=token.pos)
+        else:
+            raise self.error(f"unknown function '{token.value}'", token)
+        self.expect_punct(")")
+        return node
+
+    def alias(self) -> str | None:
+        if not self.accept_keyword("as"):
+            return None
+        token = self.advance()
+        if token.kind not in ("name", "qname"):
+            raise self.error(f"unexpected {token.show()}, expected an alias", token)
+        return token.value
+
+    def items(self, item: Callable[[], T]) -> list[T]:
+        """A comma-separated list of `item()`, to the end of the clause."""
+        found = [item()]
+        while self.token.is_punct(","):
+            self.advance()
+            found.append(item())
+        self.expect_end()
+        return found
+
+
+def parse_where(text: str, clause: str = "where") -> ast.Node | None:
+    """The condition in `text`, or None when it is blank."""
+    parser = Parser(text, clause)
+    if parser.token.kind == "eof":
+        return None
+    node = parser.condition()
+    parser.expect_end()
+    return node

@@ -1,0 +1,192 @@
+"""Runs ODSQL clauses over a pyarrow Dataset (one Parquet file per dataset version).
+
+The filter and the projection are always pushed down to the scan (`Dataset.scanner(columns=
+{alias: expression}, filter=...)`), so only the needed columns of the matching records are
+read. Memory, by query shape:
+
+- no order_by: batches stream through; `run` with a limit stops reading once it has
+  offset + limit rows;
+- order_by with a limit: a running top (offset + limit) is kept, so memory is bounded by
+  offset + limit rows plus a few batches;
+- order_by without a limit: every matching record's selected and sort columns are held in
+  memory and sorted (what an ordered export of a whole dataset costs);
+- aggregates and group_by: Acero's streaming hash aggregation; memory grows with the number
+  of groups, not of records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from pyarrow import acero
+
+from domain.fields import GEOMETRY_TYPES, METADATA_KEY, Field, with_fields
+from domain.odsql import ast
+from domain.odsql.errors import ODSQLError
+from domain.odsql.select import Select, SelectItem, parse_order_by, parse_select, project
+
+BATCH_ROWS = 16 * 1024
+_FUNCTIONS = {"count": "count", "sum": "sum", "avg": "mean", "min": "min", "max": "max"}
+SortKeys = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What a non-aggregate query reads: `columns` (output columns, then hidden sort columns)
+    computed by the scan, the `output` names, the sort keys and the output fields."""
+    columns: dict[str, pc.Expression]
+    output: list[str]
+    sort: tuple[tuple[str, str], ...]
+    fields: list[Field]
+
+
+def plan(fields: Sequence[Field], select: str | None, order_by: str | None, timezone: str,
+         fields_only: bool = False) -> Projection:
+    """The projection of a non-aggregate query. order_by may name an output column or any
+    field (read as a hidden column). With `fields_only`, select may hold only fields."""
+    by_name = {f.name: f for f in fields}
+    chosen = parse_select(select, fields)
+    if chosen.aggregated:
+        item = next(i for i in chosen.items if isinstance(i.expression, ast.Aggregate))
+        raise ODSQLError("an aggregate needs no other select items than aggregates, or a group_by",
+                         item.expression.pos, "select")
+    columns: dict[str, pc.Expression] = {}
+    out_fields: list[Field] = []
+    types: dict[str, str] = {}
+    for item in chosen.items:
+        expression = item.expression
+        if fields_only and not isinstance(expression, ast.FieldRef):
+            raise ODSQLError("only fields, aliases and * can be selected here", expression.pos, "select")
+        columns[item.alias] = project(expression, by_name, timezone)
+        if isinstance(expression, ast.FieldRef):
+            source = by_name[expression.name]
+            types[item.alias] = source.type
+            out_fields.append(Field(item.alias, source.type, source.label))
+        else:
+            kind = "text" if isinstance(expression, ast.DateFormat) else "int"
+            out_fields.append(Field(item.alias, kind))
+    output = list(columns)
+    sort = []
+    for name, direction in parse_order_by(order_by, output + [n for n in by_name if n not in columns]):
+        kind = types[name] if name in types else by_name[name].type if name not in columns else None
+        if kind in GEOMETRY_TYPES:
+            raise ODSQLError(f"cannot order by the geometry column '{name}'", 0, "order_by")
+        if name not in columns:
+            hidden = f"__order_by_{len(sort)}"
+            columns[hidden] = pc.field(name)
+            name = hidden
+        sort.append((name, direction))
+    return Projection(columns, output, tuple(sort), out_fields)
+
+
+def top(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sort: SortKeys, count: int) -> pa.Table:
+    """The first `count` rows of `batches` in `sort` order, holding about 2 * count rows at a
+    time. Arrow's sort is stable, so ties keep their scan order as a full sort would."""
+    kept: list[pa.RecordBatch] = []
+    held = 0
+    table = schema.empty_table()
+    for batch in batches:
+        kept.append(batch)
+        held += batch.num_rows
+        if held > 2 * count + BATCH_ROWS:
+            table = sort_table(pa.Table.from_batches(kept, schema), sort).slice(0, count)
+            kept, held = list(table.to_batches()), table.num_rows
+    if kept:
+        table = sort_table(pa.Table.from_batches(kept, schema), sort).slice(0, count)
+    return table
+
+
+def sort_table(table: pa.Table, sort: SortKeys) -> pa.Table:
+    if not sort or table.num_rows == 0:
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=list(sort)))  # stable; nulls last
+
+
+def collect(source: pads.Dataset, projection: Projection, condition: pc.Expression | None,
+            limit: int | None, offset: int, batch_rows: int = BATCH_ROWS) -> pa.Table:
+    """The rows of a non-aggregate query, sorted and sliced, output columns only."""
+    scanner = source.scanner(columns=projection.columns, filter=condition, batch_size=batch_rows)
+    if not projection.sort:
+        table = scanner.head(offset + limit) if limit is not None else scanner.to_table()
+    elif limit is not None:
+        table = top(scanner.to_batches(), scanner.projected_schema, projection.sort, offset + limit)
+    else:
+        table = sort_table(scanner.to_table(), projection.sort)
+    table = table.slice(offset, limit)
+    return table.select(projection.output)
+
+
+def stream(source: pads.Dataset, projection: Projection, condition: pc.Expression | None,
+           limit: int | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches of a non-aggregate query, read lazily: nothing is scanned before the first
+    batch is asked for."""
+    if projection.sort:
+        for batch in collect(source, projection, condition, limit, 0, batch_rows).to_batches(max_chunksize=batch_rows):
+            if batch.num_rows:
+                yield batch
+        return
+    scanner = source.scanner(columns=projection.columns, filter=condition, batch_size=batch_rows)
+    left = limit
+    for batch in scanner.to_batches():
+        if left is not None:
+            if left <= 0:
+                return
+            batch = batch.slice(0, left)
+            left -= batch.num_rows
+        if batch.num_rows:
+            yield batch.select(projection.output)
+
+
+def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expression | None,
+              select: str | None, keys: tuple[SelectItem, ...], timezone: str) -> pa.Table:
+    """One row per group of `keys` (one row in all without keys): the keys, then the select
+    items; a non-aggregate select item must be one of the keys' expressions."""
+    by_name = {f.name: f for f in fields}
+    chosen = parse_select(select, fields) if select and select.strip() else Select((), False)
+    columns = {f"__key_{i}": project(k.expression, by_name, timezone) for i, k in enumerate(keys)}
+    key_names = {k.expression: f"__key_{i}" for i, k in enumerate(keys)}
+    aggregates = []
+    output: dict[str, str] = {}  # output name -> column of the aggregated table
+    for item in chosen.items:
+        expression = item.expression
+        if isinstance(expression, ast.Aggregate):
+            name = f"__agg_{len(aggregates)}"
+            target: list[str] | str = []
+            function = "count_all" if expression.arg is None else _FUNCTIONS[expression.func]
+            if expression.arg is not None:
+                columns[name] = pc.field(expression.arg.name)
+                target = name
+            prefix = "hash_" if keys else ""
+            options = pc.CountOptions("only_valid") if function == "count" else None
+            aggregates.append((target, prefix + function, options, name))
+        elif expression in key_names:
+            name = key_names[expression]
+        else:
+            raise ODSQLError(f"'{item.alias}' must be an aggregate or one of the group_by keys",
+                             expression.pos, "select")
+        output[item.alias] = name
+    chosen_columns = set(output.values())
+    leading = {k.alias: key_names[k.expression] for k in keys if key_names[k.expression] not in chosen_columns}
+    clash = next((name for name in leading if name in output), None)
+    if clash:
+        raise ODSQLError(f"'{clash}' names both a group_by key and a select item", 0, "select")
+    output = {**leading, **output}
+    if not output:
+        raise ODSQLError("nothing to compute: select aggregates or group_by keys", 0, "select")
+    reader = source.scanner(columns=columns, filter=condition).to_reader()
+    table = acero.Declaration.from_sequence([
+        acero.Declaration("record_batch_reader_source", acero.RecordBatchReaderSourceNodeOptions(reader)),
+        acero.Declaration("aggregate", acero.AggregateNodeOptions(aggregates, keys=list(key_names.values()))),
+    ]).to_table()
+    return pa.table([table[column] for column in output.values()], names=list(output))
+
+
+def output_schema(source: pads.Dataset, projection: Projection, scanned: pa.Schema) -> pa.Schema:
+    """The schema of the streamed batches, with the output fields in its exportd metadata and
+    the source's other metadata (e.g. GeoParquet's) kept."""
+    schema = pa.schema([scanned.field(name) for name in projection.output])
+    metadata = {k: v for k, v in (source.schema.metadata or {}).items() if k != METADATA_KEY}
+    return with_fields(schema.with_metadata(metadata), projection.fields)

@@ -1,0 +1,253 @@
+"""Nothing lost, nothing leaked — for real: worker processes killed with SIGKILL or stopped
+with SIGTERM, Redis stopped and restarted, a full disk, a size limit, plain-JSON jobs, rate
+limits. Each test bounds its own waiting."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.access_log import AccessLogger
+from api.app import create_app
+from domain import demo, keys
+from domain.exports import Export, ExportRepo
+from domain.redis_server import RedisServer
+from tests.conftest import ADMIN_TOKEN, load_dataset
+from tests.osdi import create, download, export_id, headers, poll
+from worker.settings import shutdown, startup
+from worker.sweep import recover
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def big_events(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big-events.parquet"
+    pq.write_table(demo.table(rows=300_000, seed=11), path, row_group_size=20_000)
+    return path
+
+
+@pytest.fixture
+def spawn_worker(settings, tmp_path):
+    """Start real worker processes (`python -m worker`); all are killed at the end."""
+    processes: list[subprocess.Popen] = []
+
+    def spawn(**env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"worker-{len(processes)}.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "EXPORTD_DATA_DIR": str(settings.data_dir), "EXPORTD_REDIS_URL": settings.redis_url,
+                 "EXPORTD_SECRET_KEY": settings.secret_key, "EXPORTD_ADMIN_TOKEN": settings.admin_token, **env})
+        log.close()
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+async def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def processing_with_progress(client, export: str) -> dict:
+    async def check():
+        body = await poll(client, ADMIN_TOKEN, export, until=("processing", "ready", "failed"), timeout=60)
+        assert body["status"] == "processing", f"export ended before the test could interrupt it: {body}"
+        return body if body["progress"]["records_done"] > 0 else None
+    return await wait_for(check, 60, "the export to make progress")
+
+
+def export_files(settings, export: str) -> list[Path]:
+    return sorted(p for p in (settings.data_dir / "exports" / export).rglob("*") if p.is_file())
+
+
+async def test_a_killed_worker_s_export_is_finished_by_another(settings, client, spawn_worker, big_events):
+    await load_dataset(settings, big_events, "big-events")
+    first = spawn_worker()
+    export = export_id(await create(client, ADMIN_TOKEN, "jsonl", dataset_id="big-events"))
+    await processing_with_progress(client, export)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    killed_at = time.monotonic()
+    spawn_worker()
+    ready = await poll(client, ADMIN_TOKEN, export, timeout=90)
+    assert ready["status"] == "ready", ready
+    assert time.monotonic() - killed_at < 60
+    status, body, _ = await download(client, ready["download_link"])
+    assert status == 200 and len(body.splitlines()) == 300_000 == ready["records_count"]
+    assert [f.parent.name for f in export_files(settings, export)] == ["2"]  # the second attempt's file only
+
+
+async def test_sigterm_hands_running_exports_back(settings, client, spawn_worker, big_events):
+    await load_dataset(settings, big_events, "big-events")
+    first = spawn_worker(EXPORTD_SHUTDOWN_GRACE="1")
+    export = export_id(await create(client, ADMIN_TOKEN, "json", dataset_id="big-events"))
+    await processing_with_progress(client, export)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    handed_back = await poll(client, ADMIN_TOKEN, export, until=("queued", "ready"), timeout=10)
+    assert handed_back["status"] == "queued"  # nobody holds it, and it is not lost
+    spawn_worker()
+    ready = await poll(client, ADMIN_TOKEN, export, timeout=90)
+    assert ready["status"] == "ready" and ready["records_count"] == 300_000
+
+
+async def test_worker_and_api_ride_out_a_redis_restart(make_settings, tmp_path, spawn_worker, demo_file):
+    with RedisServer(tmp_path / "own-redis") as server:
+        settings = make_settings(redis_url=server.url)
+        await load_dataset(settings, demo_file, "demo-events")
+        worker = spawn_worker(EXPORTD_REDIS_URL=server.url)
+        async with TestClient(TestServer(create_app(settings))) as client:
+            before = export_id(await create(client, ADMIN_TOKEN, "csv"))
+            assert (await poll(client, ADMIN_TOKEN, before, timeout=60))["status"] == "ready"
+            server.stop()
+            response = await client.get("/api/v1/exports", headers=headers(ADMIN_TOKEN))
+            assert response.status == 503 and (await response.json())["error_code"] == "redis_unavailable"
+            await asyncio.sleep(2)
+            assert worker.poll() is None, "the worker exited when Redis went away"
+            server.start()
+            async def answers():
+                return (await client.get("/api/v1/exports", headers=headers(ADMIN_TOKEN))).status == 200
+            await wait_for(answers, 30, "the API to recover")
+            # nothing acknowledged was lost, and the same worker process takes new work
+            assert (await poll(client, ADMIN_TOKEN, before))["status"] == "ready"
+            after = export_id(await create(client, ADMIN_TOKEN, "json"))
+            assert (await poll(client, ADMIN_TOKEN, after, timeout=60))["status"] == "ready"
+            assert worker.poll() is None
+
+
+async def test_recover_gives_a_lapsed_export_a_new_attempt_then_fails_it(settings, state, worker):
+    repo = ExportRepo(state)
+    export = Export.new(owner="admin", name="x", export_type="csv", dataset_id="demo-events", resource_href="x")
+    await repo.create(export)
+    await repo.transition(export.id, "queued", expect=("initializing",))
+    await repo.transition(export.id, "processing", expect=("queued",), attempt=1, lapses=settings.max_attempts - 2)
+    await state.zadd(keys.LEASES, {export.id: 0})  # as if its worker died long ago
+    ctx = {"settings": settings, "redis": worker.pool}
+    await startup(ctx)
+    try:
+        assert await recover(ctx) == {"requeued": 1, "failed": 0}
+        queued = await repo.get(export.id)
+        assert queued.status == "queued" and queued.lapses == settings.max_attempts - 1
+        assert await state.exists(f"arq:job:{keys.export_job_id(export.id, 2)}")  # the next attempt is queued
+        await state.delete(f"arq:job:{keys.export_job_id(export.id, 2)}")
+        await repo.transition(export.id, "processing", expect=("queued",), attempt=2)
+        await state.zadd(keys.LEASES, {export.id: 0})
+        assert await recover(ctx) == {"requeued": 0, "failed": 1}
+        failed = await repo.get(export.id)
+        assert failed.status == "failed" and "stopped its worker" in failed.detail
+        await repo.transition(export.id, "processing", expect=("failed",))  # not allowed: nothing changes
+        assert (await repo.get(export.id)).status == "failed"
+    finally:
+        await shutdown(ctx)
+
+
+async def test_a_live_lease_is_not_taken(settings, state, worker):
+    repo = ExportRepo(state)
+    export = Export.new(owner="admin", name="x", export_type="csv", dataset_id="demo-events", resource_href="x")
+    await repo.create(export)
+    await repo.transition(export.id, "queued", expect=("initializing",))
+    await repo.transition(export.id, "processing", expect=("queued",), attempt=1)  # leased for 15 s
+    ctx = {"settings": settings, "redis": worker.pool}
+    await startup(ctx)
+    try:
+        assert await recover(ctx) == {"requeued": 0, "failed": 0}
+        assert not await repo.transition(export.id, "queued", expect=("processing",), at_attempt=1, lease_lapsed=True)
+    finally:
+        await shutdown(ctx)
+
+
+async def test_export_over_the_size_limit_fails_and_the_worker_goes_on(make_settings, start_worker, demo_dataset):
+    settings = make_settings(max_export_bytes=50_000)
+    start_worker(settings)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        big = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "json")))
+        assert big["status"] == "failed" and "50,000-byte limit" in big["detail"]
+        assert "download_link" not in big
+        small = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv", query={"limit": 10})))
+        assert small["status"] == "ready"
+    assert list((settings.data_dir / ".partial").iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_disk_fails_the_export_with_a_reason(make_settings, start_worker, demo_file, small_disk):
+    settings = make_settings(data_dir=small_disk)
+    await load_dataset(settings, demo_file, "demo-events")
+    start_worker(settings)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        full = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "json")))
+        assert full["status"] == "failed" and "disk space" in full["detail"]
+        assert list((small_disk / ".partial").iterdir()) == []  # the half file is gone
+        small = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv", query={"limit": 5})))
+        assert small["status"] == "ready"
+
+
+async def test_jobs_are_plain_json(settings, client, demo_dataset, state):
+    from redis.asyncio import Redis
+
+    export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+    binary = Redis.from_url(settings.redis_url)
+    try:
+        job = await binary.get(f"arq:job:{keys.export_job_id(export, 1)}")
+    finally:
+        await binary.aclose()
+    decoded = orjson.loads(job)
+    assert decoded["f"] == "run_export" and decoded["a"] == [export, 1]
+
+
+async def test_export_creation_is_rate_limited_per_user(make_settings, demo_dataset, user_token):
+    settings = make_settings(rate_limit=2)
+    token = await user_token("hasty")
+    async with TestClient(TestServer(create_app(settings))) as client:
+        for _ in range(2):
+            await create(client, token, "csv")
+        response = await client.post("/api/v1/exports", json={"export_type": "csv"}, headers=headers(token))
+        assert response.status == 429
+        assert 1 <= int(response.headers["Retry-After"]) <= 61
+        assert (await response.json())["error_code"] == "too_many_requests"
+        other = await user_token("patient")
+        await create(client, other, "csv")  # the limit is per user
+
+
+async def test_access_log_has_no_signatures_or_tokens(settings, worker, demo_dataset, caplog):
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    server = TestServer(create_app(settings))
+    await server.start_server(access_log_class=AccessLogger)  # as `python -m api` runs it
+    async with TestClient(server) as client:
+        ready = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv")))
+        await download(client, ready["download_link"])
+        await client.get(f"/api/v2/catalog/datasets?apikey={ADMIN_TOKEN}")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/downloads/" in logged and "/api/v2/catalog/datasets" in logged
+    signature = ready["download_link"].split("signature=")[1]
+    assert signature not in logged and ADMIN_TOKEN not in logged and "signature=" not in logged
