@@ -30,6 +30,7 @@ from formats import REGISTRY
 DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
 PER_PAGE = 25
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # keeps page * per_page within Redis' 64-bit range offsets
 DELETED = {"notice": "This export was successfully deleted."}
 
 
@@ -122,7 +123,7 @@ async def _queue(request: web.Request, export_id: str, expect: tuple[str, ...], 
 
 async def collection(request: web.Request) -> web.Response:
     user = await current_user(request)
-    page = query_int(request, "page", 1, 1)
+    page = query_int(request, "page", 1, 1, MAX_PAGE)
     per_page = query_int(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
     total, exports = await request.app[EXPORTS].page(None if user.admin else user.name, page, per_page)
     total_pages = max(1, math.ceil(total / per_page))

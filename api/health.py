@@ -20,7 +20,8 @@ async def health(request: web.Request) -> web.Response:
         body["redis"] = "ok"
         seen = await state.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE, "+inf", withscores=True)
         body["workers"] = [{"name": name, "last_seen_seconds_ago": round(time.time() - beat, 1)} for name, beat in seen]
-        body["queue_depth"] = await state.zcard(request.app[SETTINGS].queue_name)
+        # jobs due now, waiting or running; arq keeps scheduled (cron, deferred) jobs in the same set
+        body["queue_depth"] = await state.zcount(request.app[SETTINGS].queue_name, "-inf", time.time() * 1000)
     except Exception:  # health must answer, whatever is broken
         pass
     healthy = body["redis"] == "ok" and bool(body["workers"])

@@ -67,10 +67,26 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+ERR = {"$ref": "#/components/responses/Error"}
+
+
+def _operation(route) -> dict[str, Any]:
+    """The route's operation, with the errors any operation may answer: 413 for a body over
+    the limit, 503 while Redis is away (every route but this document needs it)."""
+    operation = {"operationId": route.name, **route.operation}
+    responses = dict(operation.get("responses", {}))
+    if "requestBody" in operation:
+        responses.setdefault("413", ERR)
+    if route.name != "openapi":
+        responses.setdefault("503", ERR)
+    operation["responses"] = responses
+    return operation
+
+
 def build(routes) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = {"operationId": route.name, **route.operation}
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {"title": "exportd", "version": "0.1.0",
@@ -83,6 +99,7 @@ def build(routes) -> dict[str, Any]:
                 "OsdiToken": {"type": "apiKey", "in": "header", "name": "OSDI-API-Token"},
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Apikey <token>"},
                 "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
+                "BasicAuth": {"type": "http", "scheme": "basic", "description": "Management API: users given a password by the operator command."},
             },
         },
         "x-formats": [

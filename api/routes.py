@@ -10,6 +10,7 @@ from aiohttp import web
 from api import downloads, exports, health, openapi
 from api.explore import exports as explore_exports
 from api.explore import routes as explore_routes
+from api.management import routes as management_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -34,13 +35,13 @@ ROUTES: list[Route] = [
         "tags": ["OSDI exports"], "security": TOKEN,
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
         "responses": {"201": {"description": "Created; Location names the export.", "content": HAL_EXPORT},
-                      "400": ERR, "401": ERR, "503": ERR},
+                      "400": ERR, "401": ERR, "429": ERR, "503": ERR},
     }),
     Route("GET", "/api/v1/exports", exports.collection, "exports-list", {
         "summary": "The caller's exports (an administrator's: everyone's), newest first, HAL+JSON.",
         "tags": ["OSDI exports"], "security": TOKEN,
         "parameters": [
-            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": exports.MAX_PAGE, "default": 1}},
             {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
         ],
         "responses": {"200": {"description": "A page of exports.", "content": {"application/hal+json": {"schema": {"$ref": "#/components/schemas/ExportCollection"}}}},
@@ -61,7 +62,7 @@ ROUTES: list[Route] = [
         "summary": "Approve an export waiting for approval (administrators).",
         "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
-        "responses": {"200": {"description": "Queued.", "content": HAL_EXPORT}, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
+        "responses": {"200": {"description": "Queued.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
     }),
     Route("POST", "/api/v1/exports/{export_id}/reject", exports.reject, "exports-reject", {
         "summary": "Reject an export waiting for approval, with a detail (administrators).",
@@ -97,7 +98,8 @@ def _explore_routes() -> list[Route]:
     for method, suffix, handler, name, operation in explore_routes.ENDPOINTS:
         for i, path in enumerate(explore_routes.paths(suffix)):
             routes.append(Route(method, path, handler, name if i == 0 else f"{name}-v{i}",
-                                {**operation, "tags": explore_routes.TAG, "security": explore_routes.KEY}))
+                                {**operation, "tags": explore_routes.TAG, "security": explore_routes.KEY,
+                                 "responses": {**operation["responses"], "401": ERR}}))  # a wrong key
     return routes
 
 
@@ -106,8 +108,10 @@ ROUTES.append(Route("GET", "/explore/dataset/{dataset_id}/download/", explore_ex
     "summary": "The portal's download URL: ?format=csv&csv_separator=;&use_labels_for_header=true&where=…",
     "tags": explore_routes.TAG, "security": explore_routes.KEY,
     "parameters": [explore_routes.DATASET_ID, explore_routes.q("format", "The format.")],
-    "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR},
+    "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "401": ERR, "404": ERR},
 }))
+
+ROUTES += [Route(*route) for route in management_routes.ROUTES]
 
 
 def add_routes(app: web.Application) -> None:

@@ -39,6 +39,8 @@ class Dataset:
     created: str = ""
     modified: str = ""
     extra: dict = field(default_factory=dict)
+    published: bool = True  # False: hidden from the Explore API (management API unpublish, or never published)
+    metadata: dict = field(default_factory=dict)  # keywords, license, … (management API; title/description above)
 
     def to_json(self) -> bytes:
         data = asdict(self)

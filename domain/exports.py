@@ -81,7 +81,7 @@ for _, change in ipairs(args['zrem']) do redis.call('ZREM', change[1], change[2]
 return 1
 """
 
-LEASE_SECONDS = 15  # a processing export whose worker has not renewed its lease for this long is run again
+LEASE_SECONDS = 15  # default: a processing export whose lease is not renewed for this long is run again
 
 
 @dataclass
@@ -160,8 +160,9 @@ def encode(name: str, value: Any) -> str:
 
 
 class ExportRepo:
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: Redis, lease_seconds: float = LEASE_SECONDS):
         self.redis = redis
+        self.lease_seconds = lease_seconds
         self._cas = redis.register_script(_CAS)
 
     async def create(self, export: Export) -> None:
@@ -224,7 +225,7 @@ class ExportRepo:
         if target == EXPIRED:
             zrem.append([keys.EXPORTS_READY, export_id])
         if target == PROCESSING:
-            zadd.append([keys.LEASES, lease_until(), export_id])
+            zadd.append([keys.LEASES, self.lease_until(), export_id])
         else:
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
@@ -235,7 +236,7 @@ class ExportRepo:
         """Set fields (progress, say) only while the export is in one of `expect` (and at the
         attempt); renew_lease extends the running attempt's lease. Never recreates a deleted
         export: False when it is gone or elsewhere."""
-        zadd = [[keys.LEASES, lease_until(), export_id]] if renew_lease else []
+        zadd = [[keys.LEASES, self.lease_until(), export_id]] if renew_lease else []
         try:
             return await self._apply(export_id, _conditions(expect, at_attempt), values, zadd, [])
         except NotFound:
@@ -269,6 +270,9 @@ class ExportRepo:
     async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:
         return await self.redis.zrangebyscore(keys.EXPORTS_READY, "-inf", moment.timestamp(), start=0, num=limit)
 
+    def lease_until(self) -> float:
+        return time.time() + self.lease_seconds
+
     async def lapsed_leases(self, limit: int = 500) -> list[str]:
         """Processing exports whose worker stopped renewing its lease (killed, frozen, cut off)."""
         return await self.redis.zrangebyscore(keys.LEASES, "-inf", time.time(), start=0, num=limit)
@@ -294,10 +298,6 @@ def _conditions(statuses: Iterable[str], at_attempt: int | None) -> dict[str, li
     if at_attempt is not None:
         when["attempt"] = [str(at_attempt)]
     return when
-
-
-def lease_until() -> float:
-    return time.time() + LEASE_SECONDS
 
 
 def expiry_from(moment: datetime, ttl_seconds: int) -> datetime:

@@ -49,3 +49,58 @@ def export_job_id(export_id: str, attempt: int) -> str:
     """The arq job id of an export's attempt: deterministic, so enqueuing an attempt twice
     runs it once, and fresh for each new attempt (arq keeps a dead job's id busy for hours)."""
     return f"export:{export_id}:{attempt}"
+
+# The management API v2 (api/management, domain/jobs.py, domain/files.py, domain/alternative_exports.py).
+PASSWORDS = PREFIX + "passwords"  # hash: user name -> scrypt hash of the password (HTTP Basic)
+
+
+def dataset_uid(uid: str) -> str:
+    return f"{PREFIX}dataset-uid:{uid}"  # string: dataset id of the dataset with this uid
+
+
+def dataset_status(uid: str) -> str:
+    return f"{PREFIX}dataset-status:{uid}"  # hash: status, job_id, since, message
+
+
+def dataset_changes(uid: str) -> str:
+    return f"{PREFIX}dataset-changes:{uid}"  # list: JSON change objects, oldest first
+
+
+def dataset_resources(uid: str) -> str:
+    return f"{PREFIX}dataset-resources:{uid}"  # hash: resource uid -> JSON resource
+
+
+def dataset_versions(uid: str) -> str:
+    return f"{PREFIX}dataset-versions:{uid}"  # hash: version uid -> JSON saved version
+
+
+def alternative_exports(uid: str) -> str:
+    return f"{PREFIX}alternative-exports:{uid}"  # hash: export uid -> JSON alternative export
+
+
+def realtime_log(uid: str) -> str:
+    return f"{PREFIX}realtime:{uid}"  # list: JSON [seq, record, received] pushed records (recovery data)
+
+
+def realtime_seq(uid: str) -> str:
+    return f"{PREFIX}realtime-seq:{uid}"  # counter: last sequence number given to a pushed record
+
+
+def push_key(key_hash: str) -> str:
+    return f"{PREFIX}push-key:{key_hash}"  # string: dataset uid whose push key has this SHA-256
+
+
+def mjob(job_id: str) -> str:
+    return f"{PREFIX}mjob:{job_id}"  # hash: a management processing job (domain/jobs.py)
+
+
+def mjob_arq_id(job_id: str) -> str:
+    return f"mjob:{job_id}"  # the arq job id of a management job
+
+
+def file(file_id: str) -> str:
+    return f"{PREFIX}file:{file_id}"  # string: JSON uploaded file (domain/files.py)
+
+
+FILES = PREFIX + "files"  # sorted set: file id by upload time
+FILE_NAMES = PREFIX + "file-names"  # hash: file name -> id of the latest file uploaded under it

@@ -5,6 +5,7 @@
     datasets list
     users add NAME [--admin]  create a user and print a fresh API token
     users token NAME          print a fresh API token for a user
+    users password NAME       set a user's password (HTTP Basic on the management API), read from stdin
     run                       Redis (if none answers), the web process and a worker, in the foreground
 """
 from __future__ import annotations
@@ -66,11 +67,26 @@ async def users(settings: Settings, action: str, name: str, admin: bool) -> None
     state = queue.connect(settings.redis_url)
     try:
         repo = UserRepo(state, settings.admin_token)
+        if action == "password":
+            await repo.set_password(name, _read_password())
+            print(f"password set for {name}")
+            return
         if action == "add":
             await repo.add(name, admin=admin)
         print(await repo.new_token(name))
     finally:
         await state.aclose()
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise DomainError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
 
 
 async def list_datasets(settings: Settings) -> None:
@@ -147,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--admin", action="store_true")
     tok = us.add_parser("token", help="print a fresh API token for a user")
     tok.add_argument("name")
+    pw = us.add_parser("password", help="set a user's password (HTTP Basic, management API), read from stdin")
+    pw.add_argument("name")
     sub.add_parser("run", help="run Redis, the web process and a worker in the foreground")
     args = parser.parse_args(argv)
 

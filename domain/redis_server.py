@@ -36,7 +36,7 @@ def command(port: int, directory: Path) -> list[str]:
         raise RuntimeError("redis-server is not installed: `make run` or `make test` installs it (apt-get install redis-server)")
     return [
         binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+        "--appendonly", "yes", "--appendfsync", "always", "--save", "",
         "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
     ]
 

@@ -67,8 +67,10 @@ class Settings:
     job_timeout: int = 6 * 3600
     shutdown_grace: int = 30
     max_attempts: int = 5
+    lease_seconds: int = 15
     max_export_bytes: int | None = None
     rate_limit: int = 60  # export creations per token per minute
+    max_upload_bytes: int = 1 << 30  # management API file uploads; larger ones answer 413
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -92,6 +94,8 @@ class Settings:
             job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30) or 0,
             max_attempts=_int(env, "MAX_ATTEMPTS", 5) or 5,
+            lease_seconds=_int(env, "LEASE_SECONDS", 15) or 15,
             max_export_bytes=_int(env, "MAX_EXPORT_BYTES", None),
             rate_limit=_int(env, "RATE_LIMIT", 60) or 0,
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 1 << 30) or 1 << 30,
         )

@@ -29,10 +29,10 @@ def download_path(secret: str, export_id: str, file_name: str, expires_at: datet
 
 def verify(secret: str, export_id: str, file_name: str, expires: str | None, signature: str | None, at: datetime | None = None) -> None:
     """Forbidden for a missing or wrong signature, Gone for a good one past its time."""
-    if not expires or not signature or not expires.isdigit():
+    if not expires or not signature or not (expires.isascii() and expires.isdigit()) or len(expires) > 20:
         raise Forbidden("this download link is not signed")
     expected = _signature(secret, export_id, file_name, int(expires))
-    if not hmac.compare_digest(expected, signature):
+    if not signature.isascii() or not hmac.compare_digest(expected, signature):
         raise Forbidden("this download link's signature is not valid")
     moment = at or datetime.now(timezone.utc)
     if int(expires) <= moment.timestamp():

@@ -65,14 +65,17 @@ class LocalStorage:
     def partial_tags(self) -> set[str]:
         return {path.name.split(TAG_END, 1)[0] for path in (self.root / PARTIAL_DIR).iterdir()}
 
-    def sweep_partials(self, older_than_seconds: float, live_tags: set[str] = frozenset()) -> int:
+    def sweep_partials(self, older_than_seconds: float, live_tags: set[str] = frozenset(), tagged_only: bool = False) -> int:
         """Remove partial files untouched for that long whose tag is not live (left by
-        killed workers)."""
+        killed workers); with tagged_only, leave untagged ones (dataset imports) alone."""
         cutoff = time.time() - older_than_seconds
         removed = 0
         for path in (self.root / PARTIAL_DIR).iterdir():
+            tag = path.name.split(TAG_END, 1)[0]
+            if tag in live_tags or (tagged_only and not tag):
+                continue
             try:
-                if path.name.split(TAG_END, 1)[0] not in live_tags and path.stat().st_mtime < cutoff:
+                if path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:

@@ -1,7 +1,10 @@
 """Users and their API tokens. Tokens are random, shown once, and stored only as SHA-256
-hashes; EXPORTD_ADMIN_TOKEN is the built-in administrator's token."""
+hashes; EXPORTD_ADMIN_TOKEN is the built-in administrator's token. A user may also have a
+password (HTTP Basic, for the management API), stored as a salted scrypt hash and compared in
+constant time."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -27,6 +30,28 @@ class User:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}  # about 16 MiB and 50 ms a check
+MIN_PASSWORD = 8
+
+
+def password_hash(password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"], p: int = SCRYPT["p"]) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, _digest = stored.split("$")
+        expected = password_hash(password, bytes.fromhex(salt), int(n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected.encode(), stored.encode())
+
+
+_DUMMY = password_hash("not a password", b"\0" * 16)  # checked for unknown users: no timing on names
 
 
 class UserRepo:
@@ -63,6 +88,21 @@ class UserRepo:
             pipe.sadd(keys.user_tokens(name), digest)
             await pipe.execute()
         return token
+
+    async def set_password(self, name: str, password: str) -> None:
+        await self.get(name)
+        if len(password) < MIN_PASSWORD:
+            raise Invalid(f"a password needs at least {MIN_PASSWORD} characters")
+        await self.redis.hset(keys.PASSWORDS, name, await asyncio.to_thread(password_hash, password))
+
+    async def authenticate_password(self, name: str, password: str) -> User:
+        """The user with this name and password (HTTP Basic), else Unauthorized; the check
+        costs the same whether or not the user exists."""
+        stored = await self.redis.hget(keys.PASSWORDS, name)
+        matches = await asyncio.to_thread(password_matches, password, stored or _DUMMY)  # CPU: off the loop
+        if stored is None or not matches:
+            raise Unauthorized("wrong user name or password")
+        return await self.get(name)
 
     async def authenticate(self, token: str | None) -> User:
         if not token:

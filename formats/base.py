@@ -212,11 +212,22 @@ class Format:
         return OpenWriter(self, out, schema, fields, options)
 
 
+class _GzipOut(gzip.GzipFile):
+    """Gzip output only goes forward: refusing seek makes writers that would seek back (zipfile
+    rewriting its local headers) stream instead."""
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        raise io.UnsupportedOperation("a gzip stream cannot seek")
+
+
 class OpenWriter:
     """A writer with the common wrapping applied (gzip for `compressed`). Use as the writer."""
 
     def __init__(self, fmt: Format, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
-        self._gzip = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) if options.get("compressed") else None
+        self._gzip = _GzipOut(fileobj=out, mode="wb", compresslevel=6, mtime=0) if options.get("compressed") else None
         self.writer = fmt.writer(self._gzip or out, schema, fields, options)
 
     @property

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 from domain import exports as ex
 
 TERMINAL = (ex.READY, ex.FAILED, ex.REJECTED, ex.EXPIRED)
+STATUSES = ex.STATUSES
 
 
 def headers(token: str) -> dict[str, str]:

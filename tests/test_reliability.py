@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -23,6 +24,7 @@ from domain import demo, keys
 from domain.exports import Export, ExportRepo
 from domain.redis_server import RedisServer
 from tests.conftest import ADMIN_TOKEN, load_dataset
+from tests.osdi import STATUSES as TERMINAL_OR_ANY
 from tests.osdi import create, download, export_id, headers, poll
 from worker.settings import shutdown, startup
 from worker.sweep import recover
@@ -42,12 +44,13 @@ def spawn_worker(settings, tmp_path):
     """Start real worker processes (`python -m worker`); all are killed at the end."""
     processes: list[subprocess.Popen] = []
 
-    def spawn(**env: str) -> subprocess.Popen:
+    def spawn(module: str = "worker", **env: str) -> subprocess.Popen:
         log = open(tmp_path / f"worker-{len(processes)}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "EXPORTD_DATA_DIR": str(settings.data_dir), "EXPORTD_REDIS_URL": settings.redis_url,
-                 "EXPORTD_SECRET_KEY": settings.secret_key, "EXPORTD_ADMIN_TOKEN": settings.admin_token, **env})
+                 "EXPORTD_SECRET_KEY": settings.secret_key, "EXPORTD_ADMIN_TOKEN": settings.admin_token,
+                 "EXPORTD_LEASE_SECONDS": "3", **env})
         log.close()
         processes.append(process)
         return process
@@ -77,6 +80,12 @@ async def processing_with_progress(client, export: str) -> dict:
     return await wait_for(check, 60, "the export to make progress")
 
 
+async def no_partials_left(settings) -> None:
+    async def empty():
+        return not list((settings.data_dir / ".partial").iterdir())
+    await wait_for(empty, 15, "the dead attempt's partial file to be removed")
+
+
 def export_files(settings, export: str) -> list[Path]:
     return sorted(p for p in (settings.data_dir / "exports" / export).rglob("*") if p.is_file())
 
@@ -94,8 +103,11 @@ async def test_a_killed_worker_s_export_is_finished_by_another(settings, client,
     assert ready["status"] == "ready", ready
     assert time.monotonic() - killed_at < 60
     status, body, _ = await download(client, ready["download_link"])
-    assert status == 200 and len(body.splitlines()) == 300_000 == ready["records_count"]
+    assert status == 200 and ready["records_count"] == 300_000
+    ids = [orjson.loads(line)["event_id"] for line in body.splitlines()]
+    assert sorted(ids) == list(range(1, 300_001))  # every record, exactly once
     assert [f.parent.name for f in export_files(settings, export)] == ["2"]  # the second attempt's file only
+    await no_partials_left(settings)
 
 
 async def test_sigterm_hands_running_exports_back(settings, client, spawn_worker, big_events):
@@ -146,14 +158,14 @@ async def test_recover_gives_a_lapsed_export_a_new_attempt_then_fails_it(setting
     ctx = {"settings": settings, "redis": worker.pool}
     await startup(ctx)
     try:
-        assert await recover(ctx) == {"requeued": 1, "failed": 0}
+        assert await recover(ctx) == {"requeued": 1, "failed": 0, "partials_removed": 0}
         queued = await repo.get(export.id)
         assert queued.status == "queued" and queued.lapses == settings.max_attempts - 1
         assert await state.exists(f"arq:job:{keys.export_job_id(export.id, 2)}")  # the next attempt is queued
         await state.delete(f"arq:job:{keys.export_job_id(export.id, 2)}")
         await repo.transition(export.id, "processing", expect=("queued",), attempt=2)
         await state.zadd(keys.LEASES, {export.id: 0})
-        assert await recover(ctx) == {"requeued": 0, "failed": 1}
+        assert await recover(ctx) == {"requeued": 0, "failed": 1, "partials_removed": 0}
         failed = await repo.get(export.id)
         assert failed.status == "failed" and "stopped its worker" in failed.detail
         await repo.transition(export.id, "processing", expect=("failed",))  # not allowed: nothing changes
@@ -171,7 +183,7 @@ async def test_a_live_lease_is_not_taken(settings, state, worker):
     ctx = {"settings": settings, "redis": worker.pool}
     await startup(ctx)
     try:
-        assert await recover(ctx) == {"requeued": 0, "failed": 0}
+        assert await recover(ctx) == {"requeued": 0, "failed": 0, "partials_removed": 0}
         assert not await repo.transition(export.id, "queued", expect=("processing",), at_attempt=1, lease_lapsed=True)
     finally:
         await shutdown(ctx)
@@ -251,3 +263,85 @@ async def test_access_log_has_no_signatures_or_tokens(settings, worker, demo_dat
     assert "/downloads/" in logged and "/api/v2/catalog/datasets" in logged
     signature = ready["download_link"].split("signature=")[1]
     assert signature not in logged and ADMIN_TOKEN not in logged and "signature=" not in logged
+
+
+async def test_a_duplicate_delivery_writes_one_file(settings, client, spawn_worker, demo_dataset, state):
+    from domain.queue import RUN_EXPORT, arq_pool
+
+    spawn_worker(), spawn_worker()
+    pool = await arq_pool(settings.redis_url, settings.queue_name)
+    try:
+        export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+        for copy in ("a", "b"):  # the same attempt delivered twice more, to whichever worker is free
+            await pool.enqueue_job(RUN_EXPORT, export, 1, _job_id=f"duplicate-{copy}-{export}")
+        ready = await poll(client, ADMIN_TOKEN, export, timeout=60)
+        await wait_for(lambda: _jobs_done(pool, [f"duplicate-a-{export}", f"duplicate-b-{export}"]), 30, "the duplicates to run")
+    finally:
+        await pool.aclose()
+    assert ready["status"] == "ready"
+    files = export_files(settings, export)
+    assert len(files) == 1 and files[0].parent.name == "1"
+    assert (await ExportRepo(state).get(export)).attempt == 1
+
+
+async def _jobs_done(pool, job_ids: list[str]) -> bool:
+    from arq.jobs import Job, JobStatus
+
+    statuses = [await Job(job_id, pool).status() for job_id in job_ids]
+    return all(status == JobStatus.complete for status in statuses)
+
+
+async def test_a_poison_export_fails_after_n_attempts_and_others_finish(settings, client, spawn_worker, demo_dataset, tmp_path):
+    poison = tmp_path / "poison.parquet"
+    pq.write_table(demo.table(rows=2000).append_column("poison", pa.array(["x"] * 2000)), poison)
+    await load_dataset(settings, poison, "poison")
+    bad = export_id(await create(client, ADMIN_TOKEN, "csv", dataset_id="poison"))
+    good = [export_id(await create(client, ADMIN_TOKEN, fmt)) for fmt in ("json", "csv", "jsonl")]
+    # One export at a time per process: a crash then takes only the export that caused it (with
+    # more jobs per worker, exports running beside a poison one lose attempts with it).
+    poisoned = dict(EXPORTD_MAX_ATTEMPTS="3", EXPORTD_LEASE_SECONDS="2", EXPORTD_WORKER_JOBS="1")
+    workers = [spawn_worker("tests.poison_worker", **poisoned)]
+    deaths = 0
+
+    async def settled():
+        nonlocal deaths
+        if workers[-1].poll() is not None:  # a process manager restarts what died
+            deaths += 1
+            workers.append(spawn_worker("tests.poison_worker", **poisoned))
+        states = [(await poll(client, ADMIN_TOKEN, e, until=TERMINAL_OR_ANY))["status"] for e in [bad, *good]]
+        return states if all(s in ("ready", "failed") for s in states) else None
+
+    states = await wait_for(settled, 120, "every export to settle")
+    assert states == ["failed", "ready", "ready", "ready"]
+    failed = await poll(client, ADMIN_TOKEN, bad)
+    assert "stopped its worker 3 times" in failed["detail"]
+    assert deaths >= 3
+
+
+async def test_killing_redis_mid_export_loses_nothing_acknowledged(make_settings, tmp_path, spawn_worker, big_events):
+    with RedisServer(tmp_path / "killed-redis") as server:
+        settings = make_settings(redis_url=server.url)
+        await load_dataset(settings, big_events, "big-events")
+        spawn_worker(EXPORTD_REDIS_URL=server.url)
+        async with TestClient(TestServer(create_app(settings))) as client:
+            acknowledged = [export_id(await create(client, ADMIN_TOKEN, fmt, dataset_id="big-events")) for fmt in ("json", "csv")]
+            await processing_with_progress(client, acknowledged[0])
+            server.process.kill()  # SIGKILL: no clean shutdown
+            server.process.wait(10)
+            response = await client.get("/api/v1/exports", headers=headers(ADMIN_TOKEN))
+            assert response.status == 503
+            await asyncio.sleep(1)
+            server.start()
+            final = [await poll(client, ADMIN_TOKEN, e, timeout=120) for e in acknowledged]
+    assert [e["status"] for e in final] == ["ready", "ready"], final
+
+
+@pytest.mark.parametrize("path", [
+    "/downloads/..%2F..%2Fsecret_key/x", "/downloads/x/..%2F..%2F..%2Fsecret_key?expires=9999999999&signature=abc",
+    "/downloads/../secret_key", "/downloads/%2e%2e/%2e%2e/admin_token?expires=1&signature=x",
+])
+async def test_path_traversal_in_download_links_is_refused(client, path):
+    response = await client.get(path)
+    assert response.status in (403, 404)
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert b"test-secret" not in await response.read()

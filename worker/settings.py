@@ -18,20 +18,20 @@ from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
 from domain.settings import Settings
 from domain.storage import LocalStorage
+from worker.dataset_jobs import dataset_job
 from worker.export_job import run_export
 from worker.sweep import recover, sweep
 
 log = logging.getLogger("exportd.worker")
 
 HEARTBEAT_EVERY = 5  # seconds
-RECOVER_EVERY = 5  # seconds between looks for exports whose worker died
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings.from_env()
     ctx["settings"] = settings
     ctx["state"] = state = queue.connect(settings.redis_url)
-    ctx["exports"] = ExportRepo(state)
+    ctx["exports"] = ExportRepo(state, settings.lease_seconds)
     ctx["datasets"] = DatasetRepo(state)
     ctx["storage"] = LocalStorage(settings.data_dir)
     ctx["executor"] = ThreadPoolExecutor(max_workers=settings.worker_jobs, thread_name_prefix="export")
@@ -61,14 +61,19 @@ async def _heartbeat(state, name: str) -> None:
         await asyncio.sleep(HEARTBEAT_EVERY)
 
 
+def recover_every(settings: Settings) -> int:
+    """Seconds between looks for exports whose worker died: a third of a lease, at most 5."""
+    return max(1, min(5, settings.lease_seconds // 3))
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of arq.Worker for these settings: `python -m worker` and the
     tests build their workers from it, so both run exactly the same configuration."""
     return dict(
-        functions=[run_export, sweep, recover],
+        functions=[run_export, sweep, recover, dataset_job],
         cron_jobs=[
             cron(sweep, second={0}, unique=True),
-            cron(recover, second=set(range(0, 60, RECOVER_EVERY)), unique=True),
+            cron(recover, second=set(range(0, 60, recover_every(settings))), unique=True),
         ],
         on_startup=startup,
         on_shutdown=shutdown,

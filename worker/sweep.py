@@ -16,7 +16,7 @@ from domain.timeutil import now
 
 log = logging.getLogger("exportd.sweep")
 
-PARTIAL_GRACE = 300  # seconds a partial file of a dead attempt is kept before it is removed
+PARTIAL_GRACE = 3600  # seconds an untouched untagged partial file (a dead import) is kept before the sweep removes it
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -40,6 +40,8 @@ async def _live_tags(exports: ExportRepo, tags: set[str]) -> set[str]:
     """The partial-file tags (export~attempt) whose attempt is still processing."""
     live = set()
     for tag in tags:
+        if "~" not in tag:
+            continue
         export_id, _, attempt = tag.partition("~")
         try:
             export = await exports.get(export_id)
@@ -74,4 +76,7 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
             await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.attempt + 1)
             log.info("export %s: attempt %d lost its worker; attempt %d queued", export_id, export.attempt, export.attempt + 1)
             requeued += 1
-    return {"requeued": requeued, "failed": failed}
+    storage = ctx["storage"]
+    # a dead attempt's half-written file goes at once: no attempt will ever finish it
+    removed = storage.sweep_partials(0, await _live_tags(exports, storage.partial_tags()), tagged_only=True)
+    return {"requeued": requeued, "failed": failed, "partials_removed": removed}

@@ -39,7 +39,7 @@ async def datasets(request: web.Request) -> web.Response:
     user = await explorer(request)
     limit, offset = page(request)
     everything = await request.app[DATASETS].list()
-    visible = [d for d in everything if d.visibility == "domain" or (user is not None and user.admin)]
+    visible = [d for d in everything if d.published and (d.visibility == "domain" or (user is not None and user.admin))]
     query = RecordQuery(where=tuple(repeated(request, "where")), order_by=request.query.get("order_by") or "dataset_id",
                         select="dataset_id")
     source = pads.dataset(_metadata(visible))

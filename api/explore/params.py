@@ -29,6 +29,8 @@ async def visible_dataset(request: web.Request) -> Dataset:
         dataset = await request.app[DATASETS].get(dataset_id)
     except NotFound:
         raise NotFound(f"no dataset {dataset_id!r}", error_code="UnknownDatasetError") from None
+    if not dataset.published:  # unpublished (management API): not in the Explore API at all
+        raise NotFound(f"no dataset {dataset_id!r}", error_code="UnknownDatasetError")
     if dataset.visibility != "domain":
         user = await explorer(request)
         if user is None or not user.admin:

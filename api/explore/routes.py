@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.explore import catalog, exports, records
+from api.explore import catalog, exports, records, snapshots
 from formats import REGISTRY
 
 PREFIXES = ("/api/v2/catalog", "/api/explore/v2.1/catalog")
@@ -44,7 +44,7 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("GET", "/datasets/{dataset_id}/records/{record_id}", records.record, "explore-record", {
         "summary": "One record by its id (its position in the published version).",
         "parameters": [DATASET_ID, {"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}, TIMEZONE],
-        "responses": {"200": {"description": "The record."}, "404": ERR}}),
+        "responses": {"200": {"description": "The record."}, "400": ERR, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/aggregates", records.aggregates, "explore-aggregates", {
         "summary": "Aggregations (count, sum, avg, min, max) over records, grouped by group_by.",
         "parameters": [DATASET_ID, *QUERY, q("limit", "Groups to return (-1: all).", "integer", default=-1), TIMEZONE],
@@ -65,6 +65,9 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
                        q("compressed", "Common option.", "boolean"), q("epsg", "Common option.", "integer"),
                        q("(format options)", "Each format's own options; see x-formats.")],
         "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/snapshots", snapshots.snapshots, "explore-snapshots", {
+        "summary": "The dataset's saved versions (management API save_version), oldest first.",
+        "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, links, results}"}, "404": ERR}}),
 ]
 
 

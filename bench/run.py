@@ -1,0 +1,219 @@
+"""`python -m bench.run` (`make bench`): every export format, ours beside a native baseline.
+
+For each format, in this one run and one after the other, each in a fresh process
+(bench/one.py) so peak RSS is per run: our export path (the worker's scan and
+worker.writing.write_export) and the baselines of bench/baselines.py. One line per format:
+records per second for ours and for the best baseline, their ratio, our MB/s (output bytes /
+seconds), our peak RSS and output size. Then every baseline in detail, and how flat our
+memory is from N/10 to N rows.
+
+Datasets (bench/dataset.py, cached in bench/out/): N points (--rows), N/10 points for the
+slow formats (--slow-rows) and for the memory figure, N/10 polygons for the polygon cases
+(`geojson/poly`, …). Nothing here asserts a time: it prints.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import baselines
+from bench.dataset import OUT, load
+from formats import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ("csv", "json", "jsonl", "parquet", "ov2", "geojson")  # run at --rows; the others at --slow-rows
+POLYGON_FORMATS = ("geojson", "shp", "fgb", "kml")  # also run on the polygon dataset
+FLAT_FORMATS = ("csv", "json")  # peak RSS compared at N/10 and N rows
+
+
+@dataclass(frozen=True)
+class Case:
+    format: str
+    dataset: str  # points or polygons
+    rows: int
+
+    @property
+    def label(self) -> str:
+        return self.format if self.dataset == "points" else f"{self.format}/poly"
+
+
+@dataclass
+class Measure:
+    rows: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+    rss_kib: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.seconds > 0
+
+    @property
+    def per_second(self) -> float:
+        return self.rows / self.seconds if self.ok else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.ok else 0.0
+
+
+def measure(case: Case, side: str, timeout: float) -> Measure:
+    """Run bench/one.py for one side of a case in a child process and read its result."""
+    logs = OUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{case.label.replace('/', '-')}-{case.rows}-{side.split()[0]}.log"
+    with tempfile.TemporaryDirectory(prefix="exportd-bench-") as tmp, open(log, "wb") as err:
+        result = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "bench.one", "--format", case.format, "--dataset", case.dataset,
+                   "--rows", str(case.rows), "--side", side, "--result", str(result)]
+        try:
+            code = subprocess.run(command, cwd=ROOT, stdout=err, stderr=err, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return Measure(error=f"timed out after {timeout:.0f} s")
+        if not result.exists():
+            return Measure(error=f"exit {code}; see {log.relative_to(ROOT)}")
+        data = json.loads(result.read_text())
+    return Measure(rows=data.get("rows", 0), seconds=data.get("seconds", 0.0), bytes=data.get("bytes", 0),
+                   rss_kib=data.get("rss_kib", 0), error=data.get("error", ""))
+
+
+def rate(value: float) -> str:
+    if not value:
+        return "n/a"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+
+
+def size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n else "n/a"
+
+
+def rss(kib: int) -> str:
+    return f"{kib / 1024:.0f} MiB" if kib else "n/a"
+
+
+ROW = "{:<13} {:>9} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10}  {}"
+
+
+def header() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    versions = []
+    for module in ("pyarrow", "duckdb", "polars", "pyogrio"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            versions.append(f"{module} missing")
+    try:
+        gdal = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout.split(",")[0]
+    except OSError:
+        gdal = "ogr2ogr missing"
+    return (f"exportd bench, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} x {cpu}, "
+            f"Python {platform.python_version()}; {', '.join(versions)}; {gdal}")
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    everything = []
+    for fmt in REGISTRY.names():
+        everything.append(Case(fmt, "points", args.rows if fmt in FAST else args.slow_rows))
+        if fmt in POLYGON_FORMATS:
+            everything.append(Case(fmt, "polygons", max(args.rows // 10, 1)))
+    if not args.formats:
+        return everything
+    wanted = [w.strip() for w in args.formats.split(",") if w.strip()]
+    known = {c.label for c in everything} | {c.format for c in everything}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        sys.exit(f"unknown format(s) {', '.join(unknown)}; choose among {', '.join(sorted(known))}")
+    return [c for c in everything if c.label in wanted or c.format in wanted]
+
+
+def run_case(case: Case, with_baselines: bool, timeout: float) -> tuple[Measure, list]:
+    """Ours, then each baseline of the format, one after the other."""
+    mine = measure(case, "ours", timeout)
+    measured = []
+    for baseline in baselines.for_format(case.format) if with_baselines else []:
+        if case.dataset == "polygons" and not baseline.programs:
+            continue  # only GDAL's tools take the polygon cases
+        lacking = baseline.missing()
+        measured.append((baseline, Measure(error=f"missing {lacking}") if lacking else measure(case, baseline.name, timeout)))
+    return mine, measured
+
+
+def line(case: Case, mine: Measure, measured: list) -> str:
+    best = max(measured, key=lambda m: m[1].per_second, default=None)
+    base = best[1] if best and best[1].ok else None
+    if base:
+        label = best[0].label
+    else:
+        label = "n/a" + (f" ({best[1].error[:80]})" if best else "")
+    others = [f"{b.name} {rate(m.per_second)}" for b, m in measured if best and b is not best[0]]
+    if others:
+        label += f" ({'; '.join(others)})"
+    ratio = f"{mine.per_second / base.per_second:.2f}x" if base and mine.ok else "n/a"
+    text = ROW.format(case.label, f"{case.rows:,}", rate(mine.per_second), rate(base.per_second if base else 0), ratio,
+                      f"{mine.mb_per_s:.1f}" if mine.ok else "n/a", rss(mine.rss_kib), size(mine.bytes), label)
+    return text + (f"\n  ours failed: {mine.error}" if mine.error else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Export formats, ours beside native baselines.")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the main dataset (default 1,000,000)")
+    parser.add_argument("--slow-rows", type=int, help="rows for the slow formats (default rows/10)")
+    parser.add_argument("--quick", action="store_true", help="100,000 rows (slow formats 10,000)")
+    parser.add_argument("--formats", help="comma-separated formats or cases (e.g. csv,shp/poly); default all")
+    parser.add_argument("--no-baselines", action="store_true", help="measure ours only")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before one measurement is killed")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows = 100_000
+    args.slow_rows = args.slow_rows or max(args.rows // 10, 1)
+
+    selected = cases(args)
+    flat = [f for f in FLAT_FORMATS if args.slow_rows < args.rows
+            and any(c.format == f and c.dataset == "points" and c.rows == args.rows for c in selected)]
+    gdal = any(b.programs and not b.missing() for c in selected for b in baselines.for_format(c.format))
+    print(header(), flush=True)
+    print("preparing datasets (cached in bench/out/) ...", file=sys.stderr, flush=True)
+    needed = {(c.dataset, c.rows) for c in selected} | ({("points", args.slow_rows)} if flat else set())
+    for dataset, rows in sorted(needed):
+        load(dataset, rows, gdal=gdal)
+
+    print()
+    print(ROW.format("format", "rows", "ours/s", "base/s", "ratio", "ours MB/s", "ours RSS", "ours size",
+                     "best baseline (others)"), flush=True)
+    ours: dict[Case, Measure] = {}
+    details = []
+    for case in selected:
+        mine, measured = run_case(case, not args.no_baselines, args.timeout)
+        ours[case] = mine
+        details += [(case, b, m) for b, m in measured]
+        print(line(case, mine, measured), flush=True)
+
+    if details:
+        print("\nbaselines: rows/s, MB/s, peak RSS, output size")
+        for case, baseline, m in details:
+            shown = (f"{rate(m.per_second):>8} {m.mb_per_s:7.1f} MB/s {rss(m.rss_kib):>9} {size(m.bytes):>10}"
+                     if m.ok else f"n/a ({m.error})")
+            print(f"  {case.label:<13} {baseline.label:<48} {shown}")
+
+    if flat:
+        print(f"\nmemory flatness: peak RSS of our export at {args.slow_rows:,} rows -> {args.rows:,} rows")
+        for fmt in flat:
+            big = next(m for c, m in ours.items() if c.format == fmt and c.rows == args.rows)
+            small = measure(Case(fmt, "points", args.slow_rows), "ours", args.timeout)
+            growth = f"x{big.rss_kib / small.rss_kib:.2f}" if big.rss_kib and small.rss_kib else "n/a"
+            print(f"  {fmt:<8} {rss(small.rss_kib):>9} -> {rss(big.rss_kib):>9}  ({growth})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
