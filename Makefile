@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench setup redis-server clean
+.PHONY: run test bench faults setup redis-server clean
 
 run: setup
 	$(BIN)/python -m domain.manage run
@@ -19,6 +19,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+faults: setup
+	$(BIN)/python -m bench.faults $(FAULTS_ARGS)
 
 setup: $(STAMP) redis-server
 

@@ -30,6 +30,7 @@ from worker.settings import shutdown, startup
 from worker.sweep import recover
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.faults
 
 
 @pytest.fixture(scope="session")
