@@ -4,8 +4,8 @@ features joined by commas, the footer on close, so the file is valid with zero r
 The geometry is the first geo_shape field, else the first geo_point_2d; records without one
 get `"geometry": null`. Every other field is a property, rendered as formats/json.py renders
 it — including a second geo field (a geo_point_2d next to the geo_shape stays a {"lon", "lat"}
-property, so nothing is lost). Coordinates are EPSG:4326 as stored; reprojection is refused
-because pyproj is not installed. Geometries are rendered vectorised with shapely.to_geojson
+property, so nothing is lost). Coordinates are EPSG:4326 as stored, or moved to the `epsg` option's
+system through GDAL (formats.gdal.reproject), named in a legacy `crs` member. Geometries are rendered vectorised with shapely.to_geojson
 and embedded as orjson.Fragment, never parsed back into Python objects."""
 from __future__ import annotations
 
@@ -18,19 +18,23 @@ import shapely
 
 from domain.fields import Field
 from formats.base import Format, FormatNotApplicable, OptionError, Writer
+from formats.gdal import check_epsg, reproject
 from formats.json import json_columns
 from formats.values import point_coords, shape_geojson_strings
 
 HEADER = b'{"type":"FeatureCollection","features":['
+# RFC 7946 knows only WGS 84; for another `epsg` the 2008 GeoJSON `crs` member names it, as GDAL does.
+HEADER_WITH_CRS = b'{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::{epsg}"}},"features":['
 WGS84 = 4326
 
 
 def require_wgs84(options: Mapping[str, Any], format_name: str) -> None:
-    """Refuse an `epsg` other than 4326: without pyproj only the GDAL formats reproject."""
+    """Refuse an `epsg` other than 4326, for formats that hold WGS 84 only (OV2) or whose
+    reprojection is not written yet (Parquet, XLSX)."""
     if options.get("epsg", WGS84) != WGS84:
         raise OptionError(
             f"option 'epsg': format {format_name!r} writes EPSG:4326 only; "
-            f"reprojection to EPSG:{options['epsg']} is only supported for GDAL formats"
+            f"reprojection to EPSG:{options['epsg']} is supported for geojson and the GDAL formats"
         )
 
 
@@ -52,9 +56,13 @@ def point_geometries(column: pa.StructArray) -> np.ndarray:
     return geoms
 
 
-def geometry_fragments(column: pa.Array, field_type: str) -> list[orjson.Fragment | None]:
-    """GeoJSON geometry of each record, ready to embed; None (→ null) where missing."""
-    if field_type == "geo_shape":
+def geometry_fragments(column: pa.Array, field_type: str, epsg: int = WGS84) -> list[orjson.Fragment | None]:
+    """GeoJSON geometry of each record, ready to embed; None (→ null) where missing; moved to
+    `epsg` when it is not WGS 84."""
+    if epsg != WGS84:
+        geoms = shapely.from_wkb(column.to_numpy(zero_copy_only=False)) if field_type == "geo_shape" else point_geometries(column)
+        text = shapely.to_geojson(reproject(geoms, epsg)).tolist()
+    elif field_type == "geo_shape":
         text = shape_geojson_strings(column).to_pylist()
     else:
         text = shapely.to_geojson(point_geometries(column)).tolist()
@@ -64,7 +72,9 @@ def geometry_fragments(column: pa.Array, field_type: str) -> list[orjson.Fragmen
 class GeoJsonWriter(Writer):
     def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
         super().__init__(out, schema, fields, options)
-        require_wgs84(options, "geojson")
+        self.epsg = options.get("epsg", WGS84)
+        if self.epsg != WGS84:
+            check_epsg(self.epsg)
         index = geometry_index(self.fields)
         if index is None:
             raise FormatNotApplicable("format 'geojson' needs a geo_point_2d or geo_shape field")
@@ -73,10 +83,10 @@ class GeoJsonWriter(Writer):
         names = self.column_names()
         self.names = [names[i] for i in self.properties]
         self.first = True
-        out.write(HEADER)
+        out.write(HEADER if self.epsg == WGS84 else HEADER_WITH_CRS.replace(b"{epsg}", str(self.epsg).encode()))
 
     def write(self, batch: pa.RecordBatch) -> None:
-        geometries = geometry_fragments(batch.column(self.geometry), self.fields[self.geometry].type)
+        geometries = geometry_fragments(batch.column(self.geometry), self.fields[self.geometry].type, self.epsg)
         columns = json_columns(batch.select(self.properties), [self.fields[i] for i in self.properties],
                                self.options["timezone"])
         rows = zip(*columns) if columns else ((),) * batch.num_rows

@@ -124,7 +124,7 @@ async def test_formats_needing_what_the_dataset_lacks_are_refused_at_creation(se
 
 async def test_writer_checks_run_at_creation(client, demo_dataset):
     response = await client.post("/api/v1/exports", headers={"OSDI-API-Token": ADMIN_TOKEN}, json={
-        "export_type": "geojson", "options": {"epsg": 2154},
+        "export_type": "ov2", "options": {"epsg": 2154},
         "_links": {"osdi:resource": {"href": "http://x/api/v2/catalog/datasets/demo-events"}}})
     assert response.status == 400
     assert "epsg" in (await response.json())["message"]

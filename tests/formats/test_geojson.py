@@ -98,9 +98,17 @@ def test_compressed_is_gzip_of_the_same_document() -> None:
     assert gzip.decompress(zipped) == plain
 
 
-def test_other_epsg_is_refused_at_open() -> None:
-    with pytest.raises(OptionError, match="GDAL"):
-        write("geojson", awkward_table(), {"epsg": 2154})
+def test_other_epsg_reprojects_and_names_the_crs() -> None:
+    from fiona.transform import transform
+
+    data, _ = write("geojson", awkward_table(), {"epsg": 2154})
+    document = orjson.loads(data)
+    assert document["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::2154"
+    first = document["features"][0]["geometry"]  # a point in Paris, as Lambert-93 metres
+    xs, ys = transform("EPSG:4326", "EPSG:2154", [2.3522], [48.8566])
+    assert first["coordinates"] == pytest.approx([xs[0], ys[0]], abs=0.01)
+    with pytest.raises(OptionError, match="EPSG"):
+        write("geojson", awkward_table(), {"epsg": 999999})
 
 
 def test_unknown_and_bad_options_are_refused() -> None:
