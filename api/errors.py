@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import redis.exceptions
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from domain.errors import DomainError
 from formats import FormatNotApplicable, OptionError, UnknownFormat
@@ -46,6 +47,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "www-authenticate")}
         message = exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text
         return json_error(exc.status, CODES.get(exc.status, "error"), message, headers=headers)
+    except HttpProcessingError as exc:  # a malformed body part (multipart headers), found while the handler reads it
+        status = exc.code if 400 <= exc.code < 500 else 400
+        return json_error(status, CODES.get(status, "bad_request"), f"malformed request: {exc.message}")
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionRefusedError):
         return json_error(503, "redis_unavailable", "the export service's state store is unavailable; try again shortly",
                           headers={"Retry-After": "5"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -29,6 +30,8 @@ from formats import REGISTRY
 
 DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
 PER_PAGE = 25
+MAX_WAIT = 60  # seconds GET …/exports/{id}?wait= may hold a request
+WAIT_STEP = 0.05
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000  # keeps page * per_page within Redis' 64-bit range offsets
 DELETED = {"notice": "This export was successfully deleted."}
@@ -75,6 +78,10 @@ async def create(request: web.Request) -> web.Response:
         dataset = await request.app[DATASETS].get(dataset_id)
     except NotFound:
         raise Invalid(f"no dataset {dataset_id!r}", error_code="unknown_dataset") from None
+    if not dataset.published or not dataset.data_key:
+        raise Invalid(f"dataset {dataset_id!r} is not published", error_code="unknown_dataset")
+    if dataset.visibility != "domain" and not user.admin:
+        raise Invalid(f"no dataset {dataset_id!r}", error_code="unknown_dataset")
     raw_query = body.get("query") or {}
     if not isinstance(raw_query, dict):
         raise Invalid("the field 'query' must be an object")
@@ -160,8 +167,21 @@ async def _visible(request: web.Request, user: User) -> Export:
 
 
 async def read(request: web.Request) -> web.Response:
+    """One export. With ?wait=N (≤ 60 s) the answer waits for the first change of status, so a
+    client need not poll hard; a non-final export says when to ask again (Retry-After)."""
     user = await current_user(request)
-    return hal.hal_response(resource_of(request, await _visible(request, user)))
+    wait = query_int(request, "wait", 0, 0, MAX_WAIT)
+    export = await _visible(request, user)
+    deadline = time.monotonic() + wait
+    while export.status in ex.LIVE and time.monotonic() < deadline:
+        await asyncio.sleep(WAIT_STEP)
+        current = await request.app[EXPORTS].get(export.id)
+        changed = current.status != export.status
+        export = current
+        if changed:
+            break
+    headers = {"Retry-After": "1"} if export.status in ex.LIVE else None
+    return hal.hal_response(resource_of(request, export), headers=headers)
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -48,8 +48,10 @@ ROUTES: list[Route] = [
                       "400": ERR, "401": ERR},
     }),
     Route("GET", "/api/v1/exports/{export_id}", exports.read, "exports-read", {
-        "summary": "One export: status, progress while processing, download_link when ready.",
-        "tags": ["OSDI exports"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "summary": "One export: status, progress while processing, download_link when ready. With ?wait=N the "
+                   "answer waits up to N seconds (≤ 60) for a change of status; non-final exports carry Retry-After.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "parameters": [EXPORT_ID, {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 60}}],
         "responses": {"200": {"description": "The export.", "content": HAL_EXPORT}, "401": ERR, "404": ERR},
     }),
     Route("DELETE", "/api/v1/exports/{export_id}", exports.delete, "exports-delete", {

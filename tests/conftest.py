@@ -109,6 +109,10 @@ async def start_worker(settings) -> AsyncIterator[Callable[..., Worker]]:
     for worker, task in running:
         if task.done() and task.exception():
             raise task.exception()
+        for _ in range(200):  # let running jobs end rather than cancelling them halfway
+            if all(t.done() for t in worker.tasks.values()):
+                break
+            await asyncio.sleep(0.05)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

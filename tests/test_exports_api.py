@@ -6,7 +6,7 @@ import io
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.osdi import create, export_body, export_id, headers
+from tests.osdi import create, export_body, export_id, headers, poll
 
 
 async def test_collection_is_paged_newest_first(client, demo_dataset, user_token):
@@ -154,3 +154,19 @@ async def test_body_too_large_is_413(client):
     response = await client.post("/api/v1/exports", data=io.BytesIO(b"x" * (2 << 20)), headers=headers(ADMIN_TOKEN))
     assert response.status == 413
     assert (await response.json())["error_code"] == "request_too_large"
+
+
+async def test_wait_holds_the_answer_until_the_status_changes(client, demo_dataset, start_worker):
+    export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+    response = await client.get(f"/api/v1/exports/{export}?wait=1", headers=headers(ADMIN_TOKEN))
+    body = await response.json()
+    assert body["status"] == "queued"  # nobody works on it: the wait runs out
+    assert response.headers["Retry-After"] == "1"
+    start_worker()
+    response = await client.get(f"/api/v1/exports/{export}?wait=30", headers=headers(ADMIN_TOKEN))
+    body = await response.json()
+    assert body["status"] in ("processing", "ready")  # answered at the first change
+    if body["status"] == "ready":
+        assert "Retry-After" not in response.headers
+    assert (await client.get(f"/api/v1/exports/{export}?wait=61", headers=headers(ADMIN_TOKEN))).status == 400
+    assert (await poll(client, ADMIN_TOKEN, export))["status"] == "ready"
