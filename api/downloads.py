@@ -2,10 +2,9 @@
 Range come with the file. A bad signature answers 403; an expired link or export answers 410."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import web
 
+from api.fileresponse import stored_file
 from api.keys import EXPORTS, SETTINGS, STORAGE
 from domain import exports as ex
 from domain.errors import Gone, NotFound
@@ -27,14 +26,5 @@ async def download(request: web.Request) -> web.FileResponse:
         raise Gone("this export has expired")
     if export.status != ex.READY or export.file_name != file_name:
         raise NotFound("this export has no such file")
-    path = request.app[STORAGE].path(file_key(export))
-    if not path.is_file():
-        raise Gone("this export's file is no longer available")
     fmt = REGISTRY.get(export.export_type)
-    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "")
-    headers = {
-        "Content-Type": fmt.content_type(export.options),
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}",
-        "Cache-Control": "private, max-age=0",
-    }
-    return web.FileResponse(path, headers=headers)
+    return stored_file(request.app[STORAGE].path(file_key(export)), file_name, fmt.content_type(export.options))

@@ -104,3 +104,11 @@ def file(file_id: str) -> str:
 
 FILES = PREFIX + "files"  # sorted set: file id by upload time
 FILE_NAMES = PREFIX + "file-names"  # hash: file name -> id of the latest file uploaded under it
+
+
+def reuses(dataset_uid: str) -> str:
+    return f"{PREFIX}reuses:{dataset_uid}"  # hash: reuse id -> JSON
+
+
+def feedback(dataset_uid: str) -> str:
+    return f"{PREFIX}feedback:{dataset_uid}"  # list: feedback entries, oldest first

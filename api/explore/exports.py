@@ -4,12 +4,11 @@ group_by, limit, refine, exclude), the common options (timezone, use_labels, com
 and the format's own. The portal's /explore/dataset/{id}/download/?format=… is the same."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pyarrow.dataset as pads
 from aiohttp import web
 
 from api.explore.params import visible_dataset
+from api.fileresponse import disposition
 from api.explore.streaming import QueueSink, stream
 from api.explore.views import catalog_base, json_response, link
 from api.keys import STORAGE
@@ -70,7 +69,7 @@ async def _export(request: web.Request, fmt: Format) -> web.StreamResponse:
     file_name = fmt.filename(dataset.dataset_id, options)
     response = web.StreamResponse(headers={
         "Content-Type": fmt.content_type(options),
-        "Content-Disposition": f"attachment; filename=\"{file_name}\"; filename*=UTF-8''{quote(file_name)}",
+        "Content-Disposition": disposition(file_name),
     })
 
     def produce(sink: QueueSink) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.explore import catalog, exports, records, snapshots
+from api.explore import attached, catalog, exports, records, snapshots
 from formats import REGISTRY
 
 PREFIXES = ("/api/v2/catalog", "/api/explore/v2.1/catalog")
@@ -65,6 +65,31 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
                        q("compressed", "Common option.", "boolean"), q("epsg", "Common option.", "integer"),
                        q("(format options)", "Each format's own options; see x-formats.")],
         "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/attachments", attached.attachments, "explore-attachments", {
+        "summary": "Files attached to the dataset (the management API's alternative exports).",
+        "parameters": [DATASET_ID], "responses": {"200": {"description": "{links, attachments}"}, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/attachments/{attachment_id}", attached.attachment, "explore-attachment", {
+        "summary": "Download an attachment.",
+        "parameters": [DATASET_ID, {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file."}, "404": ERR, "410": ERR}}),
+    ("GET", "/datasets/{dataset_id}/files/{file_id}", attached.file, "explore-file", {
+        "summary": "Download a file of the dataset (of one of its resources or attachments).",
+        "parameters": [DATASET_ID, {"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file."}, "404": ERR, "410": ERR}}),
+    ("GET", "/datasets/{dataset_id}/reuses", attached.reuses, "explore-reuses", {
+        "summary": "Reuses of the dataset (added by administrators with the management API).",
+        "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, results}"}, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/reuses/{reuse_id}", attached.reuse, "explore-reuse", {
+        "summary": "One reuse.",
+        "parameters": [DATASET_ID, {"name": "reuse_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The reuse."}, "404": ERR}}),
+    ("PUT", "/datasets/{dataset_id}/feedback", attached.feedback, "explore-feedback", {
+        "summary": "Send feedback (title, message, contact) to the dataset's publisher.",
+        "parameters": [DATASET_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["title", "message"],
+            "properties": {"title": {"type": "string"}, "message": {"type": "string"}, "contact": {"type": "string"}}}}}},
+        "responses": {"201": {"description": "The stored entry."}, "400": ERR, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/snapshots", snapshots.snapshots, "explore-snapshots", {
         "summary": "The dataset's saved versions (management API save_version), oldest first.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, links, results}"}, "404": ERR}}),

@@ -3,14 +3,14 @@ retrieve, download_file."""
 from __future__ import annotations
 
 from typing import AsyncIterator
-from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
 from api.bodies import query_int
+from api.fileresponse import stored_file
 from api.keys import SETTINGS, STORAGE
 from api.management.common import administrator, files, json_response
-from domain.errors import Gone, Invalid
+from domain.errors import Invalid
 from domain.files import TooLarge
 
 CHUNK = 256 * 1024
@@ -55,15 +55,7 @@ async def read(request: web.Request) -> web.Response:
 
 def file_response(request: web.Request, key: str, filename: str, mimetype: str) -> web.FileResponse:
     """A stored file with its name and type; FileResponse answers Range requests."""
-    path = request.app[STORAGE].path(key)
-    if not path.is_file():
-        raise Gone("this file is no longer available")
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
-    return web.FileResponse(path, headers={
-        "Content-Type": mimetype,
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}",
-        "Cache-Control": "private, max-age=0",
-    })
+    return stored_file(request.app[STORAGE].path(key), filename, mimetype)
 
 
 async def download(request: web.Request) -> web.FileResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.management import alternative_exports, datasets, files, realtime, resources
+from api.management import alternative_exports, community, datasets, files, realtime, resources
 
 PREFIX = "/api/management/v2"
 TAG = ["Management API v2"]
@@ -132,6 +132,19 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("GET", "/datasets/{dataset_uid}/download_alternative_export/{export_uid}", alternative_exports.download, "mgmt-altexport-download", {
         "summary": "The attached file, with its name and type; Range supported.", "parameters": [UID, EXPORT_UID],
         "responses": {**ok("The file."), "206": {"description": "Part of the file."}, "404": ERR, "416": ERR, **AUTH_ERRORS}}),
+    # reuses and feedback (exportd extensions: the seeds do not say how reuses are added)
+    ("POST", "/datasets/{dataset_uid}/reuses", community.add_reuse, "mgmt-reuses-add", {
+        "summary": "Add a reuse of the dataset (title, url; description, type, image, author); the Explore API lists it.",
+        "parameters": [UID],
+        "requestBody": body({k: {"type": "string"} for k in ("title", "url", "description", "type", "image", "author")},
+                            ["title", "url"]),
+        "responses": {**ok("The reuse.", "201"), "400": ERR, "404": ERR, **AUTH_ERRORS}}),
+    ("GET", "/datasets/{dataset_uid}/reuses", community.list_reuses, "mgmt-reuses", {
+        "summary": "The dataset's reuses.", "parameters": [UID],
+        "responses": {**ok("{total_count, results}"), "404": ERR, **AUTH_ERRORS}}),
+    ("GET", "/datasets/{dataset_uid}/feedback", community.list_feedback, "mgmt-feedback", {
+        "summary": "Feedback sent to the publisher through the Explore API, oldest first.", "parameters": [UID],
+        "responses": {**ok("{total_count, results}"), "404": ERR, **AUTH_ERRORS}}),
     # files
     ("POST", "/files", files.upload, "mgmt-files-upload", {
         "summary": "Upload a file (multipart/form-data field `file`), streamed to disk; 413 past EXPORTD_MAX_UPLOAD_BYTES.",
