@@ -10,6 +10,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+import orjson
 import pyarrow.dataset as pads
 from aiohttp import web
 from multidict import MultiDict
@@ -21,8 +22,9 @@ from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE
 from domain import exports as ex
 from domain import ratelimit
 from domain.errors import Invalid, NotFound
-from domain.exports import Export, export_dir
+from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
+from domain.sharing import SharedFiles, digest, drop_files
 from domain.query import RecordQuery
 from domain.timeutil import now
 from domain.users import User
@@ -91,13 +93,14 @@ async def create(request: web.Request) -> web.Response:
         raise Invalid("the field 'options' must be an object")
     source = pads.dataset(str(request.app[STORAGE].path(dataset.data_key)), format="parquet")
 
-    def check() -> int:  # refuse now, with a 400, what the worker would fail on
+    def check() -> tuple[int, dict[str, Any]]:  # refuse now, with a 400, what the worker would fail on
         scan = query.scan(source, dataset.fields)
         fmt.check(scan.fields)
-        fmt.probe(scan.schema, scan.fields, fmt.parse_options(options, scan.fields))
-        return scan.count()
+        parsed = fmt.parse_options(options, scan.fields)
+        fmt.probe(scan.schema, scan.fields, parsed)
+        return scan.count(), parsed
 
-    records = await asyncio.to_thread(check)
+    records, parsed = await asyncio.to_thread(check)
 
     export = Export.new(
         owner=user.name,
@@ -110,16 +113,33 @@ async def create(request: web.Request) -> web.Response:
         records_total=records,
     )
     exports = request.app[EXPORTS]
-    await exports.create(export)
     needs_approval = settings.approval_rows is not None and records > settings.approval_rows and not user.admin
     if needs_approval:
+        await exports.create(export)
         await exports.transition(export.id, ex.PENDING_APPROVAL, expect=(ex.INITIALIZING,),
                                  detail=f"exports of more than {settings.approval_rows} records wait for an administrator's approval")
+    elif await _ready_at_once(request, export, digest(dataset.dataset_id, dataset.version, query.as_dict(), fmt.name, parsed)):
+        await exports.create(export)
     else:
+        await exports.create(export)
         await _queue(request, export.id, expect=(ex.INITIALIZING,))
     created = await exports.get(export.id)
     location = hal.export_href(hal.origin(request), export.id)
     return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
+
+
+async def _ready_at_once(request: web.Request, export: Export, share: str) -> bool:
+    """If a ready export already holds this very file, share it: the export is born ready."""
+    found = await SharedFiles(request.app[STATE]).join(share, export.id)
+    if found is None:
+        return False
+    moment = now()
+    export.status = ex.READY
+    export.file_key, export.file_name = found["file_key"], found["file_name"]
+    export.size, export.records_done = int(found["size"]), int(found["records"])
+    export.records_skipped, export.warnings = int(found["skipped"]), orjson.loads(found["warnings"])
+    export.processed_date, export.expires_at = moment, expiry_from(moment, request.app[SETTINGS].export_ttl)
+    return True
 
 
 async def _queue(request: web.Request, export_id: str, expect: tuple[str, ...], **values: Any) -> None:
@@ -189,7 +209,7 @@ async def delete(request: web.Request) -> web.Response:
     user = await current_user(request)
     export = await _visible(request, user)
     await request.app[EXPORTS].delete(export)
-    request.app[STORAGE].delete(export_dir(export.id))
+    await drop_files(SharedFiles(request.app[STATE]), request.app[STORAGE], export)
     return hal.hal_response(DELETED)
 
 

@@ -52,7 +52,7 @@ ROUTES: list[Route] = [
                    "answer waits up to N seconds (≤ 60) for a change of status; non-final exports carry Retry-After.",
         "tags": ["OSDI exports"], "security": TOKEN,
         "parameters": [EXPORT_ID, {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 60}}],
-        "responses": {"200": {"description": "The export.", "content": HAL_EXPORT}, "401": ERR, "404": ERR},
+        "responses": {"200": {"description": "The export.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "404": ERR},
     }),
     Route("DELETE", "/api/v1/exports/{export_id}", exports.delete, "exports-delete", {
         "summary": "Cancel and delete an export; a running worker stops between batches. PUT is not supported (405).",

@@ -110,6 +110,7 @@ class Export:
     warnings: list[str] = field(default_factory=list)
     attempt: int = 0
     lapses: int = 0  # attempts whose worker died (lease lapsed)
+    file_key: str = ""  # storage key of the file a ready export serves (perhaps another export's: shared)
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
@@ -171,6 +172,8 @@ class ExportRepo:
             pipe.hset(keys.export(export.id), mapping=export.to_hash())
             pipe.zadd(keys.EXPORTS_ALL, {export.id: score})
             pipe.zadd(keys.exports_of(export.owner), {export.id: score})
+            if export.status == READY and export.expires_at is not None:  # born ready: a shared file
+                pipe.zadd(keys.EXPORTS_READY, {export.id: export.expires_at.timestamp()})
             await pipe.execute()
 
     async def get(self, export_id: str) -> Export:
@@ -289,8 +292,9 @@ def attempt_dir(export_id: str, attempt: int) -> str:
 
 def file_key(export: Export) -> str:
     """Where a ready export's file lives: each attempt writes under its own directory, so a
-    late attempt can never replace the file of the one that won."""
-    return f"{attempt_dir(export.id, export.attempt)}/{export.file_name}"
+    late attempt can never replace the file of the one that won; a shared file lives where
+    the export that wrote it put it."""
+    return export.file_key or f"{attempt_dir(export.id, export.attempt)}/{export.file_name}"
 
 
 def _conditions(statuses: Iterable[str], at_attempt: int | None) -> dict[str, list[str]]:

@@ -112,3 +112,15 @@ def reuses(dataset_uid: str) -> str:
 
 def feedback(dataset_uid: str) -> str:
     return f"{PREFIX}feedback:{dataset_uid}"  # list: feedback entries, oldest first
+
+
+def shared(digest: str) -> str:
+    return f"{PREFIX}shared:{digest}"  # string: storage key of the file identical exports share
+
+
+def shared_file(file_key: str) -> str:
+    return f"{PREFIX}sharedfile:{file_key}"  # hash: a shared export file's name, size, records, digest
+
+
+def file_refs(file_key: str) -> str:
+    return f"{PREFIX}filerefs:{file_key}"  # set: exports whose link serves this file

@@ -64,7 +64,7 @@ async def test_approval_and_rejection(make_settings, start_worker, demo_dataset,
         again = await client.post(f"/api/v1/exports/{export_id(other)}/approve", headers=headers(ADMIN_TOKEN))
         assert again.status == 409 and (await again.json())["error_code"] == "conflict"
 
-        admins_own = await create(client, ADMIN_TOKEN, "csv")
+        admins_own = await create(client, ADMIN_TOKEN, "jsonl")
         assert admins_own["status"] == "queued"  # administrators need no approval
 
 
@@ -156,7 +156,8 @@ async def test_the_job_is_idempotent(settings, client, worker, demo_dataset):
 
 async def test_two_workers_share_one_queue_and_do_each_export_once(settings, client, start_worker, demo_dataset):
     first, second = start_worker(), start_worker()
-    exports = [export_id(await create(client, ADMIN_TOKEN, fmt)) for fmt in ["csv", "json", "jsonl"] * 3]
+    formats = ["csv", "json", "jsonl"] * 3  # each with its own limit, so that none shares another's file
+    exports = [export_id(await create(client, ADMIN_TOKEN, fmt, query={"limit": 5000 + i})) for i, fmt in enumerate(formats)]
     for export in exports:
         ready = await poll(client, ADMIN_TOKEN, export)
         assert ready["status"] == "ready"
@@ -178,3 +179,25 @@ async def test_a_missing_dataset_fails_the_export_with_a_detail(settings, client
         pytest.skip("the worker finished before the dataset was removed")
     assert failed["status"] == "failed"
     assert "demo-events" in failed["detail"]
+
+
+async def test_identical_exports_share_one_file_until_the_last_goes(settings, client, worker, demo_dataset, user_token):
+    alice, bob = await user_token("alice"), await user_token("bob")
+    first = await poll(client, alice, export_id(await create(client, alice, "csv", options={"delimiter": ","})))
+    assert first["status"] == "ready"
+    second = await create(client, bob, "csv", options={"delimiter": ","})
+    assert second["status"] == "ready"  # born ready: the same dataset version, query, format and options
+    assert second["file_size"] == first["file_size"] and second["records_count"] == first["records_count"]
+    different = await create(client, bob, "csv", options={"delimiter": ";"})
+    assert different["status"] == "queued"
+    _, body_first, _ = await download(client, first["download_link"])
+    _, body_second, _ = await download(client, second["download_link"])
+    assert body_first == body_second and len(export_files(settings, export_id(first))) == 1
+
+    response = await client.delete(f"/api/v1/exports/{export_id(first)}", headers=headers(alice))
+    assert response.status == 200
+    status, body, _ = await download(client, second["download_link"])
+    assert status == 200 and body == body_second  # the other user's link still works
+    await client.delete(f"/api/v1/exports/{export_id(second)}", headers=headers(bob))
+    assert export_files(settings, export_id(first)) == []  # the last one out took the file
+    assert (await create(client, bob, "csv", options={"delimiter": ","}))["status"] == "queued"

@@ -15,6 +15,7 @@ import errno
 import logging
 from typing import Any
 
+import orjson
 import pyarrow.dataset as pads
 import redis.exceptions
 
@@ -23,6 +24,7 @@ from domain import queue
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery, Scan
+from domain.sharing import SharedFiles, digest
 from domain.storage import ExportTooLarge
 from domain.timeutil import now
 from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat
@@ -118,17 +120,24 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
             await reporter
 
     finished = now()
+    # Offer the file to identical exports first, then become ready; if this attempt may not
+    # become ready after all, take the offer back.
+    shared = SharedFiles(exports.redis)
+    await shared.register(digest(dataset.dataset_id, dataset.version, query.as_dict(), fmt.name, options), key, export.id, {
+        "file_name": file_name, "size": written.size, "records": written.records, "skipped": written.skipped,
+        "warnings": orjson.dumps(written.warnings).decode()})
     try:
         ready = await exports.transition(
             export.id, ex.READY, expect=(ex.PROCESSING,), at_attempt=attempt,
             file_name=file_name, size=written.size, records_done=written.records,
             records_skipped=written.skipped, warnings=written.warnings,
-            processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl),
+            processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl), file_key=key,
         )
     except NotFound:
         ready = False
     if not ready:  # deleted, or superseded by a newer attempt: this file must not be served
-        storage.delete(attempt_dir(export.id, attempt))
+        if await shared.release(key, export.id):
+            storage.delete(attempt_dir(export.id, attempt))
         return {"export": export.id, "outcome": "discarded"}
     log.info("export %s ready: %d records, %d bytes", export.id, written.records, written.size)
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}

@@ -11,7 +11,8 @@ from typing import Any
 from domain import exports as ex
 from domain import keys, queue
 from domain.errors import NotFound
-from domain.exports import ExportRepo, export_dir
+from domain.exports import ExportRepo
+from domain.sharing import SharedFiles, drop_files
 from domain.timeutil import now
 
 log = logging.getLogger("exportd.sweep")
@@ -26,7 +27,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     for export_id in await exports.due_for_expiry(now()):
         try:
             if await exports.transition(export_id, ex.EXPIRED, expect=(ex.READY,)):
-                storage.delete(export_dir(export_id))
+                await drop_files(SharedFiles(exports.redis), storage, await exports.get(export_id))
                 expired += 1
         except NotFound:
             await exports.redis.zrem(keys.EXPORTS_READY, export_id)
