@@ -6,20 +6,21 @@ get `"geometry": null`. Every other field is a property, rendered as formats/jso
 it — including a second geo field (a geo_point_2d next to the geo_shape stays a {"lon", "lat"}
 property, so nothing is lost). Coordinates are EPSG:4326 as stored, or moved to the `epsg` option's
 system through GDAL (formats.gdal.reproject), named in a legacy `crs` member. Geometries are rendered vectorised with shapely.to_geojson
-and embedded as orjson.Fragment, never parsed back into Python objects."""
+and points as text from their coordinates; each feature is then built as text with
+pyarrow.compute, as formats/json.py builds records, never as Python objects."""
 from __future__ import annotations
 
 from typing import Any, BinaryIO, Mapping, Sequence
 
 import numpy as np
-import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from domain.fields import Field
 from formats.base import Format, FormatNotApplicable, OptionError, Writer
 from formats.gdal import check_epsg, reproject
-from formats.json import json_columns
+from formats.json import buffer_of, joined, number_texts, object_texts
 from formats.values import point_coords, shape_geojson_strings
 
 HEADER = b'{"type":"FeatureCollection","features":['
@@ -56,17 +57,19 @@ def point_geometries(column: pa.StructArray) -> np.ndarray:
     return geoms
 
 
-def geometry_fragments(column: pa.Array, field_type: str, epsg: int = WGS84) -> list[orjson.Fragment | None]:
-    """GeoJSON geometry of each record, ready to embed; None (→ null) where missing; moved to
-    `epsg` when it is not WGS 84."""
+def geometry_texts(column: pa.Array, field_type: str, epsg: int = WGS84) -> pa.Array:
+    """GeoJSON geometry text of each record; null where missing; moved to `epsg` when it is
+    not WGS 84. Points in WGS 84 are built as text from their coordinates, without shapely."""
     if epsg != WGS84:
         geoms = shapely.from_wkb(column.to_numpy(zero_copy_only=False)) if field_type == "geo_shape" else point_geometries(column)
-        text = shapely.to_geojson(reproject(geoms, epsg)).tolist()
-    elif field_type == "geo_shape":
-        text = shape_geojson_strings(column).to_pylist()
-    else:
-        text = shapely.to_geojson(point_geometries(column)).tolist()
-    return [None if t is None else orjson.Fragment(t) for t in text]
+        geoms = reproject(geoms, epsg)
+        return pa.array(shapely.to_geojson(geoms), pa.string(), mask=shapely.is_missing(geoms))
+    if field_type == "geo_shape":
+        return shape_geojson_strings(column)
+    lon, lat = point_coords(column)
+    text = pc.binary_join_element_wise('{"type":"Point","coordinates":[', pc.fill_null(number_texts(lon), "null"), ",",
+                                       pc.fill_null(number_texts(lat), "null"), "]}", "")
+    return pc.if_else(column.is_valid(), text, pa.scalar(None, pa.string()))
 
 
 class GeoJsonWriter(Writer):
@@ -86,17 +89,15 @@ class GeoJsonWriter(Writer):
         out.write(HEADER if self.epsg == WGS84 else HEADER_WITH_CRS.replace(b"{epsg}", str(self.epsg).encode()))
 
     def write(self, batch: pa.RecordBatch) -> None:
-        geometries = geometry_fragments(batch.column(self.geometry), self.fields[self.geometry].type, self.epsg)
-        columns = json_columns(batch.select(self.properties), [self.fields[i] for i in self.properties],
-                               self.options["timezone"])
-        rows = zip(*columns) if columns else ((),) * batch.num_rows
-        parts = []
-        for geometry, row in zip(geometries, rows):
-            parts.append(b"\n" if self.first else b",\n")
-            parts.append(orjson.dumps({"type": "Feature", "geometry": geometry,
-                                       "properties": dict(zip(self.names, row))}))
-            self.first = False
-        self.out.write(b"".join(parts))
+        if batch.num_rows == 0:
+            return
+        geometries = geometry_texts(batch.column(self.geometry), self.fields[self.geometry].type, self.epsg)
+        properties = object_texts(batch.select(self.properties), [self.fields[i] for i in self.properties], self.names,
+                                  self.options["timezone"])
+        data = buffer_of(joined([',\n{"type":"Feature","geometry":', pc.fill_null(geometries, "null"),
+                                 ',"properties":', *properties, "}"], batch.num_rows))
+        self.out.write(data[1:] if self.first else data)  # the first feature has no comma before it
+        self.first = False
 
     def close(self) -> None:
         self.out.write(b"]}\n" if self.first else b"\n]}\n")

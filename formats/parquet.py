@@ -1,4 +1,5 @@
-"""Apache Parquet through pyarrow's ParquetWriter, one row group per batch. Types are kept:
+"""Apache Parquet through pyarrow's ParquetWriter, batches gathered into row groups of up to
+256k rows (or 64 MB). Types are kept:
 datetimes stay timestamps (their time zone set to the `timezone` option), geo_point_2d stays
 struct<lon, lat>, geo_shape stays WKB. With `use_labels` the columns take the labels.
 
@@ -21,6 +22,10 @@ from formats.base import Format, Option, Writer
 from formats.geojson import require_wgs84
 
 COMPRESSIONS = ("snappy", "zstd", "gzip", "none")
+# Batches are held until a row group is this big: per row group costs made 16k-row groups
+# half as fast as write_table, and readers prefer fewer, larger groups (memory stays bounded).
+ROW_GROUP_ROWS = 256 * 1024
+ROW_GROUP_BYTES = 64 << 20
 GEOPARQUET_VERSION = "1.0.0"
 # shapely type ids → GeoParquet geometry type names (a LinearRing is a LineString in WKB).
 TYPE_NAMES = ("Point", "LineString", "LineString", "Polygon", "MultiPoint", "MultiLineString",
@@ -65,14 +70,27 @@ class ParquetFileWriter(Writer):
         out_fields = [Field(name, f.type, f.label) for name, f in zip(names, self.fields)]
         self.out_schema = with_fields(pa.schema(list(zip(names, types))), out_fields)
         self._parquet = pq.ParquetWriter(out, self.out_schema, compression=options["parquet_compression"])
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = self.pending_bytes = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
         for i, geo in self.geo.items():
             geo.add(batch.column(i))
         columns = [batch.column(i).cast(t) for i, t in enumerate(self.out_schema.types)]
-        self._parquet.write_batch(pa.record_batch(columns, schema=self.out_schema))
+        self.pending.append(pa.record_batch(columns, schema=self.out_schema))
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= ROW_GROUP_ROWS or self.pending_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        """The batches held, as one row group."""
+        if self.pending:
+            self._parquet.write_table(pa.Table.from_batches(self.pending, self.out_schema), row_group_size=self.pending_rows)
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
 
     def close(self) -> None:
+        self._flush()
         if self.geo:
             names = self.out_schema.names
             self._parquet.add_key_value_metadata({"geo": orjson.dumps({

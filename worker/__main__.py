@@ -66,6 +66,7 @@ async def _close_quietly(worker: Worker) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("arq.worker").setLevel(logging.WARNING)  # a line per cron sweep is noise; exports log their own
     asyncio.run(supervise(Settings.from_env()))
 
 
