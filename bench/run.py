@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench import baselines
 from bench.dataset import OUT, load
+from bench.report import write_section
 from formats import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,37 +182,44 @@ def main(argv: list[str] | None = None) -> int:
     flat = [f for f in FLAT_FORMATS if args.slow_rows < args.rows
             and any(c.format == f and c.dataset == "points" and c.rows == args.rows for c in selected)]
     gdal = any(b.programs and not b.missing() for c in selected for b in baselines.for_format(c.format))
-    print(header(), flush=True)
+    report: list[str] = []
+
+    def say(text: str = "") -> None:  # printed now, and kept for BENCHMARKS.md
+        print(text, flush=True)
+        report.append(text)
+
+    say(header())
     print("preparing datasets (cached in bench/out/) ...", file=sys.stderr, flush=True)
     needed = {(c.dataset, c.rows) for c in selected} | ({("points", args.slow_rows)} if flat else set())
     for dataset, rows in sorted(needed):
         load(dataset, rows, gdal=gdal)
 
-    print()
-    print(ROW.format("format", "rows", "ours/s", "base/s", "ratio", "ours MB/s", "ours RSS", "ours size",
-                     "best baseline (others)"), flush=True)
+    say()
+    say(ROW.format("format", "rows", "ours/s", "base/s", "ratio", "ours MB/s", "ours RSS", "ours size",
+                     "best baseline (others)"))
     ours: dict[Case, Measure] = {}
     details = []
     for case in selected:
         mine, measured = run_case(case, not args.no_baselines, args.timeout)
         ours[case] = mine
         details += [(case, b, m) for b, m in measured]
-        print(line(case, mine, measured), flush=True)
+        say(line(case, mine, measured))
 
     if details:
-        print("\nbaselines: rows/s, MB/s, peak RSS, output size")
+        say("\nbaselines: rows/s, MB/s, peak RSS, output size")
         for case, baseline, m in details:
             shown = (f"{rate(m.per_second):>8} {m.mb_per_s:7.1f} MB/s {rss(m.rss_kib):>9} {size(m.bytes):>10}"
                      if m.ok else f"n/a ({m.error})")
-            print(f"  {case.label:<13} {baseline.label:<48} {shown}")
+            say(f"  {case.label:<13} {baseline.label:<48} {shown}")
 
     if flat:
-        print(f"\nmemory flatness: peak RSS of our export at {args.slow_rows:,} rows -> {args.rows:,} rows")
+        say(f"\nmemory flatness: peak RSS of our export at {args.slow_rows:,} rows -> {args.rows:,} rows")
         for fmt in flat:
             big = next(m for c, m in ours.items() if c.format == fmt and c.rows == args.rows)
             small = measure(Case(fmt, "points", args.slow_rows), "ours", args.timeout)
             growth = f"x{big.rss_kib / small.rss_kib:.2f}" if big.rss_kib and small.rss_kib else "n/a"
-            print(f"  {fmt:<8} {rss(small.rss_kib):>9} -> {rss(big.rss_kib):>9}  ({growth})", flush=True)
+            say(f"  {fmt:<8} {rss(small.rss_kib):>9} -> {rss(big.rss_kib):>9}  ({growth})")
+    write_section("formats", "Export formats, ours beside native baselines", "```\n" + "\n".join(report) + "\n```")
     return 0
 
 
