@@ -10,10 +10,13 @@ from aiohttp import web
 from domain.errors import Invalid
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 naming the problem."""
+async def json_object(request: web.Request, required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 naming the problem; {} for no body when
+    it is not required."""
     raw = await request.read()
     if not raw.strip():
+        if not required:
+            return {}
         raise Invalid("the request needs a JSON body")
     try:
         body = orjson.loads(raw)
@@ -24,17 +27,18 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def query_int(request: web.Request, name: str, default: int, lowest: int, highest: int | None = None) -> int:
+def query_int(request: web.Request, name: str, default: int, lowest: int, highest: int | None = None,
+              error_code: str | None = None) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise Invalid(f"query parameter {name!r} must be an integer, not {raw!r}") from None
+        raise Invalid(f"query parameter {name!r} must be an integer, not {raw!r}", error_code=error_code) from None
     if value < lowest or (highest is not None and value > highest):
         bounds = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
-        raise Invalid(f"query parameter {name!r} must be {bounds}, not {value}")
+        raise Invalid(f"query parameter {name!r} must be {bounds}, not {value}", error_code=error_code)
     return value
 
 

@@ -216,7 +216,7 @@ async def delete(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     await administrator(request)
     export = await _visible_to_admin(request)
-    body = await _optional_body(request)
+    body = await json_object(request, required=False)
     detail = body.get("detail") if isinstance(body.get("detail"), str) else ""
     await _queue(request, export.id, expect=(ex.PENDING_APPROVAL,), approved_date=now(), detail=detail)
     return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
@@ -233,9 +233,3 @@ async def reject(request: web.Request) -> web.Response:
 
 async def _visible_to_admin(request: web.Request) -> Export:
     return await request.app[EXPORTS].get(request.match_info["export_id"])
-
-
-async def _optional_body(request: web.Request) -> dict[str, Any]:
-    if not (await request.read()).strip():
-        return {}
-    return await json_object(request)

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
+from domain import demo
 from domain.datasets import Dataset, import_file
 from domain.fields import DATETIME, GEO_POINT, Field, with_fields
 from domain.storage import LocalStorage
@@ -32,33 +33,10 @@ GENERATOR = "v1"  # bump when the generated rows change, so caches are rebuilt
 CHUNK = 100_000
 SEED = 2024
 
-CITIES = [  # name, lon, lat
-    ("Paris", 2.3522, 48.8566), ("Lyon", 4.8357, 45.7640), ("Marseille", 5.3698, 43.2965),
-    ("Nantes", -1.5536, 47.2184), ("Strasbourg", 7.7521, 48.5734), ("Lille", 3.0573, 50.6292),
-    ("Besançon", 6.0241, 47.2378), ("Saint-Étienne", 4.3872, 45.4397),
-]
-CATEGORIES = ["music", "theatre", "exhibition", "sport", "talk", "festival"]
-TITLES = [
-    "Fête de la musique", 'Concert "Live", en plein air', "Exposition; peintures & sculptures",
-    "Marché de Noël, édition spéciale", "Conférence:\nl'eau en ville", "Festival 東京 ↔ Lyon",
-    "Atelier d'écriture", "Nuit des musées", "Course à pied — 10 km", "Ciné-club « Les Classiques »",
-]
+# the demo dataset's vocabulary and fields, at benchmark scale
+CITIES, CATEGORIES, TITLES, POINT_FIELDS = demo.CITIES, demo.CATEGORIES, demo.TITLE_PARTS, demo.FIELDS
 ZONE_KINDS = ["parc", "zone piétonne", "quartier", "réserve naturelle", "zone 30"]
 
-POINT_FIELDS = [
-    Field("event_id", "int", "Event ID"),
-    Field("title", "text", "Title"),
-    Field("description", "text", "Description"),
-    Field("category", "text", "Category"),
-    Field("city", "text", "City"),
-    Field("attendance", "int", "Expected attendance"),
-    Field("price", "double", "Price (EUR)"),
-    Field("free_entry", "boolean", "Free entry"),
-    Field("event_date", "date", "Date"),
-    Field("starts_at", "datetime", "Starts at"),
-    Field("ends_at", "datetime", "Ends at"),
-    Field("geo_point_2d", "geo_point_2d", "Location"),
-]
 POLYGON_FIELDS = [
     Field("zone_id", "int", "Zone ID"),
     Field("name", "text", "Name"),

@@ -19,6 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from domain import keys
+from domain.cas import APPLIED, MISSING, CompareAndSet
 from domain.errors import Conflict, NotFound
 from domain.timeutil import iso, now, parse_iso
 
@@ -50,36 +51,6 @@ def sources(target: str) -> tuple[str, ...]:
     """The states from which `target` can be reached."""
     return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
 
-
-# KEYS[1]: the export hash. ARGV[1]: JSON {"when": {field: [allowed values]}, "set": {field: value},
-# "zadd": [[key, score, member], …], "zrem": [[key, member], …], "lapsed": [key, member, before] | absent}.
-# "lapsed" asks that member's score in key (its lease) be below `before` too.
-# Returns 1 when applied, 0 when a condition failed, -1 when the export does not exist.
-_CAS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local args = cjson.decode(ARGV[1])
-for name, allowed in pairs(args['when']) do
-  local current = redis.call('HGET', KEYS[1], name)
-  local ok = false
-  for _, value in ipairs(allowed) do
-    if value == current then ok = true end
-  end
-  if not ok then return 0 end
-end
-if args['lapsed'] then
-  local lease = redis.call('ZSCORE', args['lapsed'][1], args['lapsed'][2])
-  if lease and tonumber(lease) >= args['lapsed'][3] then return 0 end
-end
-local flat = {}
-for name, value in pairs(args['set']) do
-  table.insert(flat, name)
-  table.insert(flat, value)
-end
-if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
-for _, change in ipairs(args['zadd']) do redis.call('ZADD', change[1], change[2], change[3]) end
-for _, change in ipairs(args['zrem']) do redis.call('ZREM', change[1], change[2]) end
-return 1
-"""
 
 LEASE_SECONDS = 15  # default: a processing export whose lease is not renewed for this long is run again
 
@@ -164,7 +135,7 @@ class ExportRepo:
     def __init__(self, redis: Redis, lease_seconds: float = LEASE_SECONDS):
         self.redis = redis
         self.lease_seconds = lease_seconds
-        self._cas = redis.register_script(_CAS)
+        self._cas = CompareAndSet(redis)
 
     async def create(self, export: Export) -> None:
         score = export.created.timestamp() if export.created else now().timestamp()
@@ -247,13 +218,11 @@ class ExportRepo:
 
     async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
                      zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None) -> bool:
-        payload: dict[str, Any] = {"when": when, "set": {k: encode(k, v) for k, v in values.items()}, "zadd": zadd, "zrem": zrem}
-        if lapsed:
-            payload["lapsed"] = lapsed
-        result = await self._cas(keys=[keys.export(export_id)], args=[orjson.dumps(payload)])
-        if result == -1:
+        result = await self._cas(keys.export(export_id), when, {k: encode(k, v) for k, v in values.items()},
+                                 zadd=zadd, zrem=zrem, lapsed=lapsed)
+        if result == MISSING:
             raise NotFound(f"no export {export_id!r}")
-        return result == 1
+        return result == APPLIED
 
     async def require(self, export_id: str, target: str, **values: Any) -> None:
         """transition(), answering 409 with the current state when it is not allowed."""

@@ -20,6 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from domain import keys
+from domain.cas import APPLIED, CompareAndSet
 from domain.errors import Conflict, NotFound
 from domain.timeutil import iso, now
 
@@ -40,28 +41,6 @@ BUSY = (QUEUED, PROCESSING, ABORTING, SAVING)
 FREE = ("", IDLE, ERROR)  # "": no status recorded yet (idle)
 
 MAX_ERRORS = 1000  # rejected rows listed in a job; all are counted
-
-# KEYS[1]: a hash. ARGV[1]: JSON {"when": {field: [allowed values]}, "set": {field: value}}; a
-# missing field (or hash) reads as "". Returns 1 when applied, 0 when a condition failed.
-_CAS = """
-local args = cjson.decode(ARGV[1])
-for name, allowed in pairs(args['when']) do
-  local current = redis.call('HGET', KEYS[1], name) or ''
-  local ok = false
-  for _, value in ipairs(allowed) do
-    if value == current then ok = true end
-  end
-  if not ok then return 0 end
-end
-local flat = {}
-for name, value in pairs(args['set']) do
-  table.insert(flat, name)
-  table.insert(flat, value)
-end
-if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
-return 1
-"""
-
 
 DATASET_JOB = "dataset_job"  # the arq function running every kind (worker/dataset_jobs.py)
 
@@ -142,11 +121,10 @@ def _encode(value: Any) -> str:
 class JobRepo:
     def __init__(self, redis: Redis):
         self.redis = redis
-        self._cas = redis.register_script(_CAS)
+        self._cas = CompareAndSet(redis)
 
     async def _set_if(self, key: str, when: dict[str, list[str]], **values: Any) -> bool:
-        args = {"when": when, "set": {k: _encode(v) for k, v in values.items()}}
-        return await self._cas(keys=[key], args=[orjson.dumps(args)]) == 1
+        return await self._cas(key, when, {k: _encode(v) for k, v in values.items()}, may_create=True) == APPLIED
 
     # -- jobs ------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import presented_token
+from api.bodies import query_int
 from api.keys import DATASETS, USERS
 from domain.datasets import Dataset
 from domain.errors import Invalid, NotFound
@@ -39,17 +40,7 @@ async def visible_dataset(request: web.Request) -> Dataset:
 
 
 def integer(request: web.Request, name: str, default: int, lowest: int, highest: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"parameter {name!r} must be an integer, not {raw!r}", error_code="InvalidParameter") from None
-    if value < lowest or (highest is not None and value > highest):
-        bounds = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
-        raise Invalid(f"parameter {name!r} must be {bounds}, not {value}", error_code="InvalidParameter")
-    return value
+    return query_int(request, name, default, lowest, highest, error_code="InvalidParameter")
 
 
 def page(request: web.Request, default_limit: int = 10, max_limit: int = 100) -> tuple[int, int]:

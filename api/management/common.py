@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from api.auth import presented_token
+from api.bodies import json_object
 from api.keys import STATE, STORAGE, USERS
 from domain.alternative_exports import AlternativeExports
 from domain.datasets import Dataset
@@ -84,16 +85,7 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 async def optional_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or {} when there is none."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise Invalid("the request body must be a JSON object")
-    return body
+    return await json_object(request, required=False)
 
 
 def only_keys(body: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -1,0 +1,56 @@
+"""Compare-and-set on a Redis hash, in one Lua script: change fields only when others hold
+expected values, and keep sorted-set indexes in step, atomically. The export and job state
+machines are built on it, so a late or duplicated worker can never overwrite a newer state."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import orjson
+from redis.asyncio import Redis
+
+# KEYS[1]: the hash. ARGV[1]: JSON {"when": {field: [allowed values]}, "set": {field: value},
+# "zadd": [[key, score, member], …], "zrem": [[key, member], …], "lapsed": [key, member, before],
+# "may_create": bool}. A missing field reads as "". "lapsed" also asks that member's score in
+# key be below `before`. Returns 1 when applied, 0 when a condition failed, -1 when the hash
+# does not exist (unless may_create).
+SCRIPT = """
+local args = cjson.decode(ARGV[1])
+if not args['may_create'] and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+for name, allowed in pairs(args['when']) do
+  local current = redis.call('HGET', KEYS[1], name) or ''
+  local ok = false
+  for _, value in ipairs(allowed) do
+    if value == current then ok = true end
+  end
+  if not ok then return 0 end
+end
+if args['lapsed'] then
+  local lease = redis.call('ZSCORE', args['lapsed'][1], args['lapsed'][2])
+  if lease and tonumber(lease) >= args['lapsed'][3] then return 0 end
+end
+local flat = {}
+for name, value in pairs(args['set']) do
+  table.insert(flat, name)
+  table.insert(flat, value)
+end
+if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
+for _, change in ipairs(args['zadd'] or {}) do redis.call('ZADD', change[1], change[2], change[3]) end
+for _, change in ipairs(args['zrem'] or {}) do redis.call('ZREM', change[1], change[2]) end
+return 1
+"""
+
+APPLIED, REFUSED, MISSING = 1, 0, -1
+
+
+class CompareAndSet:
+    def __init__(self, redis: Redis):
+        self._script = redis.register_script(SCRIPT)
+
+    async def __call__(self, key: str, when: dict[str, list[str]], values: dict[str, str], *,
+                       zadd: Iterable[list[Any]] = (), zrem: Iterable[list[Any]] = (),
+                       lapsed: list[Any] | None = None, may_create: bool = False) -> int:
+        payload: dict[str, Any] = {"when": when, "set": values, "zadd": list(zadd), "zrem": list(zrem),
+                                   "may_create": may_create}
+        if lapsed:
+            payload["lapsed"] = lapsed
+        return await self._script(keys=[key], args=[orjson.dumps(payload)])
