@@ -29,6 +29,8 @@ async def test_attachments_and_files(client, demo_dataset):
     missing = await client.get(f"{V21}/files/{other['file_id']}")  # uploaded, but not this dataset's
     assert missing.status == 404 and (await missing.json())["error_code"]
     assert (await client.get(f"{V21}/attachments/ae_000000")).status == 404
+    exports = await call(client, "GET", f"{V21}/exports", headers={})
+    assert [a["id"] for a in exports["alternative_exports"]] == [attached["export_uid"]]
 
 
 async def test_reuses_are_listed_and_read(client, demo_dataset):

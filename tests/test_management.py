@@ -127,6 +127,12 @@ async def test_a_dataset_from_upload_to_explore_and_export(client, worker):
     records = await call(client, "GET", f"{V2}/datasets/shops/records?order_by=n", headers={})
     assert [r["name"] for r in records["results"]] == ["Paris", "Lyon"]
     assert (await call(client, "GET", f"{M}/datasets/{uid}/versions/"))[0]["records_count"] == 2  # the saved one stays
+    # the snapshot is still exportable, with its own records and fields
+    snapshot_csv = await client.get(f"{V2}/datasets/shops/snapshots/{versions[0]['version_uid']}/exports/csv?delimiter=,")
+    assert snapshot_csv.status == 200
+    header, *lines = (await snapshot_csv.read()).decode("utf-8-sig").splitlines()
+    assert "price" in header and len(lines) == 2
+    assert (await client.get(f"{V2}/datasets/shops/snapshots/sv_nope/exports/csv")).status == 404
 
     # unpublish: gone from the Explore API, the dataset and its versions stay; then it may be renamed
     job = await poll_job(client, (await call(client, "PUT", f"{M}/datasets/{uid}/unpublish"))["job_id"])

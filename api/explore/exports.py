@@ -4,6 +4,8 @@ group_by, limit, refine, exclude), the common options (timezone, use_labels, com
 and the format's own. The portal's /explore/dataset/{id}/download/?format=… is the same."""
 from __future__ import annotations
 
+import dataclasses
+
 import pyarrow.dataset as pads
 from aiohttp import web
 
@@ -11,7 +13,12 @@ from api.explore.params import visible_dataset
 from api.fileresponse import disposition
 from api.explore.streaming import QueueSink, stream
 from api.explore.views import catalog_base, json_response, link
-from api.keys import STORAGE
+from api.keys import STATE, STORAGE
+from domain.alternative_exports import AlternativeExports
+from domain.datasets import Dataset
+from domain.errors import NotFound
+from domain.fields import Field
+from domain.managed_datasets import ManagedDatasets
 from domain.errors import Invalid
 from domain.query import RecordQuery
 from formats import REGISTRY, Format
@@ -39,10 +46,17 @@ def _options(request: web.Request, fmt: Format) -> dict[str, str]:
 
 
 async def formats(request: web.Request) -> web.Response:
+    """The formats that fit the dataset, then its alternative exports (static files an
+    administrator attached), as the platform lists them."""
     dataset = await visible_dataset(request)
-    base = f"{catalog_base(request)}/datasets/{dataset.dataset_id}/exports"
+    base = f"{catalog_base(request)}/datasets/{dataset.dataset_id}"
     fitting = [f for f in REGISTRY if f.fits(dataset.fields)]
-    return json_response({"links": [link("self", base)] + [link(f.name, f"{base}/{f.name}") for f in fitting]})
+    attached = await AlternativeExports(request.app[STATE]).list(dataset.dataset_uid)
+    return json_response({
+        "links": [link("self", f"{base}/exports")] + [link(f.name, f"{base}/exports/{f.name}") for f in fitting],
+        "alternative_exports": [{"id": a.export_uid, "title": a.filename, "mimetype": a.mimetype,
+                                 "url": f"{base}/attachments/{a.export_uid}"} for a in attached],
+    })
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -56,8 +70,21 @@ async def portal_download(request: web.Request) -> web.StreamResponse:
     return await _export(request, REGISTRY.get(name))
 
 
-async def _export(request: web.Request, fmt: Format) -> web.StreamResponse:
+async def snapshot_export(request: web.Request) -> web.StreamResponse:
+    """A saved version (…/snapshots/{snapshot_id}/exports/{format}), exported like the dataset."""
     dataset = await visible_dataset(request)
+    wanted = request.match_info["snapshot_id"]
+    saved = {v["version_uid"]: v for v in await ManagedDatasets(request.app[STATE]).versions(dataset.dataset_uid)}
+    if wanted not in saved:
+        raise NotFound(f"dataset {dataset.dataset_id!r} has no snapshot {wanted!r}")
+    version = saved[wanted]
+    snapshot = dataclasses.replace(dataset, data_key=version["data_key"], version=f"{version['version']}@{wanted}",
+                                   fields=[Field(**f) for f in version["fields"]])
+    return await _export(request, REGISTRY.get(request.match_info["format"]), snapshot)
+
+
+async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = None) -> web.StreamResponse:
+    dataset = dataset or await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.EXPORT_PARAMS)
     raw_options = _options(request, fmt)
     source = pads.dataset(str(request.app[STORAGE].path(dataset.data_key)), format="parquet")

@@ -90,6 +90,12 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
             "type": "object", "required": ["title", "message"],
             "properties": {"title": {"type": "string"}, "message": {"type": "string"}, "contact": {"type": "string"}}}}}},
         "responses": {"201": {"description": "The stored entry."}, "400": ERR, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/snapshots/{snapshot_id}/exports/{format}", exports.snapshot_export, "explore-snapshot-export", {
+        "summary": "Stream a saved version (snapshot) of the dataset in a format, with the same parameters as the dataset's exports.",
+        "parameters": [DATASET_ID, {"name": "snapshot_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                       {"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": REGISTRY.all_names()}},
+                       *QUERY],
+        "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/snapshots", snapshots.snapshots, "explore-snapshots", {
         "summary": "The dataset's saved versions (management API save_version), oldest first.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, links, results}"}, "404": ERR}}),
