@@ -27,7 +27,10 @@ async def json_object(request: web.Request, required: bool = True) -> dict[str, 
     return body
 
 
-def query_int(request: web.Request, name: str, default: int, lowest: int, highest: int | None = None,
+MAX_QUERY_INT = 1_000_000_000  # no page, offset or limit is larger; keeps Redis ranges and JSON in 64 bits
+
+
+def query_int(request: web.Request, name: str, default: int, lowest: int, highest: int = MAX_QUERY_INT,
               error_code: str | None = None) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
@@ -36,8 +39,8 @@ def query_int(request: web.Request, name: str, default: int, lowest: int, highes
         value = int(raw)
     except ValueError:
         raise Invalid(f"query parameter {name!r} must be an integer, not {raw!r}", error_code=error_code) from None
-    if value < lowest or (highest is not None and value > highest):
-        bounds = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
+    if not lowest <= value <= highest:
+        bounds = f"between {lowest} and {highest}"
         raise Invalid(f"query parameter {name!r} must be {bounds}, not {value}", error_code=error_code)
     return value
 

@@ -100,6 +100,19 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 )
 
 
+def unique_names(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name} ({n})"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
 class Writer:
     """Base of every writer. Subclasses implement `write` and `close`; they count records
     they had to skip in `skipped` and note anything a person should know in `warnings`."""
@@ -113,9 +126,10 @@ class Writer:
         self.warnings: list[str] = []
 
     def column_names(self) -> list[str]:
-        """The output column names: names, or labels with use_labels."""
+        """The output column names: names, or labels with use_labels (a label two fields share
+        gets " (2)", " (3)", … after the first, so no column hides another)."""
         if self.options.get("use_labels"):
-            return [f.label for f in self.fields]
+            return unique_names([f.label for f in self.fields])
         return [f.name for f in self.fields]
 
     def write(self, batch: pa.RecordBatch) -> None:

@@ -54,7 +54,8 @@ def excel_serials(column: pa.Array, field_type: str, timezone: str) -> list[Any]
         if column.type.tz is None:  # naive timestamps are UTC
             column = column.cast(pa.timestamp("us")).cast(pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         local = pc.local_timestamp(column.cast(pa.timestamp("us", tz=timezone)))
-        days = pc.divide(local.cast(pa.int64()).cast(pa.float64()), float(US_PER_DAY))
+        # unsafe: microseconds beyond 2**53 (before 1685, after 2255) round to a double, as Excel keeps them anyway
+        days = pc.divide(local.cast(pa.int64()).cast(pa.float64(), safe=False), float(US_PER_DAY))
     serial = pc.add(days, float(UNIX_EPOCH_SERIAL))
     serial = pc.if_else(pc.less(serial, FIRST_BUG_FREE_SERIAL), pc.subtract(serial, 1.0), serial)
     too_early = pc.less(serial, 1.0)

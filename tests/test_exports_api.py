@@ -170,3 +170,12 @@ async def test_wait_holds_the_answer_until_the_status_changes(client, demo_datas
         assert "Retry-After" not in response.headers
     assert (await client.get(f"/api/v1/exports/{export}?wait=61", headers=headers(ADMIN_TOKEN))).status == 400
     assert (await poll(client, ADMIN_TOKEN, export))["status"] == "ready"
+
+
+@pytest.mark.parametrize("path", ["/api/management/v2/files?offset=10000000000000000000000000",
+                                  "/api/management/v2/datasets?offset=1000000000000000000000000000000",
+                                  "/api/v1/exports?per_page=5&page=99999999999"])
+async def test_huge_numbers_in_the_query_are_400(client, path):
+    response = await client.get(path, headers=headers(ADMIN_TOKEN))
+    assert response.status == 400
+    assert (await response.json())["error_code"]

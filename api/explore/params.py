@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import presented_token
-from api.bodies import query_int
+from api.bodies import MAX_QUERY_INT, query_int
 from api.keys import DATASETS, USERS
 from domain.datasets import Dataset
 from domain.errors import Invalid, NotFound
@@ -39,7 +39,7 @@ async def visible_dataset(request: web.Request) -> Dataset:
     return dataset
 
 
-def integer(request: web.Request, name: str, default: int, lowest: int, highest: int | None = None) -> int:
+def integer(request: web.Request, name: str, default: int, lowest: int, highest: int = MAX_QUERY_INT) -> int:
     return query_int(request, name, default, lowest, highest, error_code="InvalidParameter")
 
 
