@@ -201,3 +201,19 @@ async def test_identical_exports_share_one_file_until_the_last_goes(settings, cl
     await client.delete(f"/api/v1/exports/{export_id(second)}", headers=headers(bob))
     assert export_files(settings, export_id(first)) == []  # the last one out took the file
     assert (await create(client, bob, "csv", options={"delimiter": ","}))["status"] == "queued"
+
+
+async def test_a_running_export_reads_the_version_it_started_with(settings, client, worker, big_file, tmp_path):
+    await load_dataset(settings, big_file, "big-events")
+    export = export_id(await create(client, ADMIN_TOKEN, "jsonl", dataset_id="big-events"))
+    running = await poll(client, ADMIN_TOKEN, export, until=("processing", "ready"))
+    assert running["status"] == "processing", "the export finished before the dataset could change"
+    newer = tmp_path / "newer.parquet"
+    pq.write_table(demo.table(rows=10, seed=3), newer)
+    await load_dataset(settings, newer, "big-events")  # a new version is published meanwhile
+    ready = await poll(client, ADMIN_TOKEN, export)
+    assert ready["status"] == "ready" and ready["records_count"] == 400_000
+    _, body, _ = await download(client, ready["download_link"])
+    assert len(body.splitlines()) == 400_000
+    later = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "jsonl", dataset_id="big-events")))
+    assert later["records_count"] == 10  # later exports see the new version
