@@ -95,7 +95,8 @@ async def test_a_killed_worker_s_export_is_finished_by_another(settings, client,
     await load_dataset(settings, big_events, "big-events")
     first = spawn_worker()
     export = export_id(await create(client, ADMIN_TOKEN, "jsonl", dataset_id="big-events"))
-    await processing_with_progress(client, export)
+    running = await processing_with_progress(client, export)
+    assert "download_link" not in running and export_files(settings, export) == []  # nothing downloadable yet
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     killed_at = time.monotonic()
