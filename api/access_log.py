@@ -9,4 +9,6 @@ from aiohttp.web import BaseRequest, StreamResponse
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         self.logger.info('%s "%s %s" %s %s %.3fs', request.remote, request.method, request.path,
-                         response.status, response.body_length, time)
+                         response.status, response.body_length, time,
+                         extra={"remote": request.remote, "method": request.method, "path": request.path,
+                                "status": response.status, "bytes": response.body_length, "duration": round(time, 4)})

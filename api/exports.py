@@ -20,7 +20,7 @@ from api.auth import administrator, current_user
 from api.bodies import json_object, query_int, string_field
 from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE
 from domain import exports as ex
-from domain import ratelimit
+from domain import metrics, ratelimit
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -123,7 +123,10 @@ async def create(request: web.Request) -> web.Response:
     else:
         await exports.create(export)
         await _queue(request, export.id, expect=(ex.INITIALIZING,))
+    await metrics.count(request.app[STATE], "created", fmt.name)
     created = await exports.get(export.id)
+    if created.status == ex.READY:  # shared a ready file
+        await metrics.count(request.app[STATE], "ready", fmt.name)
     location = hal.export_href(hal.origin(request), export.id)
     return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
 

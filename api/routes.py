@@ -88,6 +88,13 @@ ROUTES: list[Route] = [
         "tags": ["Operations"],
         "responses": {"200": {"description": "Healthy."}, "503": {"description": "Redis or every worker is missing."}},
     }),
+    Route("GET", "/metrics", health.metrics, "metrics", {
+        "summary": "Prometheus metrics: exports created/ready/failed/expired by format, queue depth, records written, "
+                   "export duration and size histograms.",
+        "tags": ["Operations"],
+        "responses": {"200": {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      "503": {"$ref": "#/components/responses/Error"}},
+    }),
     Route("GET", "/api/openapi.json", openapi.document, "openapi", {
         "summary": "This document.", "tags": ["Operations"],
         "responses": {"200": {"description": "OpenAPI 3.1 document."}},

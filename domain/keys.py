@@ -42,6 +42,7 @@ def dataset(dataset_id: str) -> str:
 
 DATASETS = PREFIX + "datasets"  # sorted set: dataset id by creation time
 
+METRICS = PREFIX + "metrics"  # hash: counters and histogram buckets (domain/metrics.py)
 WORKERS = PREFIX + "workers"  # sorted set: worker name by last heartbeat (unix seconds)
 
 

@@ -80,3 +80,36 @@ def test_settings_from_the_environment(tmp_path):
     assert (defaults.port, defaults.export_ttl, defaults.approval_rows, defaults.host) == (8080, 86400, None, "127.0.0.1")
     with pytest.raises(SettingsError):
         Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_PORT": "eighty"})
+
+
+async def test_metrics_count_exports_by_format(client, worker, demo_dataset):
+    from tests.conftest import ADMIN_TOKEN as token
+    from tests.osdi import create, export_id, poll
+
+    await poll(client, token, export_id(await create(client, token, "csv")))
+    await create(client, token, "csv")  # shares the ready file: ready at once
+    response = await client.get("/metrics")
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if not line.startswith("#")}
+    assert samples['exportd_exports_created_total{format="csv"}'] == 2
+    assert samples['exportd_exports_ready_total{format="csv"}'] == 2
+    assert samples['exportd_export_duration_seconds_count{format="csv"}'] == 1  # one file was written
+    assert samples['exportd_export_duration_seconds_bucket{format="csv",le="+Inf"}'] == 1
+    assert samples['exportd_export_size_bytes_bucket{format="csv",le="1e+07"}'] == 1  # the one written: 2.5 MB
+    assert samples['exportd_records_written_total{format="csv"}'] == 12_000
+    assert "exportd_queue_depth" in samples
+
+
+def test_logs_are_one_json_object_a_line():
+    import logging
+
+    import orjson
+
+    from domain.logs import JsonFormatter
+
+    record = logging.LogRecord("exportd.worker", logging.INFO, __file__, 1, "export ready", (), None)
+    record.export, record.attempt, record.records = "e1", 2, 10
+    entry = orjson.loads(JsonFormatter().format(record))
+    assert entry["message"] == "export ready" and entry["level"] == "info" and entry["time"].endswith("Z")
+    assert (entry["export"], entry["attempt"], entry["records"]) == ("e1", 2, 10)

@@ -13,6 +13,7 @@ import signal
 import redis.exceptions
 from arq.worker import Worker
 
+from domain import logs
 from domain.settings import Settings
 from worker.settings import worker_settings
 
@@ -65,7 +66,7 @@ async def _close_quietly(worker: Worker) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup()
     logging.getLogger("arq.worker").setLevel(logging.WARNING)  # a line per cron sweep is noise; exports log their own
     asyncio.run(supervise(Settings.from_env()))
 

@@ -20,7 +20,7 @@ import pyarrow.dataset as pads
 import redis.exceptions
 
 from domain import exports as ex
-from domain import queue
+from domain import metrics, queue
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery, Scan
@@ -49,7 +49,7 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> d
                                        attempt=attempt, records_done=0)
     if not started:
         return {"export": export_id, "outcome": "taken by another attempt"}
-    log.info("export %s attempt %d started (%s)", export_id, attempt, export.export_type)
+    log.info("export started", extra={"export": export_id, "attempt": attempt, "format": export.export_type})
     try:
         async with asyncio.timeout(ctx["settings"].job_timeout):
             return await _process(ctx, export, attempt)
@@ -60,7 +60,7 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> d
         log.info("export %s attempt %d: cancelled", export_id, attempt)
         return {"export": export_id, "outcome": "cancelled"}
     except TimeoutError:
-        return await _fail(exports, export_id, attempt,
+        return await _fail(exports, export, attempt,
                            f"the export took longer than {ctx['settings'].job_timeout} s and was stopped; "
                            "ask for fewer records (a where filter or a select) or a lighter format")
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -69,14 +69,14 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> d
         log.warning("export %s attempt %d: Redis unavailable (%s); the lease sweep will retry it", export_id, attempt, exc)
         return {"export": export_id, "outcome": "interrupted"}
     except ExportTooLarge as exc:
-        return await _fail(exports, export_id, attempt, str(exc))
+        return await _fail(exports, export, attempt, str(exc))
     except OSError as exc:
-        return await _fail(exports, export_id, attempt, _disk_detail(exc))
+        return await _fail(exports, export, attempt, _disk_detail(exc))
     except PERMANENT as exc:
-        return await _fail(exports, export_id, attempt, getattr(exc, "message", None) or str(exc))
+        return await _fail(exports, export, attempt, getattr(exc, "message", None) or str(exc))
     except Exception as exc:
         log.exception("export %s attempt %d failed", export_id, attempt)
-        return await _fail(exports, export_id, attempt,
+        return await _fail(exports, export, attempt,
                            f"the export could not be written ({type(exc).__name__}: {exc}); try again or ask an administrator")
 
 
@@ -90,6 +90,7 @@ async def _hand_back(ctx: dict[str, Any], export_id: str, attempt: int) -> None:
 
 
 async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[str, Any]:
+    started = now()
     exports: ExportRepo = ctx["exports"]
     storage = ctx["storage"]
     dataset = await ctx["datasets"].get(export.dataset_id)
@@ -139,7 +140,10 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
         if await shared.release(key, export.id):
             storage.delete(attempt_dir(export.id, attempt))
         return {"export": export.id, "outcome": "discarded"}
-    log.info("export %s ready: %d records, %d bytes", export.id, written.records, written.size)
+    seconds = (finished - started).total_seconds()
+    await metrics.observe_ready(exports.redis, fmt.name, seconds, written.size, written.records)
+    log.info("export ready", extra={"export": export.id, "attempt": attempt, "format": fmt.name, "records": written.records,
+                                    "bytes": written.size, "duration": round(seconds, 3)})
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}
 
 
@@ -163,12 +167,13 @@ async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: P
             return
 
 
-async def _fail(exports: ExportRepo, export_id: str, attempt: int, detail: str) -> dict[str, Any]:
-    log.info("export %s attempt %d failed: %s", export_id, attempt, detail)
+async def _fail(exports: ExportRepo, export: Export, attempt: int, detail: str) -> dict[str, Any]:
+    log.info("export failed: %s", detail, extra={"export": export.id, "attempt": attempt, "format": export.export_type})
     with contextlib.suppress(NotFound):
-        await exports.transition(export_id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=attempt,
-                                 detail=detail, processed_date=now())
-    return {"export": export_id, "outcome": "failed", "detail": detail}
+        if await exports.transition(export.id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=attempt,
+                                    detail=detail, processed_date=now()):
+            await metrics.count(exports.redis, "failed", export.export_type)
+    return {"export": export.id, "outcome": "failed", "detail": detail}
 
 
 def _disk_detail(exc: OSError) -> str:

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from domain import exports as ex
-from domain import keys, queue
+from domain import keys, metrics, queue
 from domain.errors import NotFound
 from domain.exports import ExportRepo
 from domain.sharing import SharedFiles, drop_files
@@ -27,7 +27,9 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     for export_id in await exports.due_for_expiry(now()):
         try:
             if await exports.transition(export_id, ex.EXPIRED, expect=(ex.READY,)):
-                await drop_files(SharedFiles(exports.redis), storage, await exports.get(export_id))
+                export = await exports.get(export_id)
+                await drop_files(SharedFiles(exports.redis), storage, export)
+                await metrics.count(exports.redis, "expired", export.export_type)
                 expired += 1
         except NotFound:
             await exports.redis.zrem(keys.EXPORTS_READY, export_id)
@@ -71,6 +73,7 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
                       "ask for fewer records or a lighter format, or ask an administrator")
             if await exports.transition(export_id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
                                         lease_lapsed=True, lapses=lapses, detail=detail, processed_date=now()):
+                await metrics.count(exports.redis, "failed", export.export_type)
                 failed += 1
         elif await exports.transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
                                       lease_lapsed=True, lapses=lapses):

@@ -1,0 +1,63 @@
+"""Counters and histograms for GET /metrics (Prometheus text format), kept in Redis so every web
+process answers for every worker: exports created, ready, failed and expired by format, records
+written, export duration and size."""
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from domain import keys
+
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)  # seconds
+SIZE_BUCKETS = (1e4, 1e5, 1e6, 1e7, 1e8, 1e9)  # bytes
+OUTCOMES = ("created", "ready", "failed", "expired")
+
+
+async def count(redis: Redis, outcome: str, export_type: str) -> None:
+    await redis.hincrby(keys.METRICS, f"{outcome}|{export_type}", 1)
+
+
+async def observe_ready(redis: Redis, export_type: str, seconds: float, size: int, records: int) -> None:
+    """An export became ready: count it and put its duration and size in their buckets."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(keys.METRICS, f"ready|{export_type}", 1)
+        pipe.hincrby(keys.METRICS, f"records|{export_type}", records)
+        pipe.hincrby(keys.METRICS, f"observed|{export_type}", 1)  # written here: shared ones are ready without it
+        for name, value, buckets in (("duration", seconds, DURATION_BUCKETS), ("size", size, SIZE_BUCKETS)):
+            for bound in buckets:
+                if value <= bound:
+                    pipe.hincrby(keys.METRICS, f"{name}_bucket|{export_type}|{bound:g}", 1)
+            pipe.hincrbyfloat(keys.METRICS, f"{name}_sum|{export_type}", value)
+        await pipe.execute()
+
+
+def _line(name: str, labels: dict[str, str], value: float) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}"
+
+
+async def render(redis: Redis, queue_name: str) -> str:
+    raw = await redis.hgetall(keys.METRICS)
+    queued = await redis.zcount(queue_name, "-inf", time.time() * 1000)
+    formats = sorted({key.split("|")[1] for key in raw})
+    out = ["# HELP exportd_queue_depth Jobs due now on the queue (waiting or running).",
+           "# TYPE exportd_queue_depth gauge", _line("exportd_queue_depth", {}, queued)]
+    for outcome in OUTCOMES:
+        out += [f"# HELP exportd_exports_{outcome}_total Exports {outcome}, by format.",
+                f"# TYPE exportd_exports_{outcome}_total counter"]
+        out += [_line(f"exportd_exports_{outcome}_total", {"format": f}, float(raw.get(f"{outcome}|{f}", 0))) for f in formats]
+    out += ["# HELP exportd_records_written_total Records written into ready exports, by format.",
+            "# TYPE exportd_records_written_total counter"]
+    out += [_line("exportd_records_written_total", {"format": f}, float(raw.get(f"records|{f}", 0))) for f in formats]
+    for name, unit, buckets in (("duration", "seconds", DURATION_BUCKETS), ("size", "bytes", SIZE_BUCKETS)):
+        metric = f"exportd_export_{name}_{unit}"
+        out += [f"# HELP {metric} Written exports' {name}, by format.", f"# TYPE {metric} histogram"]
+        for f in formats:
+            total = float(raw.get(f"observed|{f}", 0))
+            for bound in buckets:
+                out.append(_line(f"{metric}_bucket", {"format": f, "le": f"{bound:g}"}, float(raw.get(f"{name}_bucket|{f}|{bound:g}", 0))))
+            out.append(_line(f"{metric}_bucket", {"format": f, "le": "+Inf"}, total))
+            out.append(_line(f"{metric}_sum", {"format": f}, float(raw.get(f"{name}_sum|{f}", 0))))
+            out.append(_line(f"{metric}_count", {"format": f}, total))
+    return "\n".join(out) + "\n"
