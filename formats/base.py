@@ -91,12 +91,25 @@ class Option:
         return out
 
 
+WGS84 = 4326  # the EPSG code geometries are stored in
+
+
+def require_wgs84(options: Mapping[str, Any], format_name: str) -> None:
+    """Refuse an `epsg` other than 4326, for formats that hold WGS 84 only (OV2) or whose
+    reprojection is not written yet (Parquet, XLSX)."""
+    if options.get("epsg", WGS84) != WGS84:
+        raise OptionError(
+            f"option 'epsg': format {format_name!r} writes EPSG:4326 only; "
+            f"reprojection to EPSG:{options['epsg']} is supported for geojson and the GDAL formats"
+        )
+
+
 # Options OpenDataSoft applies to every export.
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("timezone", "timezone", "UTC", description="Time zone datetimes are written in."),
     Option("use_labels", bool, False, description="Use field labels, not names, as column names."),
     Option("compressed", bool, False, description="Gzip the file; '.gz' is added to its name."),
-    Option("epsg", int, 4326, description="Reproject geometries to this EPSG code (geographic formats)."),
+    Option("epsg", int, WGS84, description="Reproject geometries to this EPSG code (geographic formats)."),
 )
 
 

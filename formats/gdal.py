@@ -23,10 +23,9 @@ from fiona.errors import CRSError
 from fiona.transform import transform as fiona_transform
 
 from domain.fields import Field
-from formats.base import OptionError, Writer
+from formats.base import WGS84, OptionError, Writer
 from formats.values import date_strings, datetime_strings, point_coords
 
-WGS84 = 4326
 PLAIN = {"text": pa.string(), "int": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
 COPY_CHUNK = 1 << 20
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import shapely
 
 from domain.fields import Field
-from formats.base import Format, FormatNotApplicable, OptionError, Writer
+from formats.base import WGS84, Format, FormatNotApplicable, Writer
 from formats.gdal import check_epsg, reproject
 from formats.json import buffer_of, joined, number_texts, object_texts
 from formats.values import point_coords, shape_geojson_strings
@@ -26,19 +26,6 @@ from formats.values import point_coords, shape_geojson_strings
 HEADER = b'{"type":"FeatureCollection","features":['
 # RFC 7946 knows only WGS 84; for another `epsg` the 2008 GeoJSON `crs` member names it, as GDAL does.
 HEADER_WITH_CRS = b'{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::{epsg}"}},"features":['
-WGS84 = 4326
-
-
-def require_wgs84(options: Mapping[str, Any], format_name: str) -> None:
-    """Refuse an `epsg` other than 4326, for formats that hold WGS 84 only (OV2) or whose
-    reprojection is not written yet (Parquet, XLSX)."""
-    if options.get("epsg", WGS84) != WGS84:
-        raise OptionError(
-            f"option 'epsg': format {format_name!r} writes EPSG:4326 only; "
-            f"reprojection to EPSG:{options['epsg']} is supported for geojson and the GDAL formats"
-        )
-
-
 def geometry_index(fields: Sequence[Field]) -> int | None:
     """Position of the field giving the geometry: the first geo_shape wins over a geo_point_2d."""
     for wanted in ("geo_shape", "geo_point_2d"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from formats.base import Format, Option, OptionError
-from formats.gdal import WGS84, GdalWriter, attribute, attribute_type, geometries, geometry_index, wkb
+from formats.base import WGS84, Format, Option, OptionError
+from formats.gdal import GdalWriter, attribute, attribute_type, geometries, geometry_index, wkb
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 NO_DESCRIPTION = "\x00none"  # a DescriptionField no column has: every field stays in ExtendedData

@@ -19,8 +19,7 @@ import pyarrow.compute as pc
 import shapely
 
 from domain.fields import Field
-from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer
-from formats.geojson import require_wgs84
+from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer, require_wgs84
 from formats.values import date_strings, datetime_strings, point_coords
 
 RECORD_TYPE = 2

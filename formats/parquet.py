@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from domain.fields import Field, with_fields
-from formats.base import Format, Option, Writer
-from formats.geojson import require_wgs84
+from formats.base import Format, Option, Writer, require_wgs84
 
 COMPRESSIONS = ("snappy", "zstd", "gzip", "none")
 # Batches are held until a row group is this big: per row group costs made 16k-row groups

@@ -30,8 +30,7 @@ import pyarrow.compute as pc
 import xlsxwriter
 
 from domain.fields import Field
-from formats.base import Format, Writer
-from formats.geojson import require_wgs84
+from formats.base import Format, Writer, require_wgs84
 from formats.values import date_strings, datetime_strings, point_lat_lon_strings, shape_geojson_strings
 
 ROWS_PER_SHEET = 1_048_576  # Excel's limit, header row included
