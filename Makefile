@@ -8,12 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench faults setup redis-server clean
+.PHONY: run test bench faults setup redis-server chromium clean
 
 run: setup
 	$(BIN)/python -m domain.manage run
 
-test: setup
+test: setup chromium
 	$(BIN)/ruff check api worker domain formats tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -39,6 +39,11 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
 		echo "installing Debian's redis-server"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+chromium:  # the browser tests/test_web_page.py drives (Playwright with executable_path; no browser download)
+	@test -x /usr/bin/chromium || { \
+		echo "installing Debian's chromium"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) var

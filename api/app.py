@@ -2,6 +2,8 @@
 the tests. One cleanup context per resource: its teardown runs only if its setup did."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -13,10 +15,29 @@ from domain import queue
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
 from domain.settings import Settings
-from domain.storage import LocalStorage
+from domain.storage import cache_grace, open_storage
 from domain.users import UserRepo
 
 MAX_BODY = 1 << 20  # JSON bodies; uploads (management API) stream past this limit on their own
+EVICT_EVERY = 600  # seconds between looks for cached copies of bucket files unread for long
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """The configured storage; with a bucket, this host's cached copies are evicted now and then."""
+    settings = app[SETTINGS]
+    app[STORAGE] = storage = await asyncio.to_thread(open_storage, settings)
+    evicting = asyncio.create_task(_evict(storage, cache_grace(settings)))
+    yield
+    evicting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await evicting
+    storage.close()
+
+
+async def _evict(storage, older_than: int) -> None:
+    while True:
+        await asyncio.sleep(EVICT_EVERY)
+        await asyncio.to_thread(storage.evict_cache, older_than)
 
 
 async def _state(app: web.Application) -> AsyncIterator[None]:
@@ -40,7 +61,7 @@ async def _queue(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
-    app[STORAGE] = LocalStorage(settings.data_dir)
+    app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_state)
     app.cleanup_ctx.append(_queue)
     add_routes(app)

@@ -1,13 +1,24 @@
-"""Who is asking: the OSDI-API-Token header (or `Authorization: Apikey <token>`)."""
+"""Who is asking: the OSDI-API-Token header, `Authorization: Apikey <token>`, or — for the web
+page at `/` — the token in the `exportd_token` cookie.
+
+A cookie travels with every request the browser makes to this host, whichever site started it,
+so a state-changing request authenticated by the cookie alone must come from this origin (its
+Origin header names it) or carry the OSDI-API-Token header itself (which no other site can
+make a browser send): a cookie alone cannot be used cross-site (CSRF)."""
 from __future__ import annotations
+
+from urllib.parse import unquote
 
 from aiohttp import web
 
+from api.hal import origin
 from api.keys import USERS
 from domain.errors import Forbidden
 from domain.users import User
 
 HEADER = "OSDI-API-Token"
+COOKIE = "exportd_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def presented_token(request: web.Request) -> str | None:
@@ -17,7 +28,13 @@ def presented_token(request: web.Request) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "apikey" and value.strip():
         return value.strip()
-    return None
+    cookie = unquote(request.cookies.get(COOKIE, "")).strip()
+    if not cookie:
+        return None
+    if request.method not in SAFE_METHODS and request.headers.get("Origin") != origin(request):
+        raise Forbidden(f"a {request.method} authenticated by the {COOKIE} cookie must come from this site "
+                        f"(Origin header) or send the {HEADER} header", error_code="cross_site_request")
+    return cookie
 
 
 async def current_user(request: web.Request) -> User:

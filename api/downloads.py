@@ -1,11 +1,12 @@
 """Signed downloads of ready exports: Content-Type, Content-Disposition, Content-Length and
-Range come with the file. A bad signature answers 403; an expired link or export answers 410."""
+Range come with the file (or with the bucket's presigned URL it redirects to, which ends no
+later than the export). A bad signature answers 403; an expired link or export answers 410."""
 from __future__ import annotations
 
 from aiohttp import web
 
 from api.fileresponse import stored_file
-from api.keys import EXPORTS, SETTINGS, STORAGE
+from api.keys import EXPORTS, SETTINGS
 from domain import exports as ex
 from domain.errors import Gone, NotFound
 from domain.exports import file_key
@@ -13,7 +14,7 @@ from domain.signing import verify
 from formats import REGISTRY
 
 
-async def download(request: web.Request) -> web.FileResponse:
+async def download(request: web.Request) -> web.StreamResponse:
     export_id = request.match_info["export_id"]
     file_name = request.match_info["file_name"]
     verify(request.app[SETTINGS].secret_key, export_id, file_name,
@@ -27,4 +28,4 @@ async def download(request: web.Request) -> web.FileResponse:
     if export.status != ex.READY or export.file_name != file_name:
         raise NotFound("this export has no such file")
     fmt = REGISTRY.get(export.export_type)
-    return stored_file(request.app[STORAGE].path(file_key(export)), file_name, fmt.content_type(export.options))
+    return await stored_file(request, file_key(export), file_name, fmt.content_type(export.options), export.expires_at)

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import orjson
-import pyarrow.dataset as pads
 from aiohttp import web
 from multidict import MultiDict
 
@@ -21,6 +20,7 @@ from api.bodies import json_object, query_int, string_field
 from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE
 from domain import exports as ex
 from domain import metrics, ratelimit
+from domain.datasets import open_version
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -91,7 +91,7 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
-    source = pads.dataset(str(request.app[STORAGE].path(dataset.data_key)), format="parquet")
+    source = await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
 
     def check() -> tuple[int, dict[str, Any]]:  # refuse now, with a 400, what the worker would fail on
         scan = query.scan(source, dataset.fields)
@@ -155,12 +155,16 @@ async def collection(request: web.Request) -> web.Response:
     user = await current_user(request)
     page = query_int(request, "page", 1, 1, MAX_PAGE)
     per_page = query_int(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
-    total, exports = await request.app[EXPORTS].page(None if user.admin else user.name, page, per_page)
+    status = request.query.get("status") or None
+    if status is not None and status not in ex.STATUSES:
+        raise Invalid(f"query parameter 'status' must be one of {', '.join(ex.STATUSES)}, not {status!r}")
+    total, exports = await request.app[EXPORTS].page(None if user.admin else user.name, page, per_page, status)
     total_pages = max(1, math.ceil(total / per_page))
     base = hal.origin(request)
 
     def page_href(number: int) -> dict[str, str]:
         suffix = f"&per_page={per_page}" if per_page != PER_PAGE else ""
+        suffix += f"&status={status}" if status else ""
         return {"href": f"{base}/api/v1/exports?page={number}{suffix}"}
 
     links: dict[str, Any] = {"self": page_href(page)}

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
 from domain.settings import Settings
-from domain.storage import LocalStorage
+from domain.storage import Storage
 from domain.users import UserRepo
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -17,4 +17,4 @@ QUEUE = web.AppKey("queue", ArqRedis)
 EXPORTS = web.AppKey("exports", ExportRepo)
 DATASETS = web.AppKey("datasets", DatasetRepo)
 USERS = web.AppKey("users", UserRepo)
-STORAGE = web.AppKey("storage", LocalStorage)
+STORAGE = web.AppKey("storage", Storage)

@@ -7,10 +7,11 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from api import downloads, exports, health, openapi
+from api import downloads, exports, health, me, openapi, users, web as page
 from api.explore import exports as explore_exports
 from api.explore import routes as explore_routes
 from api.management import routes as management_routes
+from domain.exports import STATUS_SCAN, STATUSES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -18,6 +19,7 @@ ERR = {"$ref": "#/components/responses/Error"}
 TOKEN = [{"OsdiToken": []}, {"ApiKey": []}]
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 HAL_EXPORT = {"application/hal+json": {"schema": {"$ref": "#/components/schemas/Export"}}}
+USER = {"type": "object", "properties": {"name": {"type": "string"}, "admin": {"type": "boolean"}}}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ ROUTES: list[Route] = [
         "parameters": [
             {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": exports.MAX_PAGE, "default": 1}},
             {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)},
+             "description": f"Only exports in this status (the approval queue: pending_approval), among the newest {STATUS_SCAN:,}."},
         ],
         "responses": {"200": {"description": "A page of exports.", "content": {"application/hal+json": {"schema": {"$ref": "#/components/schemas/ExportCollection"}}}},
                       "400": ERR, "401": ERR},
@@ -72,6 +76,30 @@ ROUTES: list[Route] = [
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
         "responses": {"200": {"description": "Rejected.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
     }),
+    Route("GET", "/api/v1/users", users.collection, "users-list", {
+        "summary": "Every user: name and whether an administrator (administrators).",
+        "tags": ["Administration"], "security": TOKEN,
+        "responses": {"200": {"description": "The users.", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"users": {"type": "array", "items": USER}}}}}}, "401": ERR, "403": ERR},
+    }),
+    Route("POST", "/api/v1/users", users.create, "users-create", {
+        "summary": "Add a user and give them a first API token, shown only in this answer (administrators).",
+        "tags": ["Administration"], "security": TOKEN,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"}, "admin": {"type": "boolean"}}}}}},
+        "responses": {"201": {"description": "The user and their token.", "content": {"application/json": {"schema": {
+            **USER, "properties": {**USER["properties"], "token": {"type": "string"}}}}}},
+            "400": ERR, "401": ERR, "403": ERR, "409": ERR},
+    }),
+    Route("POST", "/api/v1/users/{name}/tokens", users.new_token, "users-token", {
+        "summary": "A fresh API token for a user, shown only in this answer; earlier tokens keep working (administrators).",
+        "tags": ["Administration"], "security": TOKEN,
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"201": {"description": "The token.", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"name": {"type": "string"}, "token": {"type": "string"}}}}}},
+            "401": ERR, "403": ERR, "404": ERR},
+    }),
     Route("GET", "/downloads/{export_id}/{file_name}", downloads.download, "download", {
         "summary": "Download a ready export through its signed, expiring link (Range supported).",
         "tags": ["Downloads"],
@@ -98,6 +126,24 @@ ROUTES: list[Route] = [
     Route("GET", "/api/openapi.json", openapi.document, "openapi", {
         "summary": "This document.", "tags": ["Operations"],
         "responses": {"200": {"description": "OpenAPI 3.1 document."}},
+    }),
+    Route("GET", "/api/v1/me", me.me, "me", {
+        "summary": "Who the token belongs to: name and whether an administrator.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "responses": {"200": {"description": "The caller.", "content": {"application/json": {"schema": USER}}}, "401": ERR},
+    }),
+    Route("GET", "/", page.index, "web-page", {
+        "summary": "The web page: catalog, export menu, my exports, the approval queue; it uses this API and nothing else.",
+        "tags": ["Web page"],
+        "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}},
+                      "304": {"description": "Not modified (ETag)."}},
+    }),
+    Route("GET", "/static/{file_name}", page.static, "web-static", {
+        "summary": "The page's script and style sheet; with ?v=<content hash> cacheable for a year.",
+        "tags": ["Web page"],
+        "parameters": [{"name": "file_name", "in": "path", "required": True, "schema": {"type": "string", "enum": sorted(page.STATIC)}},
+                       {"name": "v", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file."}, "304": {"description": "Not modified (ETag)."}, "404": ERR},
     }),
 ]
 

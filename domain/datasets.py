@@ -12,13 +12,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from redis.asyncio import Redis
 
 from domain import keys
 from domain.errors import Invalid, NotFound
 from domain.fields import ARROW_TYPES, GEO_POINT, Field, fields_of, type_of, with_fields
-from domain.storage import LocalStorage
+from domain.storage import Storage
 from domain.timeutil import iso, now
 
 DATASET_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -78,6 +79,12 @@ class DatasetRepo:
         return [Dataset.from_json(r) for r in raws if r is not None]
 
 
+def open_version(storage: Storage, data_key: str) -> pads.Dataset:
+    """A dataset version's records, to scan with projection and filter push-down. Blocking
+    (it may fetch the file from a bucket): run it in a thread."""
+    return pads.dataset(str(storage.local_path(data_key)), format="parquet")
+
+
 def new_uid() -> str:
     return "da_" + secrets.token_hex(3)
 
@@ -134,7 +141,7 @@ def _labelled(inferred: list[Field], source: Path) -> list[Field]:
     return [Field(f.name, f.type, described[f.name].label) if f.name in described else f for f in inferred]
 
 
-def import_file(source: Path, dataset_id: str, storage: LocalStorage, title: str = "", description: str = "",
+def import_file(source: Path, dataset_id: str, storage: Storage, title: str = "", description: str = "",
                 fields: list[Field] | None = None) -> Dataset:
     """Write `source` as a new Parquet version of `dataset_id` (streamed batch by batch) and
     return the dataset it describes. Runs in a thread or a command, never on an event loop."""

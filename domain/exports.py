@@ -52,6 +52,7 @@ def sources(target: str) -> tuple[str, ...]:
     return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
+STATUS_SCAN = 10_000  # newest exports a ?status= filter looks through
 LEASE_SECONDS = 15  # default: a processing export whose lease is not renewed for this long is run again
 
 
@@ -153,11 +154,16 @@ class ExportRepo:
             raise NotFound(f"no export {export_id!r}")
         return Export.from_hash(raw)
 
-    async def page(self, owner: str | None, page: int, per_page: int) -> tuple[int, list[Export]]:
-        """One page of exports, newest first: everyone's when owner is None."""
+    async def page(self, owner: str | None, page: int, per_page: int,
+                   status: str | None = None) -> tuple[int, list[Export]]:
+        """One page of exports, newest first: everyone's when owner is None; with a status,
+        those in it among the newest STATUS_SCAN of the collection."""
         index = keys.EXPORTS_ALL if owner is None else keys.exports_of(owner)
         start = (page - 1) * per_page
-        total, ids = await self._page_ids(index, start, per_page)
+        if status is None:
+            total, ids = await self._page_ids(index, start, per_page)
+        else:
+            total, ids = await self._page_ids_in(index, status, start, per_page)
         exports = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for export_id in ids:
@@ -173,6 +179,17 @@ class ExportRepo:
             pipe.zrevrange(index, start, start + count - 1)
             total, ids = await pipe.execute()
         return total, ids
+
+    async def _page_ids_in(self, index: str, status: str, start: int, count: int) -> tuple[int, list[str]]:
+        """A bounded scan: statuses change in the compare-and-set script, which keeps no index
+        by status, and what a filter is for (the approval queue, the running exports) is recent."""
+        newest = await self.redis.zrevrange(index, 0, STATUS_SCAN - 1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for export_id in newest:
+                pipe.hget(keys.export(export_id), "status")
+            statuses = await pipe.execute()
+        matching = [export_id for export_id, current in zip(newest, statuses) if current == status]
+        return len(matching), matching[start:start + count]
 
     async def transition(
         self,

@@ -1,7 +1,7 @@
 """Uploaded files (management API /files/): kept in storage under `files/<file_id><ext>`, described
 in Redis, named by `odsfile://` urls in resources and alternative exports.
 
-An upload is streamed to storage chunk by chunk through LocalStorage.writing (visible only when
+An upload is streamed to storage chunk by chunk through Storage.writing_async (visible only when
 whole) and refused past the size limit. A file's url is `odsfile://<file_id>/<filename>`;
 `odsfile://<file_id>` and `odsfile://<filename>` (the latest file uploaded under that name, as
 the platform's examples write it) name it too. A url is only ever looked up, never turned into
@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from domain import keys
 from domain.errors import DomainError, Invalid, NotFound
-from domain.storage import LocalStorage
+from domain.storage import Storage
 from domain.timeutil import iso, now
 
 SCHEME = "odsfile://"
@@ -66,7 +66,7 @@ def clean_filename(raw: str | None) -> str:
 
 
 class FileRepo:
-    def __init__(self, redis: Redis, storage: LocalStorage):
+    def __init__(self, redis: Redis, storage: Storage):
         self.redis = redis
         self.storage = storage
 
@@ -78,7 +78,7 @@ class FileRepo:
         suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
         key = f"files/{file_id}{suffix if EXTENSION.match(suffix) else ''}"
         size = 0
-        with self.storage.writing(key) as out:
+        async with self.storage.writing_async(key) as out:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:

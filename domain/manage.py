@@ -23,15 +23,18 @@ from domain import demo, queue
 from domain.datasets import DatasetRepo, import_file
 from domain.errors import DomainError, NotFound
 from domain.settings import PREFIX, Settings
-from domain.storage import LocalStorage
+from domain.storage import open_storage
 from domain.users import UserRepo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def load(settings: Settings, source: Path, dataset_id: str, title: str = "", description: str = "") -> None:
-    storage = LocalStorage(settings.data_dir)
-    dataset = await asyncio.to_thread(import_file, source, dataset_id, storage, title, description)
+    storage = await asyncio.to_thread(open_storage, settings)
+    try:
+        dataset = await asyncio.to_thread(import_file, source, dataset_id, storage, title, description)
+    finally:
+        storage.close()
     state = queue.connect(settings.redis_url)
     try:
         repo = DatasetRepo(state)
@@ -50,7 +53,7 @@ async def load_demo(settings: Settings, force: bool = False) -> None:
     try:
         try:
             existing = await DatasetRepo(state).get(demo.DATASET_ID)
-            if not force and LocalStorage(settings.data_dir).exists(existing.data_key):
+            if not force and await asyncio.to_thread(_stored, settings, existing.data_key):
                 print(f"dataset {demo.DATASET_ID}: already loaded ({existing.records_count} records)")
                 return
         except NotFound:
@@ -61,6 +64,14 @@ async def load_demo(settings: Settings, force: bool = False) -> None:
         path = Path(tmp) / "demo-events.parquet"
         pq.write_table(demo.table(), path)
         await load(settings, path, demo.DATASET_ID, demo.TITLE, demo.DESCRIPTION)
+
+
+def _stored(settings: Settings, key: str) -> bool:
+    storage = open_storage(settings)
+    try:
+        return storage.exists(key)
+    finally:
+        storage.close()
 
 
 async def users(settings: Settings, action: str, name: str, admin: bool) -> None:

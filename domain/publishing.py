@@ -4,7 +4,7 @@ worker thread. No Redis.
 Publish reads every resource with domain.resources (sniffed type, inferred field types, the
 resource's own overrides), lines the resources up on the union of their fields (the first
 resource to name a field gives its type; a field a resource lacks is null in its rows) and
-streams the rows into one Parquet file through LocalStorage.writing: it appears only when whole.
+streams the rows into one Parquet file through Storage.writing: it appears only when whole.
 Rows that cannot be read are left out, counted, and reported with the resource and the row
 number where a person finds them. Recovery copies the published version and appends pushed
 realtime records converted to the dataset's fields.
@@ -27,7 +27,7 @@ from domain.errors import Invalid
 from domain.fields import Field
 from domain.resources import ReadBatch, Rejected, ResourceSpec, infer, read, schema_of, sniff
 from domain.resources.convert import EXPECTED, convert
-from domain.storage import LocalStorage
+from domain.storage import Storage
 
 BATCH_ROWS = 10_000  # rows per read batch: the granularity of progress and of abort
 MAX_REPORTED = 1000  # rejected rows listed (all are counted)
@@ -91,7 +91,7 @@ def union_fields(parts: list[Part]) -> list[Field]:
     return list(seen.values())
 
 
-def write_version(storage: LocalStorage, key: str, parts: list[Part], fields: list[Field], build: Build) -> int:
+def write_version(storage: Storage, key: str, parts: list[Part], fields: list[Field], build: Build) -> int:
     """Write the parts' rows as one Parquet file under `key`, aligned on `fields`; answers
     the number of records written."""
     schema = schema_of(fields)

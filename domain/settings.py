@@ -2,7 +2,9 @@
 
 Secrets have no default: when EXPORTD_SECRET_KEY or EXPORTD_ADMIN_TOKEN is not set, the value
 is generated once and kept in a file under the data directory (mode 0600), so every process
-that shares the data directory shares it too.
+that shares the data directory shares it too. With files in a bucket (EXPORTD_STORAGE_URL), the
+endpoint comes from AWS_ENDPOINT_URL; boto3 reads the region and credentials (AWS_REGION,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …) itself.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 PREFIX = "EXPORTD_"
+S3_DOWNLOADS = ("redirect", "stream")
 
 
 class SettingsError(ValueError):
@@ -71,6 +74,10 @@ class Settings:
     max_export_bytes: int | None = None
     rate_limit: int = 60  # export creations per token per minute
     max_upload_bytes: int = 1 << 30  # management API file uploads; larger ones answer 413
+    storage_url: str = ""  # s3://bucket/prefix: files in a bucket that hosts share; "": under data_dir
+    s3_endpoint: str | None = None  # an S3-compatible server's URL (AWS_ENDPOINT_URL); None: AWS
+    s3_downloads: str = "redirect"  # "redirect" to a presigned URL, or "stream" through the web process
+    queue_read_limit: int = 100  # queued job ids a worker reads at a time: at least the jobs running on all workers together
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -79,6 +86,12 @@ class Settings:
         export_ttl = _int(env, "EXPORT_TTL", 86400)
         if export_ttl is None or export_ttl <= 0:
             raise SettingsError(f"{PREFIX}EXPORT_TTL must be a positive number of seconds")
+        storage_url = env.get(PREFIX + "STORAGE_URL") or ""
+        if storage_url and not storage_url.startswith("s3://"):
+            raise SettingsError(f"{PREFIX}STORAGE_URL must be s3://bucket/prefix, or unset for the data directory")
+        s3_downloads = env.get(PREFIX + "S3_DOWNLOADS") or "redirect"
+        if s3_downloads not in S3_DOWNLOADS:
+            raise SettingsError(f"{PREFIX}S3_DOWNLOADS must be one of {', '.join(S3_DOWNLOADS)}, not {s3_downloads!r}")
         return cls(
             data_dir=data_dir,
             secret_key=env.get(PREFIX + "SECRET_KEY") or stored_secret(data_dir, "secret_key"),
@@ -98,4 +111,8 @@ class Settings:
             max_export_bytes=_int(env, "MAX_EXPORT_BYTES", None),
             rate_limit=_int(env, "RATE_LIMIT", 60) or 0,
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 1 << 30) or 1 << 30,
+            storage_url=storage_url,
+            s3_endpoint=env.get("AWS_ENDPOINT_URL") or None,
+            s3_downloads=s3_downloads,
+            queue_read_limit=_int(env, "QUEUE_READ_LIMIT", 100) or 100,
         )

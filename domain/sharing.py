@@ -8,6 +8,7 @@ records…); filerefs:<key> → the exports that use it.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 from redis.asyncio import Redis
 
 from domain import keys
+from domain.storage import Storage
 
 # KEYS[1] shared:<digest>. ARGV[1] export id, ARGV[2] the keys' prefix. Adds the export to the
 # file's references and answers [file key, field, value, …], or nothing when no live file.
@@ -81,7 +83,7 @@ class SharedFiles:
         return bool(await self._release(keys=[], args=[file_key, export_id, keys.PREFIX]))
 
 
-async def drop_files(shared: SharedFiles, storage, export) -> None:
+async def drop_files(shared: SharedFiles, storage: Storage, export) -> None:
     """Whatever files an export leaves behind when it is deleted or expires: its reference to
     the file it serves (the file goes with the last reference), or its own directory."""
     from domain.exports import EXPIRED, READY, export_dir, file_key
@@ -89,6 +91,6 @@ async def drop_files(shared: SharedFiles, storage, export) -> None:
     if export.status in (READY, EXPIRED) and export.file_name:
         key = file_key(export)
         if await shared.release(key, export.id):
-            storage.delete(key.rsplit("/", 1)[0])
+            await asyncio.to_thread(storage.delete, key.rsplit("/", 1)[0])
     else:
-        storage.delete(export_dir(export.id))
+        await asyncio.to_thread(storage.delete, export_dir(export.id))

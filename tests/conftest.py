@@ -1,12 +1,19 @@
 """Fixtures: a real redis-server (one per test session, on a free port, in a temporary
 directory, flushed before each test), the real aiohttp app on a real socket, and real arq
-workers consuming the same queue."""
+workers consuming the same queue.
+
+Storage is the local data directory, or for tests marked `@pytest.mark.backends("local", "s3")`
+(or modules with that `pytestmark`) each backend named in turn: "s3" is a bucket of a real
+S3-compatible server (moto's, one per session, started on first use), under a prefix of the
+test's own, emptied after it, with downloads redirected to presigned URLs; "s3-stream" the
+same with downloads streamed through the web process."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Iterator
 
 import pyarrow.parquet as pq
 import pytest
@@ -19,11 +26,13 @@ from domain import demo, queue
 from domain.datasets import DatasetRepo, import_file
 from domain.redis_server import RedisServer
 from domain.settings import Settings
-from domain.storage import LocalStorage
+from domain.storage import Storage, open_storage
 from domain.users import UserRepo
+from tests.s3_server import CREDENTIALS, S3Server
 from worker.settings import worker_settings
 
 ADMIN_TOKEN = "test-admin-token"
+BUCKET = "exportd-tests"
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +48,52 @@ def demo_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+    """A real S3-compatible server on 127.0.0.1 with the tests' bucket; AWS credentials (any
+    will do) in the environment, for boto3 here and in worker processes."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in CREDENTIALS.items():
+            env.setenv(name, value)
+        with S3Server(tmp_path_factory.mktemp("s3")) as server:
+            server.client.create_bucket(Bucket=BUCKET)
+            yield server
+
+
+def pytest_generate_tests(metafunc) -> None:
+    backends = metafunc.definition.get_closest_marker("backends")
+    if backends and "storage_backend" in metafunc.fixturenames:
+        metafunc.parametrize("storage_backend", backends.args, indirect=True)
+
+
 @pytest.fixture
-def make_settings(tmp_path, redis_server) -> Callable[..., Settings]:
+def storage_backend(request) -> str:
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture
+def make_settings(tmp_path, redis_server, storage_backend, request) -> Iterator[Callable[..., Settings]]:
+    """make(**overrides): the test's settings; with the "s3" backend, files go to the bucket
+    under a prefix of the test's own (shared by every make() of the test, as by the hosts of
+    one deployment)."""
+    bucket = {}
+    if storage_backend in ("s3", "s3-stream"):
+        server = request.getfixturevalue("s3_server")
+        bucket = dict(storage_url=f"s3://{BUCKET}/{uuid.uuid4().hex}", s3_endpoint=server.url,
+                      s3_downloads="stream" if storage_backend == "s3-stream" else "redirect")
+
     def make(**overrides) -> Settings:
         values = dict(data_dir=tmp_path / "data", secret_key="test-secret", admin_token=ADMIN_TOKEN,
-                      redis_url=redis_server.url, export_ttl=3600, worker_jobs=2)
+                      redis_url=redis_server.url, export_ttl=3600, worker_jobs=2, **bucket)
         values.update(overrides)
         return Settings(**values)
-    return make
+    yield make
+    if bucket:  # empty the test's prefix: the server keeps objects in memory
+        client = request.getfixturevalue("s3_server").client
+        prefix = bucket["storage_url"].removeprefix(f"s3://{BUCKET}/") + "/"
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+            if page.get("Contents"):
+                client.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": o["Key"]} for o in page["Contents"]]})
 
 
 @pytest.fixture
@@ -71,8 +118,21 @@ async def state(settings) -> AsyncIterator:
     await client.aclose()
 
 
+def stored_keys(settings: Settings, prefix: str) -> list[str]:
+    """The keys of the files stored under `prefix/`, in the data directory or the bucket."""
+    storage: Storage = open_storage(settings)
+    try:
+        return storage.keys(prefix)
+    finally:
+        storage.close()
+
+
 async def load_dataset(settings: Settings, source: Path, dataset_id: str, title: str = "") -> None:
-    dataset = import_file(source, dataset_id, LocalStorage(settings.data_dir), title=title)
+    storage = open_storage(settings)
+    try:
+        dataset = import_file(source, dataset_id, storage, title=title)
+    finally:
+        storage.close()
     client = queue.connect(settings.redis_url)
     try:
         await DatasetRepo(client).save(dataset)

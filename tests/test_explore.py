@@ -170,6 +170,7 @@ async def test_exports_lists_the_formats_that_fit(client, demo_dataset, settings
     assert {"csv", "json", "xlsx", "parquet"} <= rels and not rels & {"geojson", "shp", "ical", "ov2", "kml", "gpx"}
 
 
+@pytest.mark.backends("local", "s3")
 async def test_synchronous_csv_export_matches_the_records_endpoint(client, demo_dataset):
     params = {"where": 'category IN ("music", "talk") AND free_entry = false', "select": "event_id, title, starts_at",
               "order_by": "event_id", "delimiter": ","}
@@ -219,6 +220,7 @@ async def test_the_portal_download_url(client, demo_dataset):
     assert len(lines) == sum(1 for r in ROWS if r["city"] == "Lille")
 
 
+@pytest.mark.backends("local", "s3")
 async def test_osdi_export_of_a_records_query(client, worker, demo_dataset):
     href = f'http://x{V2}/datasets/demo-events/records?where=city%3D%22Nantes%22&select=event_id,city&order_by=event_id%20desc&limit=30'
     response = await client.post("/api/v1/exports", headers=headers(ADMIN_TOKEN), json={

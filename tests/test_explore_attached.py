@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+import pytest
+
 from tests.conftest import ADMIN_TOKEN
 from tests.test_management import M, call, upload
 
@@ -14,6 +16,7 @@ async def demo_uid(client) -> str:
     return (await call(client, "GET", V21, headers={}))["dataset_uid"]
 
 
+@pytest.mark.backends("local", "s3")
 async def test_attachments_and_files(client, demo_dataset):
     uid = await demo_uid(client)
     stored = await upload(client, "guide.pdf", b"%PDF-1.4 a guide")

@@ -1,5 +1,6 @@
 """The whole OSDI flow on a real Redis and a real arq worker: POST → poll → ready → download
-→ parse back with an independent reader → compare every record with the dataset."""
+→ parse back with an independent reader → compare every record with the dataset; with files
+in the data directory and in a bucket."""
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,8 @@ import pytest
 from domain import demo
 from tests.osdi import create, download, export_id, headers, poll
 from tests.conftest import ADMIN_TOKEN
+
+pytestmark = pytest.mark.backends("local", "s3")
 
 
 def dataset_rows() -> list[dict]:
@@ -87,6 +90,7 @@ async def test_select_exports_only_the_chosen_fields(client, worker, demo_datase
     assert orjson.loads(lines[0]) == {"event_id": 1, "city": dataset_rows()[0]["city"]}
 
 
+@pytest.mark.backends("local", "s3", "s3-stream")
 async def test_range_requests_serve_parts_of_the_file(client, worker, demo_dataset):
     ready = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv")))
     _, whole, _ = await download(client, ready["download_link"])

@@ -26,7 +26,7 @@ from domain.jobs import Job, JobRepo
 from domain.managed_datasets import ManagedDatasets
 from domain.publishing import Build, Cancelled, check_fields, pushed_part, resource_part, union_fields, version_part, write_version
 from domain.realtime import APPLIED, Realtime
-from domain.storage import LocalStorage
+from domain.storage import Storage
 from domain.timeutil import now
 
 log = logging.getLogger("exportd.worker")
@@ -105,7 +105,7 @@ async def _in_thread(ctx: dict[str, Any], build: Build, work) -> Any:
 
 
 async def _publish(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, Any]:
-    storage: LocalStorage = ctx["storage"]
+    storage: Storage = ctx["storage"]
     datasets = ManagedDatasets(ctx["state"])
     files = FileRepo(ctx["state"], storage)
     uid = job.dataset_uid
@@ -117,7 +117,7 @@ async def _publish(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, Any
     version, key = _version_key(uid)
 
     def work() -> tuple[list[Field], int]:
-        parts = [resource_part(f"{r.resource_uid} ({f.filename})", storage.path(f.key), r.type, r.params) for r, f in sources]
+        parts = [resource_part(f"{r.resource_uid} ({f.filename})", storage.local_path(f.key), r.type, r.params) for r, f in sources]
         fields = union_fields(parts)
         check_fields(fields)
         return fields, write_version(storage, key, parts, fields, build)
@@ -131,7 +131,7 @@ async def _make_published(ctx: dict[str, Any], job: Job, build: Build, key: str,
     """The new version becomes the published one, unless an abort came in meanwhile. Running
     exports keep reading the version they opened: versions are never overwritten."""
     if (await JobRepo(ctx["state"]).get(job.job_id)).abort_requested:
-        ctx["storage"].delete(key)
+        await asyncio.to_thread(ctx["storage"].delete, key)
         raise Cancelled()
     datasets = ManagedDatasets(ctx["state"])
     await datasets.save_data(job.dataset_uid, data_key=key, records_count=records, fields=fields, version=version,
@@ -150,7 +150,7 @@ async def _unpublish(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, A
 
 
 async def _save_version(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, Any]:
-    storage: LocalStorage = ctx["storage"]
+    storage: Storage = ctx["storage"]
     datasets = ManagedDatasets(ctx["state"])
     dataset: Dataset = await datasets.by_uid(job.dataset_uid)
     if not dataset.data_key:
@@ -159,7 +159,7 @@ async def _save_version(ctx: dict[str, Any], job: Job, build: Build) -> dict[str
     key = f"datasets/{job.dataset_uid}/saved/{version_uid}.parquet"
 
     def copy() -> None:
-        with open(storage.path(dataset.data_key), "rb") as src, storage.writing(key) as out:
+        with open(storage.local_path(dataset.data_key), "rb") as src, storage.writing(key) as out:
             while chunk := src.read(1 << 20):
                 if build.cancel.is_set():
                     raise Cancelled()
@@ -176,7 +176,7 @@ async def _save_version(ctx: dict[str, Any], job: Job, build: Build) -> dict[str
 
 
 async def _recover(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, Any]:
-    storage: LocalStorage = ctx["storage"]
+    storage: Storage = ctx["storage"]
     dataset = await ManagedDatasets(ctx["state"]).by_uid(job.dataset_uid)
     if not dataset.data_key:
         raise Invalid("publish the dataset first: pushed records take the fields of its published version")
@@ -184,9 +184,13 @@ async def _recover(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, Any
     if not entries:
         return {"records_recovered": 0, "records_count": dataset.records_count}
     version, key = _version_key(job.dataset_uid)
-    parts = [version_part(f"version {dataset.version}", storage.path(dataset.data_key), dataset.fields),
-             pushed_part("realtime recovery data", entries, dataset.fields)]
-    records = await _in_thread(ctx, build, lambda: write_version(storage, key, parts, dataset.fields, build))
+
+    def work() -> int:
+        parts = [version_part(f"version {dataset.version}", storage.local_path(dataset.data_key), dataset.fields),
+                 pushed_part("realtime recovery data", entries, dataset.fields)]
+        return write_version(storage, key, parts, dataset.fields, build)
+
+    records = await _in_thread(ctx, build, work)
     result = await _make_published(ctx, job, build, key, version, dataset.fields, records, {APPLIED: entries[-1][0]})
     return {**result, "records_recovered": records - dataset.records_count}
 

@@ -16,11 +16,11 @@ import logging
 from typing import Any
 
 import orjson
-import pyarrow.dataset as pads
 import redis.exceptions
 
 from domain import exports as ex
 from domain import metrics, queue
+from domain.datasets import open_version
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery, Scan
@@ -96,7 +96,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     dataset = await ctx["datasets"].get(export.dataset_id)
     fmt = REGISTRY.get(export.export_type)
     query = RecordQuery.from_json(export.query)
-    source = pads.dataset(str(storage.path(dataset.data_key)), format="parquet")
+    source = await asyncio.to_thread(open_version, storage, dataset.data_key)
     scan, total = await asyncio.to_thread(_open_scan, query, source, dataset.fields)
     fmt.check(scan.fields)
     options = fmt.parse_options(export.options, scan.fields)
@@ -138,7 +138,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
         ready = False
     if not ready:  # deleted, or superseded by a newer attempt: this file must not be served
         if await shared.release(key, export.id):
-            storage.delete(attempt_dir(export.id, attempt))
+            await asyncio.to_thread(storage.delete, attempt_dir(export.id, attempt))
         return {"export": export.id, "outcome": "discarded"}
     seconds = (finished - started).total_seconds()
     await metrics.observe_ready(exports.redis, fmt.name, seconds, written.size, written.records)

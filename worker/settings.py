@@ -17,7 +17,7 @@ from domain import keys, queue
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
 from domain.settings import Settings
-from domain.storage import LocalStorage
+from domain.storage import open_storage
 from worker.dataset_jobs import dataset_job
 from worker.export_job import run_export
 from worker.sweep import recover, sweep
@@ -34,7 +34,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["state"] = state = queue.connect(settings.redis_url)
     ctx["exports"] = ExportRepo(state, settings.lease_seconds)
     ctx["datasets"] = DatasetRepo(state)
-    ctx["storage"] = LocalStorage(settings.data_dir)
+    ctx["storage"] = await asyncio.to_thread(open_storage, settings)
     ctx["executor"] = ThreadPoolExecutor(max_workers=settings.worker_jobs, thread_name_prefix="export")
     ctx["worker_name"] = name = f"{socket.gethostname()}:{os.getpid()}"
     ctx["heartbeat"] = asyncio.create_task(_heartbeat(state, name))
@@ -48,6 +48,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await heartbeat
     if "executor" in ctx:
         ctx["executor"].shutdown(wait=True, cancel_futures=True)
+    if "storage" in ctx:
+        ctx["storage"].close()
     if "state" in ctx:
         with contextlib.suppress(Exception):
             await ctx["state"].zrem(keys.WORKERS, ctx["worker_name"])
@@ -81,6 +83,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         redis_settings=queue.redis_settings(settings.redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
+        # running jobs stay in arq's queue until they end: a worker must read past all those
+        # running elsewhere to find one it may start
+        queue_read_limit=max(settings.queue_read_limit, settings.worker_jobs),
         job_timeout=settings.job_timeout + 120,  # the job stops itself first, and says why
         job_completion_wait=settings.shutdown_grace,
         keep_result=3600,

@@ -1,10 +1,13 @@
 """The sweeps (arq cron jobs), safe with many workers since each change is a compare-and-set:
 - recover: a processing export whose lease lapsed (its worker was killed) goes to a new
   attempt, or fails after too many;
-- sweep: ready exports past their expiry become expired and lose their files; partial files
-  left by dead attempts are removed."""
+- sweep: ready exports past their expiry become expired and lose their files (objects, in a
+  bucket); partial files left by dead attempts are removed, so are incomplete multipart
+  uploads left by workers killed mid-upload, and this host's cached copies of bucket files
+  nobody read for long."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,11 +16,13 @@ from domain import keys, metrics, queue
 from domain.errors import NotFound
 from domain.exports import ExportRepo
 from domain.sharing import SharedFiles, drop_files
+from domain.storage import cache_grace
 from domain.timeutil import now
 
 log = logging.getLogger("exportd.sweep")
 
 PARTIAL_GRACE = 3600  # seconds an untouched untagged partial file (a dead import) is kept before the sweep removes it
+UPLOAD_GRACE = 3600  # seconds an incomplete multipart upload may take before the sweep takes it for dead
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -34,9 +39,12 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         except NotFound:
             await exports.redis.zrem(keys.EXPORTS_READY, export_id)
     removed = storage.sweep_partials(PARTIAL_GRACE, await _live_tags(exports, storage.partial_tags()))
-    if expired or removed:
-        log.info("sweep: %d exports expired, %d partial files removed", expired, removed)
-    return {"expired": expired, "partials_removed": removed}
+    aborted = await asyncio.to_thread(storage.abort_stale_uploads, UPLOAD_GRACE)
+    evicted = await asyncio.to_thread(storage.evict_cache, cache_grace(ctx["settings"]))
+    if expired or removed or aborted or evicted:
+        log.info("sweep: %d exports expired, %d partial files removed, %d stale uploads aborted, %d cached copies evicted",
+                 expired, removed, aborted, evicted)
+    return {"expired": expired, "partials_removed": removed, "uploads_aborted": aborted, "cache_evicted": evicted}
 
 
 async def _live_tags(exports: ExportRepo, tags: set[str]) -> set[str]:

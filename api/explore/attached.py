@@ -28,14 +28,14 @@ async def attachments(request: web.Request) -> web.Response:
     })
 
 
-async def attachment(request: web.Request) -> web.FileResponse:
+async def attachment(request: web.Request) -> web.StreamResponse:
     dataset = await visible_dataset(request)
     attached = await AlternativeExports(request.app[STATE]).get(dataset.dataset_uid, request.match_info["attachment_id"])
     stored = await FileRepo(request.app[STATE], request.app[STORAGE]).get(attached.file_id)
-    return stored_file(request.app[STORAGE].path(stored.key), stored.filename, stored.mimetype)
+    return await stored_file(request, stored.key, stored.filename, stored.mimetype)
 
 
-async def file(request: web.Request) -> web.FileResponse:
+async def file(request: web.Request) -> web.StreamResponse:
     """A file of this dataset: one of its resources' or attachments' files, and no other."""
     dataset = await visible_dataset(request)
     file_id = request.match_info["file_id"]
@@ -44,7 +44,7 @@ async def file(request: web.Request) -> web.FileResponse:
     if file_id not in owned:
         raise NotFound(f"dataset {dataset.dataset_id!r} has no file {file_id!r}")
     stored = await FileRepo(request.app[STATE], request.app[STORAGE]).get(file_id)
-    return stored_file(request.app[STORAGE].path(stored.key), stored.filename, stored.mimetype)
+    return await stored_file(request, stored.key, stored.filename, stored.mimetype)
 
 
 async def reuses(request: web.Request) -> web.Response:

@@ -4,9 +4,9 @@ group_by, limit, refine, exclude), the common options (timezone, use_labels, com
 and the format's own. The portal's /explore/dataset/{id}/download/?format=… is the same."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
-import pyarrow.dataset as pads
 from aiohttp import web
 
 from api.explore.params import visible_dataset
@@ -15,7 +15,7 @@ from api.explore.streaming import QueueSink, stream
 from api.explore.views import catalog_base, json_response, link
 from api.keys import STATE, STORAGE
 from domain.alternative_exports import AlternativeExports
-from domain.datasets import Dataset
+from domain.datasets import Dataset, open_version
 from domain.errors import NotFound
 from domain.fields import Field
 from domain.managed_datasets import ManagedDatasets
@@ -87,7 +87,7 @@ async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = N
     dataset = dataset or await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.EXPORT_PARAMS)
     raw_options = _options(request, fmt)
-    source = pads.dataset(str(request.app[STORAGE].path(dataset.data_key)), format="parquet")
+    source = await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
     scan = query.scan(source, dataset.fields)  # validates the query: ODSQL errors are 400s here
     fmt.check(scan.fields)
     options = fmt.parse_options(raw_options, scan.fields)

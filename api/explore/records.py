@@ -11,15 +11,15 @@ from api.explore.params import integer, page, visible_dataset
 from api.explore.views import catalog_base, json_response, paging_links, rows
 from domain.fields import fields_for
 from api.keys import STORAGE
-from domain.datasets import Dataset
+from domain.datasets import Dataset, open_version
 from domain.errors import NotFound
 from domain.query import RecordQuery, timezone_param
 
 FACET_TYPES = ("text", "date", "datetime", "boolean", "int")
 
 
-def _source(request: web.Request, dataset: Dataset) -> pads.Dataset:
-    return pads.dataset(str(request.app[STORAGE].path(dataset.data_key)), format="parquet")
+async def _source(request: web.Request, dataset: Dataset) -> pads.Dataset:
+    return await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
 
 
 async def records(request: web.Request) -> web.Response:
@@ -28,7 +28,7 @@ async def records(request: web.Request) -> web.Response:
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.RECORDS_PARAMS)
     query.validate(dataset.fields)
     timezone = timezone_param(request.query)
-    source = _source(request, dataset)
+    source = await _source(request, dataset)
 
     def work():
         table = query.table(source, dataset.fields, limit=limit, offset=offset)
@@ -49,7 +49,7 @@ async def record(request: web.Request) -> web.Response:
     raw = request.match_info["record_id"]
     if not raw.isdigit() or int(raw) >= dataset.records_count:
         raise NotFound(f"no record {raw!r} in dataset {dataset.dataset_id!r}", error_code="UnknownRecordError")
-    source = _source(request, dataset)
+    source = await _source(request, dataset)
     table = await asyncio.to_thread(lambda: source.take([int(raw)]))
     timezone = timezone_param(request.query)
     result = rows(table, fields_for(table.schema, dataset.fields), timezone)[0]
@@ -62,7 +62,7 @@ async def aggregates(request: web.Request) -> web.Response:
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.RECORDS_PARAMS)
     query.validate(dataset.fields)
     timezone = timezone_param(request.query)
-    source = _source(request, dataset)
+    source = await _source(request, dataset)
     table = await asyncio.to_thread(query.table, source, dataset.fields, limit=None if limit < 0 else limit)
     return json_response({"results": rows(table, fields_for(table.schema, dataset.fields), timezone)})
 
@@ -80,7 +80,7 @@ async def facets(request: web.Request) -> web.Response:
     if unknown:
         from domain.errors import Invalid
         raise Invalid(f"unknown facet field(s): {', '.join(unknown)}", error_code="InvalidParameter")
-    source = _source(request, dataset)
+    source = await _source(request, dataset)
 
     def work():
         out = []

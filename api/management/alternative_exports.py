@@ -40,9 +40,9 @@ async def delete(request: web.Request) -> web.Response:
     return json_response({"export_uid": request.match_info["export_uid"], "deleted": True})
 
 
-async def download(request: web.Request) -> web.FileResponse:
+async def download(request: web.Request) -> web.StreamResponse:
     await administrator(request)
     dataset = await dataset_in_path(request)
     export = await alternative_exports(request).get(dataset.dataset_uid, request.match_info["export_uid"])
     stored = await files(request).get(export.file_id)
-    return file_response(request, stored.key, stored.filename, stored.mimetype)
+    return await file_response(request, stored.key, stored.filename, stored.mimetype)

@@ -3,6 +3,7 @@ processing jobs (publish, unpublish, abort_processing, save_version, recover_rea
 scratch_recovery_data), each answering {"job_id"}; their saved versions."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -94,7 +95,8 @@ async def delete(request: web.Request) -> web.Response:
     dataset = await dataset_in_path(request)
     await jobs(request).ensure_free(dataset.dataset_uid, "delete the dataset")
     await datasets(request).delete(dataset)
-    request.app[STORAGE].delete(f"datasets/{dataset.dataset_uid}")  # its versions (an export reading one keeps its open file)
+    # its versions (an export reading one keeps its open file)
+    await asyncio.to_thread(request.app[STORAGE].delete, f"datasets/{dataset.dataset_uid}")
     return json_response({"dataset_uid": dataset.dataset_uid, "deleted": True})
 
 

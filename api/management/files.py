@@ -8,7 +8,7 @@ from aiohttp import BodyPartReader, web
 
 from api.bodies import query_int
 from api.fileresponse import stored_file
-from api.keys import SETTINGS, STORAGE
+from api.keys import SETTINGS
 from api.management.common import administrator, files, json_response
 from domain.errors import Invalid
 from domain.files import TooLarge
@@ -53,12 +53,12 @@ async def read(request: web.Request) -> web.Response:
     return json_response((await files(request).get(request.match_info["file_id"])).view())
 
 
-def file_response(request: web.Request, key: str, filename: str, mimetype: str) -> web.FileResponse:
-    """A stored file with its name and type; FileResponse answers Range requests."""
-    return stored_file(request.app[STORAGE].path(key), filename, mimetype)
+async def file_response(request: web.Request, key: str, filename: str, mimetype: str) -> web.StreamResponse:
+    """A stored file with its name and type, Range requests answered."""
+    return await stored_file(request, key, filename, mimetype)
 
 
-async def download(request: web.Request) -> web.FileResponse:
+async def download(request: web.Request) -> web.StreamResponse:
     await administrator(request)
     stored = await files(request).get(request.match_info["file_id"])
-    return file_response(request, stored.key, stored.filename, stored.mimetype)
+    return await file_response(request, stored.key, stored.filename, stored.mimetype)

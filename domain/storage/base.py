@@ -1,0 +1,159 @@
+"""What every storage backend shares: keys, the one way to write a file (`writing`), the
+partial files it spools to, and the size limit on exports.
+
+A key is a relative path such as `exports/<id>/<attempt>/<name>.csv`. A file becomes visible
+under its key only when whole: `writing()` hands out a partial file under the host's data
+directory (`.partial/`, named by a tag saying whose it is), and on success flushes, fsyncs and
+publishes it (the backend's `_publish`: a rename, or a completed multipart upload); on any
+error nothing is published and the partial is removed. A worker killed mid-write leaves only
+a partial, which `sweep_partials` removes.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path, PurePosixPath
+from typing import AsyncIterator, BinaryIO, Iterator
+
+PARTIAL_DIR = ".partial"
+TAG_END = "~~"
+
+
+class Storage:
+    """The interface; `_publish`, `local_path`, `exists`, `size`, `delete` and `keys` are the
+    backend's. Blocking: call it from a thread (or a command), not an event loop."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.partials = data_dir / PARTIAL_DIR
+        self.partials.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def writing(self, key: str, tag: str = "", max_bytes: int | None = None) -> Iterator[BinaryIO]:
+        """A file to write `key` through; it appears under `key` only if the block succeeds.
+        `tag` names the partial file's owner (an export and attempt) for `sweep_partials`;
+        past `max_bytes` writing raises ExportTooLarge."""
+        with self._spooled(key, tag) as (f, partial):
+            yield f if max_bytes is None else Bounded(f, max_bytes)  # type: ignore[misc]
+            _durable(f)
+            self._publish(partial, key)
+
+    @asynccontextmanager
+    async def writing_async(self, key: str, tag: str = "") -> AsyncIterator[BinaryIO]:
+        """`writing` for a coroutine that writes small chunks as they arrive (an upload): the
+        publishing (a rename, or an upload to the bucket) runs in a thread."""
+        with self._spooled(key, tag) as (f, partial):
+            yield f
+            _durable(f)
+            await asyncio.to_thread(self._publish, partial, key)
+
+    @contextmanager
+    def _spooled(self, key: str, tag: str) -> Iterator[tuple[BinaryIO, Path]]:
+        """A new partial file, open for writing; removed (if still there) whatever happens."""
+        check_key(key)
+        partial = self.partials / f"{tag}{TAG_END}{uuid.uuid4().hex}.part"
+        try:
+            with open(partial, "wb") as f:
+                yield f, partial
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _publish(self, partial: Path, key: str) -> None:
+        raise NotImplementedError
+
+    def local_path(self, key: str) -> Path:
+        """A local file holding `key`, to read (Parquet scans, resources); FileNotFoundError
+        when there is none."""
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, key: str) -> int:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove the file `key`, or every file under the prefix `key/`."""
+        raise NotImplementedError
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the files under `prefix/`, sorted."""
+        raise NotImplementedError
+
+    def abort_stale_uploads(self, older_than_seconds: float) -> int:
+        """Incomplete uploads started that long ago (their worker died mid-upload) are given up."""
+        return 0
+
+    def evict_cache(self, older_than_seconds: float) -> int:
+        """Local copies of remote files unread for that long are removed."""
+        return 0
+
+    def close(self) -> None:
+        """Let go of connections."""
+
+    def partial_tags(self) -> set[str]:
+        return {path.name.split(TAG_END, 1)[0] for path in self.partials.iterdir()}
+
+    def sweep_partials(self, older_than_seconds: float, live_tags: set[str] = frozenset(), tagged_only: bool = False) -> int:
+        """Remove partial files untouched for that long whose tag is not live (left by
+        killed workers); with tagged_only, leave untagged ones (dataset imports) alone."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in self.partials.iterdir():
+            tag = path.name.split(TAG_END, 1)[0]
+            if tag in live_tags or (tagged_only and not tag):
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+def _durable(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def check_key(key: str) -> str:
+    """A key is a relative path that stays where it is put: no `..`, no absolute path."""
+    parts = PurePosixPath(key).parts
+    if not parts or key.startswith("/") or "\\" in key or ".." in parts or PARTIAL_DIR in parts:
+        raise ValueError(f"storage key {key!r} leaves the data directory")
+    return key
+
+
+class ExportTooLarge(Exception):
+    pass
+
+
+class Bounded(io.RawIOBase):
+    """A write-only file that refuses to grow past a size."""
+
+    def __init__(self, inner: BinaryIO, limit: int):
+        super().__init__()
+        self.inner, self.limit, self.written = inner, limit, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.written
+
+    def write(self, data) -> int:  # type: ignore[override]
+        size = len(data)
+        if self.written + size > self.limit:
+            raise ExportTooLarge(f"the export is larger than the {self.limit:,}-byte limit this service sets "
+                                 "(EXPORTD_MAX_EXPORT_BYTES); ask for fewer records or fields")
+        self.inner.write(data)
+        self.written += size
+        return size
+
+    def flush(self) -> None:
+        self.inner.flush()

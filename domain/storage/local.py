@@ -1,0 +1,58 @@
+"""The default backend: files under the data directory, by key. A partial file is published
+by a rename on the same file system (atomic), after which the directory is fsynced."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from domain.storage.base import Storage, check_key
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        path = (self.root / check_key(key)).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"storage key {key!r} leaves the data directory")
+        return path
+
+    def _publish(self, partial: Path, key: str) -> None:
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
+        _fsync_dir(final.parent)
+
+    def local_path(self, key: str) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no stored file {key!r}")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        top = self.path(prefix)
+        return sorted(p.relative_to(self.root.resolve()).as_posix() for p in top.rglob("*") if p.is_file())
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
