@@ -100,6 +100,16 @@ ROUTES: list[Route] = [
             "type": "object", "properties": {"name": {"type": "string"}, "token": {"type": "string"}}}}}},
             "401": ERR, "403": ERR, "404": ERR},
     }),
+    Route("PUT", "/api/v1/users/{name}/password", users.set_password, "users-password", {
+        "summary": "Set a user's password, for HTTP Basic on the management API; only its scrypt hash is kept (administrators).",
+        "tags": ["Administration"], "security": TOKEN,
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["password"], "properties": {"password": {"type": "string", "minLength": 1}}}}}},
+        "responses": {"200": {"description": "Set.", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"name": {"type": "string"}, "notice": {"type": "string"}}}}}},
+            "400": ERR, "401": ERR, "403": ERR, "404": ERR},
+    }),
     Route("GET", "/downloads/{export_id}/{file_name}", downloads.download, "download", {
         "summary": "Download a ready export through its signed, expiring link (Range supported).",
         "tags": ["Downloads"],

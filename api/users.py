@@ -1,5 +1,5 @@
 """Users and their API tokens over HTTP, for administrators: list, add (with a first token),
-and a fresh token. The `exportd` command line's `users` commands use these, so an operator
+a fresh token, and the password HTTP Basic takes on the management API. The `exportd` command line's `users` commands use these, so an operator
 needs the service's URL and an administrator token, not access to its Redis. A token is shown
 once, in the answer that creates it; only its hash is kept."""
 from __future__ import annotations
@@ -37,3 +37,10 @@ async def new_token(request: web.Request) -> web.Response:
     await administrator(request)
     name = request.match_info["name"]
     return web.json_response({"name": name, "token": await request.app[USERS].new_token(name)}, status=201)
+
+
+async def set_password(request: web.Request) -> web.Response:
+    await administrator(request)
+    name = request.match_info["name"]
+    await request.app[USERS].set_password(name, string_field(await json_object(request), "password"))
+    return web.json_response({"name": name, "notice": "The password was set."})

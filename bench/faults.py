@@ -26,8 +26,9 @@ import aiohttp
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from domain import demo
+from domain import demo, manage
 from domain.redis_server import RedisServer, free_port
+from domain.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "faults-admin-token"
@@ -73,8 +74,7 @@ class Service:
     async def start(self, datasets: dict[str, Path]) -> None:
         self.redis.start()
         for dataset_id, path in datasets.items():
-            subprocess.run([sys.executable, "-m", "domain.manage", "datasets", "load", str(path), "--id", dataset_id],
-                           cwd=ROOT, env=self.env(), check=True, capture_output=True)
+            await manage.load(Settings.from_env(self.env()), path, dataset_id)
         self.web = self.spawn("api")
         async with aiohttp.ClientSession() as session:
             for _ in range(100):

@@ -1,12 +1,12 @@
-"""The operator's command line (`exportd-admin`, or `python -m domain.manage`).
+"""The server-side commands (`exportd-admin`, or `python -m domain.manage`), for the machine the
+service runs on; everything a user or operator does over HTTP is the `exportd` command line's
+(api/cli: exports, datasets, users).
 
-    init                      create the secrets if missing and load the demo dataset
-    datasets load FILE --id ID [--title T]
-    datasets list
-    users add NAME [--admin]  create a user and print a fresh API token
-    users token NAME          print a fresh API token for a user
-    users password NAME       set a user's password (HTTP Basic on the management API), read from stdin
+    init [--force]            create the secrets if missing and load the demo dataset
     run                       Redis (if none answers), the web process and a worker, in the foreground
+
+`load` is also what tools on the same machine (bench/faults.py) call to put a file in place
+as a dataset before any web process runs.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from domain.datasets import DatasetRepo, import_file
 from domain.errors import DomainError, NotFound
 from domain.settings import PREFIX, Settings
 from domain.storage import open_storage
-from domain.users import UserRepo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,41 +71,6 @@ def _stored(settings: Settings, key: str) -> bool:
         return storage.exists(key)
     finally:
         storage.close()
-
-
-async def users(settings: Settings, action: str, name: str, admin: bool) -> None:
-    state = queue.connect(settings.redis_url)
-    try:
-        repo = UserRepo(state, settings.admin_token)
-        if action == "password":
-            await repo.set_password(name, _read_password())
-            print(f"password set for {name}")
-            return
-        if action == "add":
-            await repo.add(name, admin=admin)
-        print(await repo.new_token(name))
-    finally:
-        await state.aclose()
-
-
-def _read_password() -> str:
-    if sys.stdin.isatty():
-        import getpass
-
-        first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
-            raise DomainError("the passwords differ")
-        return first
-    return sys.stdin.readline().rstrip("\n")
-
-
-async def list_datasets(settings: Settings) -> None:
-    state = queue.connect(settings.redis_url)
-    try:
-        for d in await DatasetRepo(state).list():
-            print(f"{d.dataset_id}\t{d.records_count} records\t{', '.join(f'{f.name}:{f.type}' for f in d.fields)}")
-    finally:
-        await state.aclose()
 
 
 def run(settings: Settings) -> int:
@@ -157,25 +121,11 @@ Ask for an export of the demo dataset as CSV, poll it, then download it:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="exportd-admin", description="exportd operator commands")
+    parser = argparse.ArgumentParser(prog="exportd-admin", description="exportd's server-side commands; users, "
+                                     "datasets and exports are the `exportd` command line's, over HTTP")
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create secrets if missing and load the demo dataset")
     init.add_argument("--force", action="store_true", help="reload the demo dataset")
-    ds = sub.add_parser("datasets").add_subparsers(dest="action", required=True)
-    ld = ds.add_parser("load", help="load a CSV or Parquet file as a dataset (a new version if it exists)")
-    ld.add_argument("file", type=Path)
-    ld.add_argument("--id", required=True, dest="dataset_id")
-    ld.add_argument("--title", default="")
-    ld.add_argument("--description", default="")
-    ds.add_parser("list")
-    us = sub.add_parser("users").add_subparsers(dest="action", required=True)
-    add = us.add_parser("add", help="create a user and print an API token")
-    add.add_argument("name")
-    add.add_argument("--admin", action="store_true")
-    tok = us.add_parser("token", help="print a fresh API token for a user")
-    tok.add_argument("name")
-    pw = us.add_parser("password", help="set a user's password (HTTP Basic, management API), read from stdin")
-    pw.add_argument("name")
     sub.add_parser("run", help="run Redis, the web process and a worker in the foreground")
     args = parser.parse_args(argv)
 
@@ -183,14 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             asyncio.run(load_demo(settings, force=args.force))
-        elif args.command == "datasets" and args.action == "load":
-            if not args.file.is_file():
-                parser.error(f"{args.file}: no such file")
-            asyncio.run(load(settings, args.file, args.dataset_id, args.title, args.description))
-        elif args.command == "datasets":
-            asyncio.run(list_datasets(settings))
-        elif args.command == "users":
-            asyncio.run(users(settings, args.action, args.name, getattr(args, "admin", False)))
         elif args.command == "run":
             return run(settings)
     except DomainError as exc:

@@ -6,6 +6,7 @@ download continued with Range."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import json
@@ -72,15 +73,15 @@ async def url(serve, settings) -> str:
 def cli(url, tmp_path) -> Cli:
     """cli(*args, token=…, url=…) runs `python -m api.cli` in tmp_path; the event loop (and
     the server on it) goes on meanwhile."""
-    async def run(*args: str, token: str | None = ADMIN_TOKEN, service: str | None = None) -> Run:
+    async def run(*args: str, token: str | None = ADMIN_TOKEN, service: str | None = None, stdin: bytes = b"") -> Run:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
         env["EXPORTD_URL"] = service or url
         if token is not None:
             env["EXPORTD_TOKEN"] = token
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "api.cli", *args, cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(process.communicate(), 120)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(stdin), 120)
         return Run(process.returncode, out.decode(), err.decode())
     return run
 
@@ -273,6 +274,28 @@ async def test_users_add_and_token(cli, demo_dataset):
     assert bad.code == 2 and bad.err.startswith("exportd: 400 Bad Request: user name 'no spaces' must be")
     forbidden = await cli("users", "add", "mallory", token=token)
     assert forbidden.code == 2 and forbidden.err.strip() == "exportd: 403 Forbidden: only an administrator may do this"
+
+
+def basic(name: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+
+async def test_users_password_opens_http_basic_on_the_management_api(cli, url):
+    assert (await cli("users", "add", "carol", "--admin")).code == 0
+    management = url + "/api/management/v2/datasets/"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(management, headers=basic("carol", "correct horse battery")) as before:
+            assert before.status == 401
+        run = await cli("users", "password", "carol", stdin=b"correct horse battery\n")
+        assert run.code == 0 and run.out.strip() == "password set for carol", run.err
+        async with session.get(management, headers=basic("carol", "correct horse battery")) as after:
+            assert after.status == 200
+        async with session.get(management, headers=basic("carol", "wrong horse")) as wrong:
+            assert wrong.status == 401
+    short = await cli("users", "password", "carol", stdin=b"x\n")
+    assert short.code == 2 and "a password needs at least" in short.err
+    assert (await cli("users", "password", "nobody", stdin=b"long enough password\n")).err.strip() == \
+        "exportd: 404 Not Found: no user 'nobody'"
 
 
 async def test_http_errors_are_clear_messages(cli, demo_dataset):

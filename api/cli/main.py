@@ -89,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("name", metavar="NAME")
     add.add_argument("--admin", action="store_true", help="an administrator")
     command(group, "token", users.token, "print a fresh API token for a user").add_argument("name", metavar="NAME")
+    command(group, "password", users.password,
+            "set a user's password for HTTP Basic on the management API (asked, or read from stdin)").add_argument("name", metavar="NAME")
     return top
 
 
