@@ -53,6 +53,14 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionRefusedError):
         return json_error(503, "redis_unavailable", "the export service's state store is unavailable; try again shortly",
                           headers={"Retry-After": "5"})
+    except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:  # maxmemory reached; a replica
+        log.error("Redis refused a write on %s %s: %s", request.method, request.path, exc)
+        return json_error(503, "redis_unavailable", "the export service's state store cannot take writes now "
+                          "(it is full or read-only); try again shortly", headers={"Retry-After": "30"})
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(500, "internal_error", "an internal error occurred; it has been logged")
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return json_error(500, "internal_error", "an internal error occurred; it has been logged")

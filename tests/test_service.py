@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from domain.redis_server import free_port
 from domain.settings import Settings, SettingsError
+from tests import osdi
 from tests.conftest import ADMIN_TOKEN
 
 
@@ -80,6 +81,20 @@ def test_settings_from_the_environment(tmp_path):
     assert (defaults.port, defaults.export_ttl, defaults.approval_rows, defaults.host) == (8080, 86400, None, "127.0.0.1")
     with pytest.raises(SettingsError):
         Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_PORT": "eighty"})
+
+
+async def test_a_full_redis_is_a_json_503_not_a_500(client, state, demo_dataset):
+    """Redis at maxmemory with noeviction refuses writes with OOM: the API says 503, try later."""
+    await state.config_set("maxmemory", "1")
+    try:
+        response = await client.post("/api/v1/exports", json=osdi.export_body("csv"), headers=osdi.headers(ADMIN_TOKEN))
+        body = await response.json()
+    finally:
+        await state.config_set("maxmemory", "0")
+    assert response.status == 503, body
+    assert body["error_code"] == "redis_unavailable" and "full" in body["message"] and response.headers["Retry-After"]
+    assert (await client.post("/api/v1/exports", json=osdi.export_body("csv"),
+                              headers=osdi.headers(ADMIN_TOKEN))).status == 201  # and fine again once it has room
 
 
 async def test_metrics_count_exports_by_format(client, worker, demo_dataset):
