@@ -11,7 +11,7 @@ from api import downloads, exports, health, me, openapi, users, web as page
 from api.explore import exports as explore_exports
 from api.explore import routes as explore_routes
 from api.management import routes as management_routes
-from domain.exports import STATUS_SCAN, STATUSES
+from domain.exports import STATUSES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,7 +46,7 @@ ROUTES: list[Route] = [
             {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": exports.MAX_PAGE, "default": 1}},
             {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
             {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)},
-             "description": f"Only exports in this status (the approval queue: pending_approval), among the newest {STATUS_SCAN:,}."},
+             "description": "Only exports in this status (the approval queue: pending_approval), newest into that status first."},
         ],
         "responses": {"200": {"description": "A page of exports.", "content": {"application/hal+json": {"schema": {"$ref": "#/components/schemas/ExportCollection"}}}},
                       "400": ERR, "401": ERR},

@@ -52,7 +52,6 @@ def sources(target: str) -> tuple[str, ...]:
     return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
-STATUS_SCAN = 10_000  # newest exports a ?status= filter looks through
 LEASE_SECONDS = 15  # default: a processing export whose lease is not renewed for this long is run again
 
 
@@ -144,6 +143,7 @@ class ExportRepo:
             pipe.hset(keys.export(export.id), mapping=export.to_hash())
             pipe.zadd(keys.EXPORTS_ALL, {export.id: score})
             pipe.zadd(keys.exports_of(export.owner), {export.id: score})
+            pipe.zadd(keys.exports_in(export.status), {export.id: score})
             if export.status == READY and export.expires_at is not None:  # born ready: a shared file
                 pipe.zadd(keys.EXPORTS_READY, {export.id: export.expires_at.timestamp()})
             await pipe.execute()
@@ -156,8 +156,8 @@ class ExportRepo:
 
     async def page(self, owner: str | None, page: int, per_page: int,
                    status: str | None = None) -> tuple[int, list[Export]]:
-        """One page of exports, newest first: everyone's when owner is None; with a status,
-        those in it among the newest STATUS_SCAN of the collection."""
+        """One page of exports, newest first (with a status: newest into it first); everyone's
+        when owner is None."""
         index = keys.EXPORTS_ALL if owner is None else keys.exports_of(owner)
         start = (page - 1) * per_page
         if status is None:
@@ -181,15 +181,12 @@ class ExportRepo:
         return total, ids
 
     async def _page_ids_in(self, index: str, status: str, start: int, count: int) -> tuple[int, list[str]]:
-        """A bounded scan: statuses change in the compare-and-set script, which keeps no index
-        by status, and what a filter is for (the approval queue, the running exports) is recent."""
-        newest = await self.redis.zrevrange(index, 0, STATUS_SCAN - 1)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for export_id in newest:
-                pipe.hget(keys.export(export_id), "status")
-            statuses = await pipe.execute()
-        matching = [export_id for export_id, current in zip(newest, statuses) if current == status]
-        return len(matching), matching[start:start + count]
+        if index == keys.EXPORTS_ALL:
+            return await self._page_ids(keys.exports_in(status), start, count)
+        # one user's: their exports that are also in the status index, by when they entered it
+        ids = [export_id for export_id, _ in await self.redis.zinter({index: 0, keys.exports_in(status): 1}, withscores=True)]
+        ids.reverse()
+        return len(ids), ids[start:start + count]
 
     async def transition(
         self,
@@ -215,6 +212,8 @@ class ExportRepo:
             zadd.append([keys.EXPORTS_READY, expires_at.timestamp(), export_id])
         if target == EXPIRED:
             zrem.append([keys.EXPORTS_READY, export_id])
+        zadd.append([keys.exports_in(target), time.time(), export_id])
+        zrem += [[keys.exports_in(other), export_id] for other in STATUSES if other != target]
         if target == PROCESSING:
             zadd.append([keys.LEASES, self.lease_until(), export_id])
         else:
@@ -254,6 +253,8 @@ class ExportRepo:
             pipe.zrem(keys.exports_of(export.owner), export.id)
             pipe.zrem(keys.EXPORTS_READY, export.id)
             pipe.zrem(keys.LEASES, export.id)
+            for status in STATUSES:
+                pipe.zrem(keys.exports_in(status), export.id)
             await pipe.execute()
 
     async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:

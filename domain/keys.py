@@ -14,6 +14,10 @@ def exports_of(user: str) -> str:
     return f"{PREFIX}exports:user:{user}"  # sorted set: one user's export ids by creation time
 
 
+def exports_in(status: str) -> str:
+    return f"{PREFIX}exports:status:{status}"  # sorted set: export ids in a status, by when they entered it
+
+
 def cancel(export_id: str) -> str:
     return f"{PREFIX}cancel:{export_id}"  # set while a deleted export's worker must stop
 

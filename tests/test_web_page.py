@@ -252,6 +252,16 @@ async def test_the_collection_filters_by_status(client, demo_dataset, user_token
     response = await client.get("/api/v1/exports?status=ready", headers=headers(erin))
     assert (await response.json())["_embedded"]["osdi:exports"] == []
 
+    # approving, rejecting or deleting takes an export out of the queue (the status index moves with it)
+    response = await client.post(f"/api/v1/exports/{waiting[0]}/approve", json={}, headers=headers(ADMIN_TOKEN))
+    assert response.status == 200
+    response = await client.delete(f"/api/v1/exports/{waiting[1]}", headers=headers(erin))
+    assert response.status == 200
+    response = await client.get("/api/v1/exports?status=pending_approval", headers=headers(ADMIN_TOKEN))
+    assert (await response.json())["total_records"] == 1  # frank's
+    response = await client.get("/api/v1/exports?status=queued", headers=headers(erin))
+    assert [export_id(e) for e in (await response.json())["_embedded"]["osdi:exports"]][0] == waiting[0]
+
     response = await client.get("/api/v1/exports?status=done", headers=headers(erin))
     error = await response.json()
     assert response.status == 400 and "pending_approval" in error["message"]
