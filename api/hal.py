@@ -42,6 +42,7 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         "modified_date": iso(export.modified),
         "action_date": iso(export.action_date),
         "name": export.name,
+        "owner": export.owner,  # exportd's own: whose export it is (an administrator sees everyone's)
         "status": export.status,
         "export_type": export.export_type,
     }

@@ -36,6 +36,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "identifiers": {"type": "array", "items": {"type": "string"}},
                 "origin_system": {"type": "string"},
+                "owner": {"type": "string", "description": "The user who asked for it (exportd's own field)."},
                 "created_date": {"type": "string", "format": "date-time"},
                 "modified_date": {"type": "string", "format": "date-time"},
                 "action_date": {"type": "string", "format": "date-time"},

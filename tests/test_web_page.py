@@ -157,6 +157,8 @@ async def test_an_administrator_approves_an_export_that_waited(browser, base_url
     await waiting.get_by_text("Detail", exact=True).click()
     await expect(waiting.locator("dl")).to_contain_text("none: every record")
     await expect(waiting.locator("dl")).to_contain_text(demo.DATASET_ID)
+    await expect(waiting.locator("dl")).to_contain_text("Asked bybob")  # whose export it is
+    await expect(export_row(admin, "every event")).to_contain_text("by bob")
     shot = screenshot_path("web-page.png")
     await admin.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")

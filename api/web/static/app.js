@@ -411,7 +411,8 @@ function exportRow(exp) {
   }
   const link = exp.status === 'ready' ? safeHref(exp.download_link) : null;
   return el('tr', { 'data-export-id': id },
-    el('td', {}, el('span', { className: 'export-name', text: exp.name })),
+    el('td', {}, el('span', { className: 'export-name', text: exp.name }),
+      state.user && state.user.admin && exp.owner !== state.user.name ? el('small', { className: 'detail', text: `by ${exp.owner}` }) : null),
     el('td', { text: exp.export_type }),
     el('td', {},
       el('span', { className: `status status-${exp.status}`, text: exp.status.replace('_', ' ') }),
@@ -496,6 +497,7 @@ function approvalItem(exp) {
   const url = resource ? new URL(resource) : null;
   const dataset = url && url.pathname.match(/\/datasets\/([^/]+)/);
   const facts = [
+    ['Asked by', exp.owner],
     ['Dataset', dataset ? decodeURIComponent(dataset[1]) : ''],
     ['Filter', (url && url.searchParams.get('where')) || 'none: every record'],
     ['Options', exp.options ? JSON.stringify(exp.options) : 'defaults'],
