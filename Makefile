@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the bench extras (DuckDB, polars, …): installed once, again when pyproject.toml changes
+BENCH_STAMP := $(VENV)/.bench-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench faults setup redis-server chromium clean
@@ -17,12 +19,15 @@ test: setup chromium
 	$(BIN)/ruff check api worker domain formats tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: setup
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+bench: setup $(BENCH_STAMP)
 	@command -v ogr2ogr >/dev/null 2>&1 || { echo "installing Debian's gdal-bin (ogr2ogr, a baseline)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gdal-bin >/dev/null; }
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
 	$(BIN)/python -m bench.service $(if $(QUICK),--exports 20 --big-rows 0) $(SERVICE_ARGS)
+
+$(BENCH_STAMP): pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
 
 faults: setup
 	$(BIN)/python -m bench.faults $(FAULTS_ARGS)

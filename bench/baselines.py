@@ -4,7 +4,9 @@ see bench/dataset.py) and writes one file; bench/one.py times it in a fresh proc
 
 A baseline declares the modules and programs it needs; a missing one makes it unavailable
 (printed as n/a), never a crash. Baselines marked with a sample run on the first `sample`
-rows only, and their rate is extrapolated: they are too slow for the whole dataset.
+rows only, and their rate is extrapolated: they are too slow for the whole dataset. With
+`--quick`, the slow ones (xlsxwriter, icalendar, rdflib, ogr2ogr's GeoJSON) run on
+`quick_sample` rows.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Baseline:
     modules: tuple[str, ...] = ()
     programs: tuple[str, ...] = ()
     sample: int | None = None  # rows actually processed; the rate is extrapolated
+    quick_sample: int | None = None  # the same in quick mode (bench.run --quick)
 
     def missing(self) -> str | None:
         """What this baseline lacks here, or None when it can run."""
@@ -37,9 +40,12 @@ class Baseline:
         lacking += [p for p in self.programs if shutil.which(p) is None]
         return ", ".join(lacking) or None
 
-    @property
-    def label(self) -> str:
-        return f"{self.name} (sample {self.sample:,}, extrapolated)" if self.sample else self.name
+    def sample_for(self, quick: bool) -> int | None:
+        return self.quick_sample or self.sample if quick else self.sample
+
+    def label(self, quick: bool = False) -> str:
+        sample = self.sample_for(quick)
+        return f"{self.name} (sample {sample:,}, extrapolated)" if sample else self.name
 
 
 def _head(bench: Bench, rows: int | None) -> pa.Table:
@@ -121,9 +127,54 @@ def _ogr2ogr(driver: str, file_name: str, *extra: str):
     def run(bench: Bench, out: Path, sample: int | None) -> Path:
         target = out / file_name
         first_text = bench.dataset.fields[_first(bench.dataset.fields, "text") or 0].name
-        args = [a.format(layer=bench.name, name=first_text) for a in extra]
+        args = [a.format(layer=bench.name, name=first_text) for a in extra] + (["-limit", str(sample)] if sample else [])
         subprocess.run(["ogr2ogr", "-f", driver, str(target), str(bench.gdal_source), *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return target
+    return run
+
+
+# -- pyogrio's Arrow writer: shp, fgb, kml, gpx ---------------------------------------------
+
+def _pyogrio_reader(bench: Bench, driver: str) -> pa.RecordBatchReader:
+    """The stored records as a user would hand them to pyogrio.write_arrow: the plain fields
+    as stored, the geometry as WKB (points built with shapely from geo_point_2d). FlatGeobuf's
+    index and GPX waypoints need a geometry: records without one are left out there. GDAL's GPX
+    layer has fixed fields its Arrow path cannot fill (`name` fails), so for gpx the first
+    text field goes into <extensions>."""
+    import shapely
+
+    fields = bench.dataset.fields
+    geo = _first(fields, "geo_shape")
+    geo = _first(fields, "geo_point_2d") if geo is None else geo
+    kept = [i for i, f in enumerate(fields) if f.type not in ("geo_point_2d", "geo_shape")]
+    kept = kept if driver != "GPX" else [_first(fields, "text")]
+    source = pq.ParquetFile(bench.path)
+    schema = pa.schema([source.schema_arrow.field(i) for i in kept] + [pa.field("geometry", pa.binary())])
+
+    def batches():
+        for batch in source.iter_batches(batch_size=64 * 1024):
+            column = batch.column(geo)
+            if fields[geo].type == "geo_point_2d":
+                points = shapely.points(column.field("lon").to_numpy(zero_copy_only=False),
+                                        column.field("lat").to_numpy(zero_copy_only=False))
+                points[~column.is_valid().to_numpy(zero_copy_only=False)] = None
+                column = pa.array(shapely.to_wkb(points), pa.binary())
+            out = pa.RecordBatch.from_arrays([batch.column(i) for i in kept] + [column], schema=schema)
+            yield out.filter(column.is_valid()) if driver in ("GPX", "FlatGeobuf") else out
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _pyogrio(driver: str, file_name: str, **options):
+    def run(bench: Bench, out: Path, sample: int | None) -> Path:
+        import pyogrio
+
+        target = out / file_name
+        first_text = bench.dataset.fields[_first(bench.dataset.fields, "text") or 0].name
+        dataset_options = {k: v.format(name=first_text) for k, v in options.items()}
+        pyogrio.write_arrow(_pyogrio_reader(bench, driver), str(target), driver=driver,
+                            geometry_name="geometry", geometry_type="Point" if bench.name == "points" else "Polygon",
+                            crs="EPSG:4326", dataset_options=dataset_options)
         return target
     return run
 
@@ -141,7 +192,7 @@ def xlsxwriter_loop(bench: Bench, out: Path, sample: int | None) -> Path:
     fields = bench.dataset.fields
     header = [f.name for f in fields]
     sheet, row = None, 1 << 30
-    for batch in pq.ParquetFile(bench.path).iter_batches(batch_size=16 * 1024):
+    for batch in pq.ParquetFile(bench.path).iter_batches(batch_size=min(16 * 1024, sample or bench.rows)):
         columns = []
         for f, column in zip(fields, batch.columns):
             if f.type == "datetime":  # xlsxwriter refuses tz-aware datetimes
@@ -156,6 +207,8 @@ def xlsxwriter_loop(bench: Bench, out: Path, sample: int | None) -> Path:
                 sheet.write_row(0, 0, header)
             sheet.write_row(row, 0, values)
             row += 1
+        if sample:
+            break
     book.close()
     return target
 
@@ -264,9 +317,11 @@ def numpy_ov2(bench: Bench, out: Path, sample: int | None) -> Path:
     return target
 
 
-DUCKDB, POLARS, GDAL = ("duckdb",), ("polars",), ("ogr2ogr",)
+DUCKDB, POLARS, GDAL, PYOGRIO = ("duckdb",), ("polars",), ("ogr2ogr",), ("pyogrio", "shapely")
 RDF_SAMPLE = 2_000
 ICAL_SAMPLE = 5_000
+QUICK_SAMPLE = 300  # the slow Python loops, in quick mode
+QUICK_OGR_SAMPLE = 10_000  # ogr2ogr's GeoJSON, 25k rows/s, beside our 100,000 in quick mode
 
 BASELINES: dict[str, list[Baseline]] = {
     "csv": [Baseline("DuckDB COPY", _duckdb("HEADER, DELIMITER ';'", "csv", True), DUCKDB),
@@ -277,20 +332,29 @@ BASELINES: dict[str, list[Baseline]] = {
               Baseline("polars sink_ndjson", polars_jsonl, POLARS)],
     "parquet": [Baseline("DuckDB COPY", _duckdb("FORMAT parquet, COMPRESSION snappy", "parquet"), DUCKDB),
                 Baseline("polars sink_parquet", polars_parquet, POLARS)],
-    "geojson": [Baseline("ogr2ogr", _ogr2ogr("GeoJSON", "ogr.geojson", "-lco", "RFC7946=YES"), programs=GDAL)],
+    "geojson": [Baseline("ogr2ogr", _ogr2ogr("GeoJSON", "ogr.geojson", "-lco", "RFC7946=YES"), programs=GDAL,
+                         quick_sample=QUICK_OGR_SAMPLE)],
     "shp": [Baseline("ogr2ogr .shp.zip", _ogr2ogr("ESRI Shapefile", "ogr.shp.zip", "-lco", "ENCODING=UTF-8"),
-                     programs=GDAL)],
-    "fgb": [Baseline("ogr2ogr", _ogr2ogr("FlatGeobuf", "ogr.fgb"), programs=GDAL)],
-    "kml": [Baseline("ogr2ogr", _ogr2ogr("KML", "ogr.kml", "-dsco", "NameField={name}"), programs=GDAL)],
+                     programs=GDAL),
+            Baseline("pyogrio write_arrow .shp.zip", _pyogrio("ESRI Shapefile", "pyogrio.shp.zip"), PYOGRIO)],
+    "fgb": [Baseline("ogr2ogr", _ogr2ogr("FlatGeobuf", "ogr.fgb"), programs=GDAL),
+            Baseline("pyogrio write_arrow", _pyogrio("FlatGeobuf", "pyogrio.fgb"), PYOGRIO)],
+    "kml": [Baseline("ogr2ogr", _ogr2ogr("KML", "ogr.kml", "-dsco", "NameField={name}"), programs=GDAL),
+            Baseline("pyogrio write_arrow", _pyogrio("KML", "pyogrio.kml", NameField="{name}"), PYOGRIO)],
     "gpx": [Baseline("ogr2ogr", _ogr2ogr("GPX", "ogr.gpx", "-sql", 'SELECT "{name}" AS name FROM {layer} WHERE OGR_GEOMETRY = \'POINT\''),
-                     programs=GDAL)],
-    "xlsx": [Baseline("xlsxwriter constant_memory loop", xlsxwriter_loop, ("xlsxwriter",))],
-    "ical": [Baseline("icalendar objects", icalendar_loop, ("icalendar",), sample=ICAL_SAMPLE)],
+                     programs=GDAL),
+            Baseline("pyogrio write_arrow", _pyogrio("GPX", "pyogrio.gpx", GPX_USE_EXTENSIONS="YES"), PYOGRIO)],
+    "xlsx": [Baseline("xlsxwriter constant_memory loop", xlsxwriter_loop, ("xlsxwriter",), quick_sample=QUICK_SAMPLE)],
+    "ical": [Baseline("icalendar objects", icalendar_loop, ("icalendar",), sample=ICAL_SAMPLE, quick_sample=QUICK_SAMPLE)],
     "ov2": [Baseline("numpy packing", numpy_ov2, ("numpy",))],
-    "jsonld": [Baseline("rdflib json-ld", _rdflib("json-ld", "jsonld"), ("rdflib",), sample=RDF_SAMPLE)],
-    "turtle": [Baseline("rdflib turtle", _rdflib("turtle", "ttl"), ("rdflib",), sample=RDF_SAMPLE)],
-    "n3": [Baseline("rdflib n3", _rdflib("n3", "n3"), ("rdflib",), sample=RDF_SAMPLE)],
-    "rdfxml": [Baseline("rdflib xml", _rdflib("xml", "rdf"), ("rdflib",), sample=RDF_SAMPLE)],
+    "jsonld": [Baseline("rdflib json-ld", _rdflib("json-ld", "jsonld"), ("rdflib",), sample=RDF_SAMPLE,
+                 quick_sample=QUICK_SAMPLE)],
+    "turtle": [Baseline("rdflib turtle", _rdflib("turtle", "ttl"), ("rdflib",), sample=RDF_SAMPLE,
+                 quick_sample=QUICK_SAMPLE)],
+    "n3": [Baseline("rdflib n3", _rdflib("n3", "n3"), ("rdflib",), sample=RDF_SAMPLE,
+                 quick_sample=QUICK_SAMPLE)],
+    "rdfxml": [Baseline("rdflib xml", _rdflib("xml", "rdf"), ("rdflib",), sample=RDF_SAMPLE,
+                 quick_sample=QUICK_SAMPLE)],
 }
 
 

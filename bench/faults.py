@@ -162,9 +162,12 @@ async def running(tally: Tally, datasets: dict[str, Path], **env: str):
             service.stop()
 
 
+SLOW = "tests.slow_worker"  # the production worker taking 0.2 s a batch, so the fault lands mid-export
+
+
 async def worker_sigkill(tally: Tally, data: dict[str, Path]) -> None:
     async with running(tally, data) as (service, client):
-        first = service.worker()
+        first = service.worker(SLOW)
         export = await client.create("jsonl", "big")
         await client.until(export, ("processing",), progress=True)
         first.send_signal(signal.SIGKILL)
@@ -174,7 +177,7 @@ async def worker_sigkill(tally: Tally, data: dict[str, Path]) -> None:
 
 async def worker_sigterm(tally: Tally, data: dict[str, Path]) -> None:
     async with running(tally, data) as (service, client):
-        first = service.worker(EXPORTD_SHUTDOWN_GRACE="1")
+        first = service.worker(SLOW, EXPORTD_SHUTDOWN_GRACE="1")
         exports = [await client.create("json", "big"), await client.create("csv", "demo")]
         await client.until(exports[0], ("processing",), progress=True)
         first.send_signal(signal.SIGTERM)
@@ -185,7 +188,7 @@ async def worker_sigterm(tally: Tally, data: dict[str, Path]) -> None:
 
 async def redis_sigkill(tally: Tally, data: dict[str, Path]) -> None:
     async with running(tally, data) as (service, client):
-        service.worker()
+        service.worker(SLOW)
         exports = [await client.create("json", "big"), await client.create("csv", "big")]
         await client.until(exports[0], ("processing",), progress=True)
         service.redis.process.kill()

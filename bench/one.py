@@ -6,13 +6,16 @@
 worker.writing.write_export into a LocalStorage in a temporary directory); any other side
 names a baseline of bench/baselines.py. The result file gets the rows, seconds and output
 bytes and the peak RSS as JSON. The peak RSS is read here, not from the parent's wait4:
-a forked child's ru_maxrss starts at its parent's size.
+a forked child's ru_maxrss starts at its parent's size. `--quick` runs the slow baselines on
+their quick sample; bench/run.py --quick forks each measurement (run_logged) from a server
+process that imported these modules once, instead of starting an interpreter.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--side", default="ours")
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="slow baselines on their quick sample")
     args = parser.parse_args(argv)
 
     bench = load(args.dataset, args.rows, gdal=args.side.startswith("ogr2ogr"))
@@ -81,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             if baseline is None:
                 result["rows"], result["bytes"] = ours(bench, args.format, Path(tmp))
             else:
-                output = baseline.run(bench, Path(tmp), baseline.sample)
-                if baseline.sample:
-                    result["rows"] = min(baseline.sample, bench.rows)
+                sample = baseline.sample_for(args.quick)
+                output = baseline.run(bench, Path(tmp), sample)
+                if sample:
+                    result["rows"] = min(sample, bench.rows)
                 result["bytes"] = output.stat().st_size
             result["seconds"] = time.perf_counter() - start
         except Exception as exc:  # reported as n/a by the parent, with the reason
@@ -94,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     result["rss_kib"] = peak_rss_kib()
     args.result.write_text(json.dumps(result))
     return 0
+
+
+def run_logged(argv: list[str], log: Path) -> None:
+    """main(argv) with stdout and stderr going to `log`: a forked measurement's entry point."""
+    with open(log, "ab") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    main(argv)
 
 
 if __name__ == "__main__":

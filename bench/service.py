@@ -4,8 +4,14 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
 - POST→ready latency of a 10,000-row CSV export with one idle worker (p50, p95 over --exports;
   each export asks for a different query, so none shares another's file), and of an export
   that shares a ready one's file;
-- exports per second for small exports with 1 and with 2 workers;
-- GET /api/v1/exports/{id} requests per second;
+- exports per second for small exports with 1 and with 2 workers: 60 exports posted at once,
+  their completion read from one poll of the count of ready exports (60 clients each holding a
+  GET ?wait= would have the web process poll Redis for each of them 20 times a second, and
+  measure that rather than the workers), with the CPU each process spent an export and how
+  busy the machine was: a worker runs EXPORTD_WORKER_JOBS (2) exports at a time and each
+  waits on fsyncs (Redis' appendfsync always, the file), so one worker leaves CPU idle and a
+  second one doubles the throughput, unless other processes hold the cores;
+- GET /api/v1/exports/{id} requests per second (20 × --exports requests);
 - peak RSS of a worker exporting --big-rows records (10,000,000) as CSV.
 
 It prints a table and writes it to BENCHMARKS.md. Nothing asserts a time.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -32,14 +39,19 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-async def ready_after(client: Client, export_type: str, dataset: str, where: str | None = None) -> float:
-    """Seconds from POST to ready, waiting with ?wait= as a client should."""
-    started = time.monotonic()
+async def create(client: Client, export_type: str, dataset: str, where: str | None = None) -> str:
+    """POST an export; its URL."""
     body = {"export_type": export_type, "_links": {"osdi:resource": {"href": f"{client.base}/api/v2/catalog/datasets/{dataset}"}}}
     if where:
         body["query"] = {"where": where}
     async with client.session.post(f"{client.base}/api/v1/exports", json=body, headers=client.headers) as response:
-        export = (await response.json())["_links"]["self"]["href"]
+        return (await response.json())["_links"]["self"]["href"]
+
+
+async def ready_after(client: Client, export_type: str, dataset: str, where: str | None = None) -> float:
+    """Seconds from POST to ready, waiting with ?wait= as a client should."""
+    started = time.monotonic()
+    export = await create(client, export_type, dataset, where)
     status = ""
     while status not in ("ready", "failed"):
         async with client.session.get(f"{export}?wait=10", headers=client.headers) as response:
@@ -49,18 +61,64 @@ async def ready_after(client: Client, export_type: str, dataset: str, where: str
     return time.monotonic() - started
 
 
-async def throughput(service: Service, client: Client, workers: int, count: int, first: int) -> float:
-    for _ in range(workers):
-        service.worker()
-    await asyncio.sleep(2)  # let the workers start
+async def workers_up(client: Client, processes: list) -> None:
+    """Wait until each of the worker `processes` beats in /health (names end with their pid)."""
+    wanted = {str(p.pid) for p in processes}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with client.session.get(f"{client.base}/health") as response:
+            seen = {w["name"].rsplit(":", 1)[-1] for w in (await response.json()).get("workers", [])}
+        if wanted <= seen:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the workers did not start")
+
+
+async def count_of(client: Client, status: str) -> int:
+    async with client.session.get(f"{client.base}/api/v1/exports?status={status}&per_page=1", headers=client.headers) as response:
+        return (await response.json())["total_records"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process of the machine has used (not idle, not waiting on I/O)."""
+    ticks = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput_with_costs(service: Service, client: Client, workers: list, count: int,
+                                first: int) -> tuple[str, float]:
+    """throughput(), and what it cost: CPU an export by process, cores busy on the machine."""
+    pids = {"web": [service.web.pid], "workers": [w.pid for w in workers], "redis": [service.redis.process.pid],
+            "bench client": [os.getpid()]}
+
+    def used() -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in ids) for name, ids in pids.items()}
+
+    before, busy, started = used(), machine_busy_seconds(), time.monotonic()
+    rate = await throughput(client, count, first)
+    elapsed, after = time.monotonic() - started, used()
+    costs = ", ".join(f"{name} {(after[name] - before[name]) / count * 1000:.0f} ms" for name in pids)
+    return (f"{rate:.1f} exports/s (CPU an export: {costs}; machine {(machine_busy_seconds() - busy) / elapsed:.1f} "
+            f"of {os.cpu_count()} cores busy)"), rate
+
+
+async def throughput(client: Client, count: int, first: int) -> float:
+    """Exports per second of the running workers, `count` small exports posted at once."""
+    before = {status: await count_of(client, status) for status in ("ready", "failed")}
     started = time.monotonic()
     # each a different query (where event_id > -N holds every record), so none shares a file
-    await asyncio.gather(*(ready_after(client, "csv", "small", f"event_id > -{first + i}") for i in range(count)))
-    elapsed = time.monotonic() - started
-    for process in service.workers[-workers:]:
-        process.kill()
-        process.wait(10)
-    return count / elapsed
+    await asyncio.gather(*(create(client, "csv", "small", f"event_id > -{first + i}") for i in range(count)))
+    while await count_of(client, "ready") - before["ready"] < count:
+        if await count_of(client, "failed") > before["failed"] or time.monotonic() - started > 120:
+            raise RuntimeError("small exports failed or did not end")
+        await asyncio.sleep(0.02)
+    return count / (time.monotonic() - started)
 
 
 async def get_rate(client: Client, export_url: str, requests: int, concurrency: int) -> float:
@@ -95,7 +153,7 @@ async def main(exports: int, big_rows: int) -> None:
             async with aiohttp.ClientSession() as session:
                 client = Client(session, service.base, Tally())
                 worker = service.worker()
-                await asyncio.sleep(2)
+                await workers_up(client, [worker])
                 await ready_after(client, "csv", "events", "event_id > -1")  # warm up
                 latencies = [await ready_after(client, "csv", "events", f"event_id > -{i + 2}") for i in range(exports)]
                 rows.append(("POST→ready, 10,000-row csv, 1 idle worker",
@@ -105,15 +163,20 @@ async def main(exports: int, big_rows: int) -> None:
                 rows.append(("POST→ready, an export sharing a ready file", f"p50 {statistics.median(shared) * 1000:.0f} ms (20 exports)"))
                 async with session.get(f"{service.base}/api/v1/exports?per_page=1", headers=client.headers) as response:
                     one = (await response.json())["_embedded"]["osdi:exports"][0]["_links"]["self"]["href"]
-                rows.append(("GET /api/v1/exports/{id}", f"{await get_rate(client, one, 2000, 20):,.0f} requests/s (20 at a time)"))
-                worker.kill()
-                worker.wait(10)
-                one_worker = await throughput(service, client, 1, 60, 10_000)
-                two_workers = await throughput(service, client, 2, 60, 20_000)
-                rows.append(("small exports (200 rows), 1 worker", f"{one_worker:.1f} exports/s"))
-                rows.append(("small exports (200 rows), 2 workers", f"{two_workers:.1f} exports/s ({two_workers / one_worker:.2f}x)"))
+                rows.append(("GET /api/v1/exports/{id}",
+                             f"{await get_rate(client, one, 20 * exports, 20):,.0f} requests/s (20 at a time)"))
+                one_text, one_worker = await throughput_with_costs(service, client, [worker], 60, 10_000)
+                second = service.worker()  # beside the same worker
+                await workers_up(client, [second])
+                two_text, two_workers = await throughput_with_costs(service, client, [worker, second], 60, 20_000)
+                for process in (worker, second):
+                    process.kill()
+                    process.wait(10)
+                rows.append(("small exports (200 rows), 1 worker", one_text))
+                rows.append(("small exports (200 rows), 2 workers", f"{two_workers / one_worker:.2f}x: {two_text}"))
                 if big_rows:
                     big_worker = service.worker()
+                    await workers_up(client, [big_worker])
                     seconds = await ready_after(client, "csv", "big")
                     rows.append((f"worker exporting {big_rows:,} rows as csv",
                                  f"peak RSS {peak_rss_mib(big_worker.pid):.0f} MiB, {big_rows / seconds:,.0f} rows/s"))

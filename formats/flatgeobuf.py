@@ -5,12 +5,10 @@ text in the `timezone` option. GDAL's index cannot hold a null geometry, so with
 are kept. Streams through pyogrio's Arrow writer into a temporary file copied into `out`."""
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
-import shapely
 
 from formats.base import Format, Option
-from formats.gdal import GdalWriter, attribute, attribute_type, check_epsg, geometries, geometry_index, reproject, wkb
+from formats.gdal import GdalWriter, attribute, attribute_type, check_epsg, geometry_index, geometry_wkb
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 
@@ -32,15 +30,14 @@ class FlatGeobufWriter(GdalWriter):
         )
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        geoms = reproject(geometries(batch.column(self.geo), self.fields[self.geo].type), self.options["epsg"])
+        geometry = geometry_wkb(batch.column(self.geo), self.fields[self.geo].type, self.options["epsg"])
         columns = [attribute(batch.column(i), self.fields[i].type, self.options["timezone"], False) for i in self.attributes]
-        table = pa.table(columns + [wkb(geoms)], schema=self.arrow_schema)
-        if self.options["spatial_index"]:
-            keep = np.flatnonzero(~shapely.is_missing(geoms))
-            self.skipped += len(geoms) - len(keep)
-            table = table.take(keep)
-        if table.num_rows:
-            self.layer.write(table.combine_chunks().to_batches()[0])
+        records = pa.record_batch(columns + [geometry], schema=self.arrow_schema)
+        if self.options["spatial_index"] and geometry.null_count:
+            records = records.filter(geometry.is_valid())
+            self.skipped += batch.num_rows - records.num_rows
+        if records.num_rows:
+            self.layer.write(records)
 
     def _finish(self) -> None:
         if self.skipped:

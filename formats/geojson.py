@@ -5,14 +5,18 @@ The geometry is the first geo_shape field, else the first geo_point_2d; records 
 get `"geometry": null`. Every other field is a property, rendered as formats/json.py renders
 it — including a second geo field (a geo_point_2d next to the geo_shape stays a {"lon", "lat"}
 property, so nothing is lost). Coordinates are EPSG:4326 as stored, or moved to the `epsg` option's
-system through GDAL (formats.gdal.reproject), named in a legacy `crs` member. Geometries are rendered vectorised with shapely.to_geojson
-and points as text from their coordinates; each feature is then built as text with
-pyarrow.compute, as formats/json.py builds records, never as Python objects."""
+system through GDAL (formats.gdal.reproject), named in a legacy `crs` member.
+
+Nothing goes through Python objects per record: shapes are rendered with shapely.to_geojson,
+points as text from their coordinates by polars; the properties are the JSON export's records
+(polars' writer for plain field types, formats/json.py's pyarrow.compute texts otherwise);
+one binary_join_element_wise then puts each feature together."""
 from __future__ import annotations
 
 from typing import Any, BinaryIO, Mapping, Sequence
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
@@ -20,12 +24,14 @@ import shapely
 from domain.fields import Field
 from formats.base import WGS84, Format, FormatNotApplicable, Writer
 from formats.gdal import check_epsg, reproject
-from formats.json import buffer_of, joined, number_texts, object_texts
+from formats.json import buffer_of, joined, object_texts, polars_lines
 from formats.values import point_coords, shape_geojson_strings
 
 HEADER = b'{"type":"FeatureCollection","features":['
 # RFC 7946 knows only WGS 84; for another `epsg` the 2008 GeoJSON `crs` member names it, as GDAL does.
 HEADER_WITH_CRS = b'{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::{epsg}"}},"features":['
+
+
 def geometry_index(fields: Sequence[Field]) -> int | None:
     """Position of the field giving the geometry: the first geo_shape wins over a geo_point_2d."""
     for wanted in ("geo_shape", "geo_point_2d"):
@@ -54,9 +60,26 @@ def geometry_texts(column: pa.Array, field_type: str, epsg: int = WGS84) -> pa.A
     if field_type == "geo_shape":
         return shape_geojson_strings(column)
     lon, lat = point_coords(column)
-    text = pc.binary_join_element_wise('{"type":"Point","coordinates":[', pc.fill_null(number_texts(lon), "null"), ",",
-                                       pc.fill_null(number_texts(lat), "null"), "]}", "")
-    return pc.if_else(column.is_valid(), text, pa.scalar(None, pa.string()))
+    text = pl.from_arrow(pa.table({"lon": lon, "lat": lat})).select(pl.concat_str(
+        pl.lit('{"type":"Point","coordinates":['), _number("lon"), pl.lit(","), _number("lat"), pl.lit("]}"))).to_series()
+    return pc.if_else(column.is_valid(), text.to_arrow().cast(pa.string()), pa.scalar(None, pa.string()))
+
+
+def _number(name: str) -> pl.Expr:
+    """A float column as JSON numbers, as formats/json.py writes them (polars' shortest form,
+    whole values with `.0`): "null" for null, NaN and ±inf."""
+    column = pl.col(name)
+    return pl.when(column.is_finite()).then(column.cast(pl.String)).otherwise(pl.lit("null"))
+
+
+def closed_objects(lines: bytes) -> pa.Array:
+    """JSON Lines of objects as a string array of objects followed by one more `}`, without
+    copying the text again: each line's newline becomes the `}` that closes its feature."""
+    data = np.frombuffer(bytearray(lines), np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))
+    data[ends] = ord("}")
+    offsets = np.concatenate([[0], ends + 1]).astype(np.int32)
+    return pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 class GeoJsonWriter(Writer):
@@ -79,12 +102,20 @@ class GeoJsonWriter(Writer):
         if batch.num_rows == 0:
             return
         geometries = geometry_texts(batch.column(self.geometry), self.fields[self.geometry].type, self.epsg)
-        properties = object_texts(batch.select(self.properties), [self.fields[i] for i in self.properties], self.names,
-                                  self.options["timezone"])
         data = buffer_of(joined([',\n{"type":"Feature","geometry":', pc.fill_null(geometries, "null"),
-                                 ',"properties":', *properties, "}"], batch.num_rows))
+                                 ',"properties":', *self.properties_texts(batch)], batch.num_rows))
         self.out.write(data[1:] if self.first else data)  # the first feature has no comma before it
         self.first = False
+
+    def properties_texts(self, batch: pa.RecordBatch) -> list:
+        """The pieces of each feature from its properties object to its end, `{…}}`: the JSON
+        export's records, through polars when their field types allow."""
+        fields = [self.fields[i] for i in self.properties]
+        columns = batch.select(self.properties)
+        lines = polars_lines(columns, fields, self.names, self.options["timezone"]) if self.properties else None
+        if lines is not None:
+            return [closed_objects(lines)]
+        return [*object_texts(columns, fields, self.names, self.options["timezone"]), "}"]
 
     def close(self) -> None:
         self.out.write(b"]}\n" if self.first else b"\n]}\n")

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.base import Format, Writer
+from formats.parallel import OrderedRendering
 from formats.values import date_strings, datetime_strings, shape_geojson_strings
 
 NEEDS_ESCAPE = r'["\\\x00-\x1f]'
@@ -183,47 +184,68 @@ def polars_lines(batch: pa.RecordBatch, fields: Sequence, names: Sequence[str], 
     return out.getvalue()
 
 
+def lines_of(batch: pa.RecordBatch, fields: Sequence, names: Sequence[str], timezone: str) -> bytes | memoryview:
+    """The batch as JSON Lines, through polars when its field types allow."""
+    lines = polars_lines(batch, fields, names, timezone)
+    if lines is None:
+        return buffer_of(joined([*object_texts(batch, fields, names, timezone), "\n"], batch.num_rows))
+    return lines
+
+
 class JsonWriter(Writer):
-    """`[` record `,` record … `]`: valid JSON however many batches come, including none."""
+    """`[` record `,` record … `]`: valid JSON however many batches come, including none.
+    Batches are rendered on worker threads (formats.parallel), each as its records with `,\n`
+    after each, written without its last `,\n`: the next batch's records come after a `,\n`,
+    the closing `]` after a `\n`."""
 
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.names = self.column_names()
         self.first = True
+        self.rendering = OrderedRendering(self.render, self.put)
         out.write(b"[")
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
-            return
-        lines = polars_lines(batch, self.fields, self.names, self.options["timezone"])
-        if lines is not None:  # a JSON string holds no raw line break: each one ends a record
-            data = memoryview(b",\n" + lines[:-1].replace(b"\n", b",\n"))
-        else:
-            parts = object_texts(batch, self.fields, self.names, self.options["timezone"])
-            data = buffer_of(joined([",\n", *parts], batch.num_rows))
-        self.out.write(data[1:] if self.first else data)  # the first record has no comma before it
+    def render(self, batch: pa.RecordBatch) -> bytes:
+        # a JSON string holds no raw line break: each one ends a record
+        return bytes(lines_of(batch, self.fields, self.names, self.options["timezone"])).replace(b"\n", b",\n")
+
+    def put(self, records: bytes) -> None:
+        self.out.write(b"\n" if self.first else b",\n")
+        self.out.write(memoryview(records)[:-2])
         self.first = False
 
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self.rendering.submit(batch)
+
     def close(self) -> None:
+        self.rendering.finish()
         self.out.write(b"]\n" if self.first else b"\n]\n")
+
+    def abort(self) -> None:
+        self.rendering.abort()
 
 
 class JsonLinesWriter(Writer):
+    """One record a line, batches rendered on worker threads (formats.parallel)."""
+
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.names = self.column_names()
+        self.rendering = OrderedRendering(self.render, out.write)
+
+    def render(self, batch: pa.RecordBatch) -> bytes | memoryview:
+        return lines_of(batch, self.fields, self.names, self.options["timezone"])
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
-            return
-        lines = polars_lines(batch, self.fields, self.names, self.options["timezone"])
-        if lines is None:
-            lines = buffer_of(joined([*object_texts(batch, self.fields, self.names, self.options["timezone"]), "\n"],
-                                     batch.num_rows))
-        self.out.write(lines)
+        if batch.num_rows:
+            self.rendering.submit(batch)
 
     def close(self) -> None:
-        pass
+        self.rendering.finish()
+
+    def abort(self) -> None:
+        self.rendering.abort()
 
 
 FORMAT = Format(

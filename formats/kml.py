@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from formats.base import WGS84, Format, Option, OptionError
-from formats.gdal import GdalWriter, attribute, attribute_type, geometries, geometry_index, wkb
+from formats.gdal import GdalWriter, attribute, attribute_type, geometry_index, geometry_wkb
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 NO_DESCRIPTION = "\x00none"  # a DescriptionField no column has: every field stays in ExtendedData
@@ -48,9 +48,9 @@ class KmlWriter(GdalWriter):
         )
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        geoms = geometries(batch.column(self.geo), self.fields[self.geo].type)
+        geometry = geometry_wkb(batch.column(self.geo), self.fields[self.geo].type)
         columns = [attribute(batch.column(i), self.fields[i].type, self.options["timezone"], True) for i in self.attributes]
-        self.layer.write(pa.record_batch(columns + [wkb(geoms)], schema=self.arrow_schema))
+        self.layer.write(pa.record_batch(columns + [geometry], schema=self.arrow_schema))
 
     def _finish(self) -> None:
         self.copy_out(self.layer.path)

@@ -10,7 +10,9 @@
 - DBF names laundered to 10 ASCII characters, unique and deterministic (organiser_,
   organise_1). Text is cut to 254 bytes at a character boundary, with a warning. Dates are
   DBF dates; datetimes are text, ISO 8601 in the `timezone` option (a DBF date would lose the
-  time). Widths come from the data: GDAL's RESIZE shrinks every field once, at close.
+  time). Widths come from the data: GDAL writes text 80 wide (growing a field when a value
+  needs it) and numbers 18 wide; the copy into the zip narrows them (formats/dbf.py), as
+  GDAL's RESIZE would, 30 times faster.
 - Each layer streams through pyogrio's Arrow writer into a temporary directory; close zips
   the files into `out` at deflate level 1 (2.7x faster than 6 for 10% more bytes).
 """
@@ -24,8 +26,9 @@ import pyarrow.compute as pc
 import shapely
 
 from formats.base import Format
+from formats.dbf import copy_narrowed
 from formats.gdal import (ArrowFeed, GdalWriter, attribute, attribute_type, check_epsg, geometries, geometry_index, launder,
-                          reproject, wkb)
+                          point_wkb, reproject, wkb)
 
 MAX_NAME = 10
 MAX_TEXT = 254  # bytes in a DBF character field
@@ -35,6 +38,8 @@ PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 KINDS = {0: "point", 1: "line", 2: "line", 3: "polygon", 4: "multipoint", 5: "line", 6: "polygon"}
 SHAPE_TYPES = {"point": "Point", "multipoint": "MultiPoint", "line": "MultiLineString", "polygon": "MultiPolygon"}
 KIND_ORDER = ("point", "multipoint", "line", "polygon")
+# kind by shapely type id + 1: -1 (no geometry) goes into the point file, collections nowhere
+KIND_OF_TYPE = np.array(["point", *(KINDS.get(t, "") for t in range(8))], dtype=object)
 
 
 def cut_text(column: pa.Array, limit: int = MAX_TEXT) -> tuple[pa.Array, int]:
@@ -70,7 +75,7 @@ class ShapefileWriter(GdalWriter):
         if kind not in self.layers:
             self.layers[kind] = self.feed(
                 f"{self.stem}_{kind}.shp", self.arrow_schema, driver="ESRI Shapefile", geometry_name="geometry",
-                geometry_type=SHAPE_TYPES[kind], crs=self.crs, layer_options={"ENCODING": "UTF-8", "RESIZE": "YES"},
+                geometry_type=SHAPE_TYPES[kind], crs=self.crs, layer_options={"ENCODING": "UTF-8"},
             )
         return self.layers[kind]
 
@@ -85,18 +90,23 @@ class ShapefileWriter(GdalWriter):
         return columns
 
     def _write(self, batch: pa.RecordBatch) -> None:
+        if self.fields[self.geo].type == "geo_point_2d":  # points and nulls: all for the point file
+            geometry = point_wkb(batch.column(self.geo), self.options["epsg"])
+            self._layer("point").write(pa.record_batch(self._columns(batch) + [geometry], schema=self.arrow_schema))
+            return
         geoms = reproject(geometries(batch.column(self.geo), self.fields[self.geo].type), self.options["epsg"])
         one_part = (shapely.get_type_id(geoms) == 4) & (shapely.get_num_geometries(geoms) == 1)
         geoms[one_part] = shapely.get_geometry(geoms[one_part], 0)
-        kinds = np.array([KINDS.get(t, "") for t in shapely.get_type_id(geoms)], dtype=object)
-        kinds[shapely.is_missing(geoms)] = "point"
+        kinds = KIND_OF_TYPE[shapely.get_type_id(geoms) + 1]
         self.collections += int(np.sum(kinds == ""))
         self.skipped += int(np.sum(kinds == ""))
-        table = pa.table(self._columns(batch) + [wkb(geoms)], schema=self.arrow_schema)
+        records = pa.record_batch(self._columns(batch) + [wkb(geoms)], schema=self.arrow_schema)
         for kind in KIND_ORDER:
             rows = np.flatnonzero(kinds == kind)
-            if len(rows):
-                self._layer(kind).write(table.take(rows).combine_chunks().to_batches()[0])
+            if len(rows) == len(kinds):
+                self._layer(kind).write(records)
+            elif len(rows):
+                self._layer(kind).write(records.take(pa.array(rows)))
 
     def _finish(self) -> None:
         if not self.layers:
@@ -113,8 +123,13 @@ class ShapefileWriter(GdalWriter):
                     continue
                 for part in PARTS:
                     path = self.tmp / f"{self.stem}_{kind}{part}"
-                    if path.exists():
-                        zf.write(path, f"{self.stem}{part}" if single else path.name)
+                    name = f"{self.stem}{part}" if single else path.name
+                    if part == ".dbf":
+                        large = path.stat().st_size > zipfile.ZIP64_LIMIT
+                        with open(path, "rb") as src, zf.open(name, "w", force_zip64=large) as dst:
+                            copy_narrowed(src, dst)
+                    elif path.exists():
+                        zf.write(path, name)
 
 
 FORMAT = Format(

@@ -18,31 +18,98 @@ def _as_utc(arr: pa.Array) -> pa.Array:
     return arr.cast(pa.timestamp("us", tz="UTC"))
 
 
-def _offset_labels(minutes: np.ndarray) -> pa.Array:
-    """'+HH:MM' for each offset in minutes, formatted once per distinct offset."""
+def _offset_bytes(minutes: np.ndarray) -> np.ndarray:
+    """'+HH:MM' (6 ASCII bytes a row) for each offset in minutes, formatted once per distinct
+    offset."""
     distinct, index = np.unique(minutes, return_inverse=True)
-    labels = [f"{'-' if m < 0 else '+'}{abs(int(m)) // 60:02d}:{abs(int(m)) % 60:02d}" for m in distinct]
-    return pa.array(labels, pa.string()).take(pa.array(index.astype(np.int32)))
+    labels = "".join(f"{'-' if m < 0 else '+'}{abs(int(m)) // 60:02d}:{abs(int(m)) % 60:02d}" for m in distinct)
+    return np.frombuffer(labels.encode(), np.uint8).reshape(-1, 6)[index.reshape(-1)]
+
+
+def _fixed_width_strings(rows: np.ndarray, like: pa.Array) -> pa.Array:
+    """A string array of the rows of an (n, width) matrix of ASCII bytes, null where `like` is."""
+    n, width = rows.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    validity = like.is_valid().buffers()[1] if like.null_count else None
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(rows))],
+                                 like.null_count)
 
 
 def datetime_strings(arr: pa.Array, tz: str = "UTC") -> pa.Array:
     """ISO 8601 with the offset of `tz` (2024-03-31T02:30:00+02:00); seconds only unless some
-    value has a fraction of a second."""
+    value has a fraction of a second. Arrow casts each instant to "YYYY-MM-DD HH:MM:SS[.ffffff]"
+    (fixed width for years 0000-9999); the 'T' and the offsets are then set in one numpy pass,
+    four times faster than string kernels (replace, join) over the whole column."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     utc = _as_utc(arr)
     local = pc.local_timestamp(utc.cast(pa.timestamp("us", tz=tz))) if tz != "UTC" else utc.cast(pa.timestamp("us"))
-    micros = local.cast(pa.int64())
-    whole = not pc.any(pc.not_equal(pc.subtract(micros, pc.multiply(pc.divide(micros, US_PER_S), US_PER_S)), 0)).as_py()
-    text = local.cast(pa.timestamp("s"), safe=False) if whole else local
-    text = pc.replace_substring(text.cast(pa.string()), " ", "T", max_replacements=1)
+    local = local.fill_null(pa.scalar(0, local.type))  # nulls are formatted as the epoch, then masked
+    micros = local.cast(pa.int64()).to_numpy()
+    whole = not np.any(micros % US_PER_S)
+    text = local.cast(pa.timestamp("s" if whole else "us"), safe=False).cast(pa.string())
     if tz == "UTC":
-        return pc.binary_join_element_wise(text, "+00:00", "")
-    offset_us = pc.subtract(micros, utc.cast(pa.int64())).fill_null(0)
-    minutes = offset_us.to_numpy(zero_copy_only=False) // (60 * US_PER_S)
-    return pc.binary_join_element_wise(text, _offset_labels(minutes), "")
+        offsets = np.broadcast_to(np.frombuffer(b"+00:00", np.uint8), (len(arr), 6))
+    else:
+        seconds = (micros - utc.cast(pa.int64()).fill_null(0).to_numpy()) // US_PER_S
+        if np.any(seconds % 60):  # local mean time before time zones (Paris: +00:09:21): as Python writes it
+            return _with_offsets(text, _offset_labels(seconds), arr)
+        offsets = _offset_bytes(seconds // 60)
+    data, _ = string_bytes(text)
+    width = 19 if whole else 26
+    if len(data) == len(arr) * width:  # no value is shorter: all years are 0000-9999
+        rows = np.empty((len(arr), width + 6), np.uint8)
+        rows[:, :width] = data.reshape(-1, width)
+        rows[:, 10] = ord("T")
+        rows[:, width:] = offsets
+        return _fixed_width_strings(rows, arr)
+    return _with_offsets(text, _fixed_width_strings(offsets, local), arr)
+
+
+def _with_offsets(text: pa.Array, offsets: pa.Array, like: pa.Array) -> pa.Array:
+    """"YYYY-MM-DD HH:MM:SS" texts with the 'T' set and the offsets joined on, for any width."""
+    text = pc.replace_substring(text, " ", "T", max_replacements=1)
+    joined = pc.binary_join_element_wise(text, offsets, "")
+    return pc.if_else(like.is_valid(), joined, pa.scalar(None, pa.string()))
+
+
+def _offset_labels(seconds: np.ndarray) -> pa.Array:
+    """'+HH:MM', or '+HH:MM:SS' where the offset has seconds, for each offset in seconds."""
+    distinct, index = np.unique(seconds, return_inverse=True)
+    labels = []
+    for total in map(int, distinct):
+        hours, rest = divmod(abs(total), 3600)
+        label = f"{'-' if total < 0 else '+'}{hours:02d}:{rest // 60:02d}"
+        labels.append(label + (f":{rest % 60:02d}" if rest % 60 else ""))
+    return pa.array(labels, pa.string()).take(pa.array(index.reshape(-1)))
 
 
 def date_strings(arr: pa.Array) -> pa.Array:
     return arr.cast(pa.date32()).cast(pa.string())
+
+
+def string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes of a string (or binary) column (uint8, no copy) and its int32 offsets into them,
+    the first 0: value i is bytes[offsets[i]:offsets[i + 1]]. Fill nulls first if they must
+    read as empty: Arrow does not promise a null's bytes are."""
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    data = arr.buffers()[2]
+    if data is None:
+        return np.empty(0, np.uint8), offsets - offsets[0]
+    return np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]], offsets - offsets[0]
+
+
+XML_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # "&" first: the others add one
+
+
+def xml_escaped(arr: pa.Array) -> pa.Array:
+    """A string column as XML character data (& < > as entities); a pass per character, only
+    for characters the column holds."""
+    data, _ = string_bytes(arr)
+    for char, entity in XML_ENTITIES:
+        if (data == ord(char)).any():
+            arr = pc.replace_substring(arr, char, entity)
+    return arr
 
 
 def point_coords(arr: pa.StructArray) -> tuple[pa.Array, pa.Array]:

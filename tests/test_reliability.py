@@ -40,6 +40,9 @@ def big_events(tmp_path_factory) -> Path:
     return path
 
 
+SLOW = "tests.slow_worker"  # the production worker, taking 0.2 s a batch: interruptible mid-export
+
+
 @pytest.fixture
 def spawn_worker(settings, tmp_path):
     """Start real worker processes (`python -m worker`); all are killed at the end."""
@@ -93,7 +96,7 @@ def export_files(settings, export: str) -> list[Path]:
 
 async def test_a_killed_worker_s_export_is_finished_by_another(settings, client, spawn_worker, big_events):
     await load_dataset(settings, big_events, "big-events")
-    first = spawn_worker()
+    first = spawn_worker(SLOW)  # an export that is sure to be mid-way when the worker dies
     export = export_id(await create(client, ADMIN_TOKEN, "jsonl", dataset_id="big-events"))
     running = await processing_with_progress(client, export)
     assert "download_link" not in running and export_files(settings, export) == []  # nothing downloadable yet
@@ -114,7 +117,7 @@ async def test_a_killed_worker_s_export_is_finished_by_another(settings, client,
 
 async def test_sigterm_hands_running_exports_back(settings, client, spawn_worker, big_events):
     await load_dataset(settings, big_events, "big-events")
-    first = spawn_worker(EXPORTD_SHUTDOWN_GRACE="1")
+    first = spawn_worker(SLOW, EXPORTD_SHUTDOWN_GRACE="1")  # the export takes longer than the grace
     export = export_id(await create(client, ADMIN_TOKEN, "json", dataset_id="big-events"))
     await processing_with_progress(client, export)
     first.send_signal(signal.SIGTERM)
@@ -324,7 +327,7 @@ async def test_killing_redis_mid_export_loses_nothing_acknowledged(make_settings
     with RedisServer(tmp_path / "killed-redis") as server:
         settings = make_settings(redis_url=server.url)
         await load_dataset(settings, big_events, "big-events")
-        spawn_worker(EXPORTD_REDIS_URL=server.url)
+        spawn_worker(SLOW, EXPORTD_REDIS_URL=server.url)
         async with TestClient(TestServer(create_app(settings))) as client:
             acknowledged = [export_id(await create(client, ADMIN_TOKEN, fmt, dataset_id="big-events")) for fmt in ("json", "csv")]
             await processing_with_progress(client, acknowledged[0])

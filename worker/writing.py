@@ -1,13 +1,15 @@
 """The blocking part of an export, run in a thread: scan the dataset, stream every batch
 through the format's writer into storage, report progress, stop when asked. The scan runs one
 batch ahead in a thread of its own: Parquet decoding releases the GIL, so it overlaps the
-writer's work (a second core does the reading)."""
+writer's work (a second core does the reading). The reading threads are the process's, shared
+by its exports, so a small export starts none."""
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
@@ -15,6 +17,9 @@ import pyarrow as pa
 from domain.query import Scan
 from domain.storage import Storage
 from formats import Format
+from formats.parallel import cancel
+
+READERS = 4  # scans read ahead at once in a process; more wait their turn
 
 
 class Cancelled(Exception):
@@ -37,15 +42,22 @@ class Written:
     size: int
 
 
+@cache
+def readers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(READERS, thread_name_prefix="export-scan")
+
+
 def read_ahead(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """`batches`, the next one read in another thread while the caller handles this one.
+    """`batches`, the next one read on a reading thread while the caller handles this one.
     Closing the generator waits for the batch in flight, so nothing reads on afterwards."""
     source = iter(batches)
-    with ThreadPoolExecutor(1, thread_name_prefix="export-scan") as reader:
-        pending = reader.submit(next, source, None)
+    pending = readers().submit(next, source, None)
+    try:
         while (batch := pending.result()) is not None:
-            pending = reader.submit(next, source, None)
+            pending = readers().submit(next, source, None)
             yield batch
+    finally:
+        cancel([pending])
 
 
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,

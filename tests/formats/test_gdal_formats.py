@@ -1,6 +1,7 @@
 """FlatGeobuf, KML and GPX, each read back with Fiona and compared with the sample tables."""
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import fiona
@@ -162,3 +163,102 @@ def test_temporary_files_removed_on_error(tmp_path, monkeypatch, name):
     assert list(tmp_path.iterdir()) == []
     write(name, awkward_table())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("epsg", [4326, 2154])
+def test_point_wkb_is_what_shapely_writes(epsg):
+    import pyarrow as pa
+
+    from formats.gdal import geometries, point_wkb, reproject, wkb
+    column = awkward_table().column("geo_point_2d").combine_chunks()
+    for part in (column, column.slice(2, 3)):
+        want = wkb(reproject(geometries(part, "geo_point_2d"), epsg))
+        assert point_wkb(part, epsg).equals(want) and want.type == pa.binary()
+
+
+GPX = "{http://www.topografix.com/GPX/1/1}"
+OGR = "{http://osgeo.org/gdal}"
+
+
+def waypoints(data: bytes) -> list[dict[str, str | None]]:
+    """Each waypoint's position, name, desc and extensions, read with ElementTree (a strict XML
+    parser: a character XML 1.0 cannot hold, or a bad escape, fails here)."""
+    out = []
+    for wpt in ET.fromstring(data).iter(f"{GPX}wpt"):
+        record = {"lat": wpt.get("lat"), "lon": wpt.get("lon"), "<name>": wpt.findtext(f"{GPX}name"),
+                  "<desc>": wpt.findtext(f"{GPX}desc")}
+        record.update({e.tag.removeprefix(OGR): e.text for e in wpt.iterfind(f"{GPX}extensions/*")})
+        out.append(record)
+    return out
+
+
+def test_gpx_awkward_text_numbers_and_positions(tmp_path):
+    import math
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    from domain.fields import DATETIME, GEO_POINT
+    from tests.formats.samples import write as write_table
+    names = ['<b>Tom & "Jerry"</b> \'s', "bell\x07 vtab\x0b ff\x0c end", "crlf\r\nline", "Ünïcødé 東京 🎉", None, "skipped"]
+    table = pa.table({
+        "name": names,
+        "n": pa.array([-(2**62), 2**62, 0, None, -1, 1], pa.int64()),
+        "x": pa.array([math.nan, -1e300, 1e-7, None, -0.5, 1.0], pa.float64()),
+        "when": pa.array([datetime(1950, 6, 1, 12, 0, tzinfo=timezone.utc), None,
+                          datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc),
+                          datetime(2024, 3, 31, 1, 0, tzinfo=timezone.utc), None, None], DATETIME),
+        "2nd <field>": ["a&b", None, "c", None, None, None],
+        "where": pa.array([{"lon": 2.3522, "lat": 48.8566}, {"lon": -180.0, "lat": -90.0}, {"lon": 1e-7, "lat": -1e-9},
+                           {"lon": 179.9999999, "lat": 89.5}, {"lon": 0.0, "lat": 0.0}, {"lon": math.nan, "lat": 1.0}],
+                          GEO_POINT),
+    })
+    data, writer = write_table("gpx", table, {"use_extension": True, "description_field_list": "name,when",
+                                              "timezone": "Europe/Paris"})
+    marks = waypoints(data)
+    assert len(marks) == 5 and writer.skipped == 1  # NaN longitude: no waypoint
+    assert b"<metadata>" not in data  # bounds would come before the first waypoint: a stream cannot know them
+    assert all(b"e" not in n for n in re.findall(rb'<wpt lat="([^"]*)" lon="([^"]*)"', data)[0])  # xsd:decimal
+    assert [(float(m["lon"]), float(m["lat"])) for m in marks] == [
+        (2.3522, 48.8566), (-180.0, -90.0), (1e-7, -1e-9), (179.9999999, 89.5), (0.0, 0.0)]
+    assert [m["<name>"] for m in marks] == [names[0], "bell vtab ff end", "crlf\r\nline", names[3], None]
+    assert marks[0]["<desc>"] == f"name: {names[0]}\nwhen: 1950-06-01T13:00:00.000000+01:00"  # a batch with a fraction
+    assert marks[2]["<desc>"] == "name: crlf\r\nline\nwhen: 1970-01-01T00:59:59.500000+01:00"
+    assert marks[4]["<desc>"] is None
+    assert [(m.get("n"), m.get("x"), m.get("_2nd__field_")) for m in marks] == [
+        (str(-(2**62)), "nan", "a&b"), (str(2**62), "-1e+300", None), ("0", "1e-7", "c"), (None, None, None), ("-1", "-0.5", None)]
+    assert marks[3]["when"] == "2024-03-31T03:00:00.000000+02:00" and "when" not in marks[4]
+    _, _, features = read(data, tmp_path, "gpx", layer="waypoints")  # GDAL's reader agrees
+    assert [f.properties["name"] for f in features] == [names[0], "bell vtab ff end", "crlf\r\nline", names[3], None]
+    assert [f.geometry.coordinates for f in features][2] == pytest.approx((1e-7, -1e-9), abs=1e-12)
+    assert features[0].properties["ogr__2nd__field_"] == "a&b"
+
+
+def test_gpx_is_streamed_without_temporary_files(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    data, _ = write("gpx", awkward_table(), batch_size=1)
+    assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="exportd"')
+    assert data.endswith(b"</wpt>\n</gpx>\n") and list(tmp_path.iterdir()) == []
+    assert [m["<name>"] for m in waypoints(data)] == [r["title"] for r in expected_records() if r["point"]]
+
+
+def test_checked_wkb_accepts_what_shapely_reads_and_raises_as_it_does():
+    import pyarrow as pa
+
+    from formats.wkb import checked_wkb
+    ring = [(0, 0), (4, 0), (4, 4), (0, 0)]
+    hole = [(1, 1), (2, 1), (2, 2), (1, 1)]
+    geoms = [shapely.Point(1, 2), shapely.Point(), shapely.LineString([(0, 0), (1, 1)]), shapely.Polygon(ring, [hole]),
+             shapely.MultiPoint([(0, 0), (1, 1)]), shapely.MultiLineString([[(0, 0), (1, 1)], [(2, 2), (3, 3)]]),
+             shapely.MultiPolygon([shapely.Polygon(ring), shapely.Polygon(hole)]), shapely.Polygon(),
+             shapely.GeometryCollection([shapely.Point(1, 1)]), shapely.Point(1, 2, 3), shapely.Point(1, 2).buffer(1)]
+    values = [shapely.to_wkb(g) for g in geoms] + [shapely.to_wkb(g, byte_order=0) for g in geoms] + [None]
+    column = pa.array(values, pa.binary())
+    assert checked_wkb(column).equals(column)
+    assert checked_wkb(column.slice(3, 4)).equals(column.slice(3, 4))
+    polygon = shapely.to_wkb(shapely.Polygon(ring))
+    unclosed = polygon[:-16] + shapely.to_wkb(shapely.Point(9, 9))[5:]
+    for broken in (b"junk", polygon[:-3], unclosed, polygon[:9] + (2**31).to_bytes(4, "little") + polygon[13:]):
+        with pytest.raises(shapely.errors.GEOSException):
+            checked_wkb(pa.array([polygon, broken, None], pa.binary()))

@@ -104,3 +104,32 @@ def test_the_polars_path_writes_what_the_reference_rendering_gives():
     assert orjson.loads(array) == expected
     assert polars_lines(awkward_table().to_batches()[0], fields_of(awkward_table().schema),
                         awkward_table().column_names, "UTC") is None  # geo_shape: the pyarrow path
+
+
+@pytest.mark.parametrize("name", ["json", "jsonl"])
+def test_many_batches_keep_their_order(name) -> None:
+    """Batches are rendered two at a time on threads: records still come out in order, and
+    the array's separators fall between them."""
+    n = 5_000
+    table = pa.table({"n": pa.array(range(n), pa.int64()), "text": [f"line\n{i}" for i in range(n)]})
+    table = table.replace_schema_metadata(with_fields(table.schema, fields_of(table.schema)).metadata)
+    got = read(name, write(name, table, batch_size=7)[0])
+    assert got == [{"n": i, "text": f"line\n{i}"} for i in range(n)]
+
+
+@pytest.mark.parametrize("name", ["json", "jsonl"])
+def test_abort_writes_nothing_more(name) -> None:
+    import io
+
+    from formats import REGISTRY
+
+    table = awkward_table()
+    fields = fields_of(table.schema)
+    fmt = REGISTRY.get(name)
+    out = io.BytesIO()
+    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    for batch in table.to_batches(max_chunksize=1):
+        writer.write(batch)
+    writer.abort()
+    written = out.getvalue()
+    assert out.getvalue() == written and written.count(b"\n") < table.num_rows

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 
 import pyarrow as pa
@@ -115,3 +116,45 @@ def test_dataset_without_geometry_is_refused() -> None:
         fmt.check([Field("title", "text")])
     fmt.check([Field("where", "geo_shape")])
     assert fmt.binary and fmt.media_type == "application/octet-stream"
+
+
+def test_many_records_in_odd_batches_match_pythons_own_encoding() -> None:
+    """Batches (Arrow slices) that are pure ASCII, Latin-1, beyond it (U+0100, CJK, emoji
+    outside the BMP) or mixed, with nulls, empty names and NULs: every record decodes to
+    what Python's own encoder makes of its name, at its point."""
+    words = ["plain", "Fête", "ÿ end of Latin-1", "Ā first beyond", "東京", "emoji 😀 ok", "", None, "a\x00b\x00", "\x00"]
+    count = 1_000
+    names = [words[(n * n + n // 7) % len(words)] if n % 400 >= 200 else f"ascii {n}" for n in range(count)]
+    lons = [((n * 37) % 3600 - 1800) / 10.123 for n in range(count)]
+    lats = [((n * 53) % 1800 - 900) / 10.456 for n in range(count)]
+    points = pa.array([None if n % 97 == 5 else {"lon": lon, "lat": lat} for n, (lon, lat) in enumerate(zip(lons, lats))],
+                      awkward_table().schema.field("geo_point_2d").type)
+    table = pa.table({"name": pa.array(names, pa.string()), "geo_point_2d": points})
+    table = table.replace_schema_metadata(with_fields(table.schema, fields_of(table.schema)).metadata)
+    for encoding in ("latin-1", "utf-8"):
+        data, writer = write("ov2", table, {"name_encoding": encoding}, batch_size=97)
+        kept = [n for n in range(count) if n % 97 != 5]
+        expected = [("" if names[n] is None else names[n].replace("\x00", "")).encode(encoding, "replace").decode(encoding)
+                    for n in kept]
+        got = decode(data, encoding)
+        assert [name for _, _, name in got] == expected and writer.skipped == count - len(kept)
+        assert [(lon, lat) for lon, lat, _ in got] == [(round(lons[n] * 100_000) / 100_000, round(lats[n] * 100_000) / 100_000)
+                                                         for n in kept]
+        beyond = sum(1 for n in kept if names[n] is not None and any(ord(c) > 0xFF for c in names[n]))
+        assert writer.warnings == ([f"{beyond} name(s) had characters outside Latin-1, written as '?'"]
+                                   if encoding == "latin-1" else [])
+
+
+def test_abort_stops_rendering_and_writes_nothing_more() -> None:
+    table = awkward_table()
+    fmt = REGISTRY.get("ov2")
+    fields = fields_of(table.schema)
+    out = io.BytesIO()
+    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    for batch in table.to_batches(max_chunksize=1):
+        writer.write(batch)
+    writer.abort()
+    size = len(out.getvalue())
+    assert size < len(write("ov2", table)[0])  # batches still rendering were dropped, not written
+    writer.abort()
+    assert len(out.getvalue()) == size

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from domain.fields import Field, fields_of
+from domain.fields import Field, fields_of, with_fields
 from formats import REGISTRY, OptionError
 from tests.formats.samples import awkward_table, empty_table, null_table, write
 
@@ -113,3 +113,43 @@ def test_format_needs_no_geometry() -> None:
     assert fmt.binary and fmt.media_type == "application/vnd.apache.parquet"
     table = awkward_table().select(["title", "attendance"])
     assert read(write("parquet", table)[0]).to_pylist() == table.to_pylist()
+
+
+def test_row_groups_written_while_the_next_is_gathered(monkeypatch) -> None:
+    """Several row groups (each encoded on a thread while the next is gathered), in order."""
+    import formats.parquet
+
+    monkeypatch.setattr(formats.parquet, "ROW_GROUP_ROWS", 5)
+    table = pa.concat_tables([awkward_table()] * 4)
+    data, _ = write("parquet", table, batch_size=2)
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 4
+    assert read(data).to_pylist() == table.to_pylist()
+
+
+def test_dictionary_only_where_values_repeat() -> None:
+    n = 20_000
+    table = pa.table({"id": pa.array(range(n), pa.int64()), "kind": [f"k{i % 7}" for i in range(n)],
+                      "price": pa.array([float(i % 300) / 4 for i in range(n)]),
+                      "text": [f"unique text {i}" for i in range(n)]})
+    table = table.replace_schema_metadata(with_fields(table.schema, fields_of(table.schema)).metadata)
+    data, _ = write("parquet", table, batch_size=4096)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    dictionary = {meta.column(i).path_in_schema: meta.column(i).has_dictionary_page for i in range(meta.num_columns)}
+    assert dictionary == {"id": False, "kind": True, "price": True, "text": False}
+    assert read(data).to_pylist() == table.to_pylist()
+
+
+def test_abort_writes_nothing_more(monkeypatch) -> None:
+    import formats.parquet
+
+    monkeypatch.setattr(formats.parquet, "ROW_GROUP_ROWS", 2)
+    table = awkward_table()
+    fields = fields_of(table.schema)
+    fmt = REGISTRY.get("parquet")
+    out = io.BytesIO()
+    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    for batch in table.to_batches(max_chunksize=1):
+        writer.write(batch)
+    writer.abort()
+    written = out.getvalue()
+    assert out.getvalue() == written and written.startswith(b"PAR1") and not written.endswith(b"PAR1")

@@ -136,3 +136,14 @@ def test_temporary_files_removed_on_error_and_when_dropped(tmp_path, monkeypatch
     del writer
     gc.collect()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dbf_fields_are_as_wide_as_their_widest_value(tmp_path):
+    """GDAL writes text 80 wide (growing past it for LONG_TEXT) and integers 18 wide; the copy
+    into the zip narrows them to the data, trailing spaces being DBF padding."""
+    data, _ = write("shp", awkward_table().drop_columns(["geo_shape"]))
+    (schema, _, features), = layers(data, tmp_path).values()
+    assert dict(schema["properties"]) == {
+        "title": "str:252", "attendance": "int:13", "price": "float:24.15", "free": "bool", "day": "date",
+        "starts_at": "str:25", "category": "str:5", "organiser_": "str:14", "organise_1": "str:1"}
+    assert [f.properties["attendance"] for f in features] == [1200, -5, 0, None, 2**40, 7]

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
+import re
+import zipfile
+import zlib
 from datetime import date, datetime, timezone
+from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import openpyxl
 import pyarrow as pa
 import pytest
@@ -14,7 +18,8 @@ import shapely
 
 from domain.fields import DATETIME, Field, fields_of, with_fields
 from formats import REGISTRY, OptionError
-from formats import xlsx
+from formats import xlsx, zipstream
+from formats.textrows import Slot, join_rows
 from tests.formats.samples import awkward_table, empty_table, null_table, write
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -156,14 +161,9 @@ def test_xls_alias_and_no_geometry_needed() -> None:
     fmt.check([Field("title", "text")])
 
 
-def test_temporary_files_are_gone_after_close() -> None:
-    _, writer = write("xlsx", awkward_table())
-    assert not os.path.exists(writer.writer.tmpdir.name)
-
-
-def test_real_row_limit_agrees_with_xlsxwriter() -> None:
-    """Sheet1 full but for one row: the next records go to Sheet2. Were the count off by one,
-    xlsxwriter would return -1 and the writer raise."""
+def test_real_row_limit() -> None:
+    """Sheet1 full but for one row: the next record is its row 1,048,576, the ones after go
+    to Sheet2 under a repeated header."""
     table = awkward_table()
     fmt = REGISTRY.get("xlsx")
     fields = fields_of(table.schema)
@@ -172,19 +172,142 @@ def test_real_row_limit_agrees_with_xlsxwriter() -> None:
     writer.writer.row = xlsx.ROWS_PER_SHEET - 1
     writer.write(table.to_batches()[0])
     writer.close()
-    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as package:
+        sheet1 = package.read("xl/worksheets/sheet1.xml").decode()
+    assert f'<row r="{xlsx.ROWS_PER_SHEET}">' in sheet1 and f'<row r="{xlsx.ROWS_PER_SHEET + 1}">' not in sheet1
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()), read_only=True)
     assert book.sheetnames == ["Sheet1", "Sheet2"]
-    assert book["Sheet1"].cell(xlsx.ROWS_PER_SHEET, 1).value == "Fête de la musique"
-    assert [book["Sheet2"].cell(row, 1).value for row in (1, 2)] == ["title", 'Say "hello", world; ok']
+    sheet2 = [[c for c in row] for row in book["Sheet2"].iter_rows(values_only=True)]
+    assert [row[0] for row in sheet2] == ["title", *table.column("title").to_pylist()[1:]]
+    book.close()
+    assert writer.warnings == [f"more than {xlsx.ROWS_PER_SHEET - 1:,} records: continued over 2 sheets"]
 
 
-def test_out_of_bounds_is_an_error_not_a_silent_loss() -> None:
+def ooxml_unescaped(text: str) -> str:
+    """What Excel reads from OOXML text: _xHHHH_ is the character U+HHHH (so _x005F_ is '_')."""
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
+
+
+AWKWARD_TEXT = ["a\x01b\x1fc", "_x0041_ stays literal", "crlf\r\nand cr\r", "non\ufffecharacter\uffff",
+                "  leading", "trailing \t", "<b>&amp;</b> > <", "😀 emoji 東京", "tab\there\nnewline",
+                "\x00", "", "=SUM(A1)", "_x", "x_"]
+
+
+def test_awkward_text_round_trips_through_xml_and_ooxml_escapes() -> None:
+    table = described(pa.table({"title": AWKWARD_TEXT}))
+    data, writer = write("xlsx", table, batch_size=5)
+    assert writer.warnings == []
+    assert [ooxml_unescaped(row[0].value) for row in cells(data)[1:]] == AWKWARD_TEXT
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        sheet = package.read("xl/worksheets/sheet1.xml").decode()
+    assert "_x0001_" in sheet and "_x005F_x0041_" in sheet and "_x000D_" in sheet and "_xFFFE_" in sheet
+    assert '<t xml:space="preserve">  leading</t>' in sheet and "<t>tab" in sheet
+
+
+def test_labels_with_xml_characters_and_awkward_numbers() -> None:
+    fields = [Field("a", "text", "A & <B>"), Field("n", "int", "N \"quoted\""), Field("x", "double", "X_x0041_")]
+    ints = [2**62, -(2**62), 0, 2**53 + 1, -1, None]
+    doubles = [1e300, -1e-300, 5e-324, 0.1, -0.0, 1 / 3]
+    table = pa.table({"a": ["1", "2", "3", "4", "5", "6"], "n": pa.array(ints, pa.int64()), "x": doubles})
+    table = table.replace_schema_metadata(with_fields(table.schema, fields).metadata)
+    header, *rows = cells(write("xlsx", table, {"use_labels": True})[0])
+    assert [ooxml_unescaped(c.value) for c in header] == ["A & <B>", 'N "quoted"', "X_x0041_"]
+    assert [r[1].value for r in rows] == ints  # written exactly; Excel itself keeps 15-17 digits
+    assert all(type(r[1].value) is int for r in rows[:-1]) and {r[1].data_type for r in rows} == {"n"}
+    assert [r[2].value for r in rows] == doubles
+
+
+def test_dates_before_1970_and_datetimes_in_another_timezone() -> None:
+    table = described(pa.table({
+        "day": pa.array([date(1969, 12, 31), date(1900, 3, 1), date(1950, 6, 15)], pa.date32()),
+        "at": pa.array([datetime(1969, 12, 31, 23, 30, tzinfo=timezone.utc),
+                        datetime(1950, 6, 15, 12, 0, 0, 500000, tzinfo=timezone.utc), None], DATETIME),
+    }))
+    rows = cells(write("xlsx", table, {"timezone": "America/New_York"})[0])[1:]
+    assert [r[0].value for r in rows] == [datetime(1969, 12, 31), datetime(1900, 3, 1), datetime(1950, 6, 15)]
+    assert rows[0][1].value == datetime(1969, 12, 31, 18, 30)
+    assert rows[1][1].value == datetime(1950, 6, 15, 8, 0, 0, 500000)  # EDT: UTC-4
+    assert rows[2][1].value is None and rows[0][1].is_date
+
+
+def test_long_text_is_cut_in_utf16_units_without_splitting_a_pair() -> None:
+    table = described(pa.table({"title": ["😀" * 20_000, "é" * 32_767]}))
+    data, writer = write("xlsx", table)
+    first, second = (row[0].value for row in cells(data)[1:])
+    assert first == "😀" * (xlsx.CELL_TEXT_LIMIT // 2) and second == "é" * 32_767
+    assert writer.warnings == ["1 value(s) of field 'title' cut to Excel's 32,767-character cell limit"]
+
+
+class ForwardOnly(io.RawIOBase):
+    """An output that cannot seek or tell, like a gzip stream or a size-bounded file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        self.data += b
+        return len(b)
+
+
+def test_package_parts_and_a_forward_only_output() -> None:
     table = awkward_table()
     fmt = REGISTRY.get("xlsx")
     fields = fields_of(table.schema)
-    writer = fmt.open(io.BytesIO(), table.schema, fields, fmt.parse_options({}, fields))
-    writer.writer.row = xlsx.ROWS_PER_SHEET + 1  # a miscount: past xlsxwriter's last row
-    with pytest.raises(RuntimeError, match="code -1"):
-        writer.write(table.to_batches()[0])
-    writer.writer.row = 1
+    out = ForwardOnly()
+    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    for batch in table.to_batches(max_chunksize=2):
+        writer.write(batch)
     writer.close()
+    data = bytes(out.data)
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        assert package.testzip() is None
+        assert sorted(package.namelist()) == sorted([
+            "[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels",
+            "xl/styles.xml", "xl/worksheets/sheet1.xml"])
+        for name in package.namelist():
+            ElementTree.fromstring(package.read(name))  # every part is well-formed XML
+    assert sheets(data)["Sheet1"][1][0].value == "Fête de la musique"
+
+
+def test_abort_writes_nothing_more() -> None:
+    table = awkward_table()
+    fmt = REGISTRY.get("xlsx")
+    fields = fields_of(table.schema)
+    out = io.BytesIO()
+    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer.write(table.to_batches()[0])
+    spool = writer.writer.package.spool
+    size = len(out.getvalue())
+    writer.abort()
+    writer.abort()
+    assert len(out.getvalue()) == size and spool.file.closed  # the sheet's temporary file is gone
+
+
+def test_join_rows_lays_values_between_the_chosen_markup() -> None:
+    slots = [Slot(pa.array(["1", "2", "3"]), (("<r>", ":"),)),
+             Slot(pa.array(["a", None, "c"]), (("[", "]"), ("{", "}"), ("-", "")), np.array([0, 1, 1])),
+             Slot(pa.array(["x", "y", None]).slice(0, 3), (("(", ")"), ("", "")))]
+    assert join_rows(slots, ";").tobytes() == b"<r>1:[a](x);<r>2:-(y);<r>3:{c};"
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 4096, 1_000_003])
+def test_crc32_combine_agrees_with_zlib(length: int) -> None:
+    head, rest = b"<?xml head?>", bytes(range(256)) * (length // 256) + b"x" * (length % 256)
+    assert zipstream.crc32_combine(zlib.crc32(head), zlib.crc32(rest), len(rest)) == zlib.crc32(head + rest)
+
+
+def test_zip64_fields_where_sizes_and_offsets_need_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the zip64 threshold lowered, the sheet (sizes) and the parts after it (offsets)
+    take zip64 fields, and so does the end of the directory; zipfile and openpyxl still read it."""
+    monkeypatch.setattr(zipstream, "ZIP64_LIMIT", 1_000)
+    data, _ = write("xlsx", awkward_table())
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        assert package.testzip() is None
+        sheet = package.getinfo("xl/worksheets/sheet1.xml")
+        assert sheet.file_size > 1_000 and sheet.extract_version == 45
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data  # zip64 end of directory and its locator
+    assert sheets(data)["Sheet1"][1][0].value == "Fête de la musique"
