@@ -9,8 +9,9 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from api.errors import error_middleware
-from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, USERS
+from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, USERS, WAITERS
 from api.routes import add_routes
+from api.waiting import StatusWaiters, listening
 from domain import queue
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
@@ -47,7 +48,9 @@ async def _state(app: web.Application) -> AsyncIterator[None]:
     app[EXPORTS] = ExportRepo(state)
     app[DATASETS] = DatasetRepo(state)
     app[USERS] = UserRepo(state, settings.admin_token)
-    yield
+    app[WAITERS] = waiters = StatusWaiters(state)
+    async with listening(waiters):
+        yield
     await state.aclose()
 
 

@@ -4,6 +4,7 @@ reject exports waiting for approval."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import re
@@ -17,7 +18,8 @@ from multidict import MultiDict
 from api import hal
 from api.auth import administrator, current_user
 from api.bodies import json_object, query_int, string_field
-from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE
+from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
+from api.waiting import RECHECK
 from domain import exports as ex
 from domain import metrics, ratelimit
 from domain.datasets import open_version
@@ -33,7 +35,6 @@ from formats import REGISTRY
 DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
 PER_PAGE = 25
 MAX_WAIT = 60  # seconds GET …/exports/{id}?wait= may hold a request
-WAIT_STEP = 0.05
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000  # keeps page * per_page within Redis' 64-bit range offsets
 DELETED = {"notice": "This export was successfully deleted."}
@@ -199,16 +200,23 @@ async def read(request: web.Request) -> web.Response:
     user = await current_user(request)
     wait = query_int(request, "wait", 0, 0, MAX_WAIT)
     export = await _visible(request, user)
-    deadline = time.monotonic() + wait
-    while export.status in ex.LIVE and time.monotonic() < deadline:
-        await asyncio.sleep(WAIT_STEP)
-        current = await request.app[EXPORTS].get(export.id)
-        changed = current.status != export.status
-        export = current
-        if changed:
-            break
+    if wait and export.status in ex.LIVE:
+        export = await _changed(request, export, time.monotonic() + wait)
     headers = {"Retry-After": "1"} if export.status in ex.LIVE else None
     return hal.hal_response(resource_of(request, export), headers=headers)
+
+
+async def _changed(request: web.Request, export: Export, deadline: float) -> Export:
+    """The export once its status differs from `export`'s, or as it is at the deadline. Woken by
+    the status channel (api/waiting.py), with a look of its own every RECHECK seconds."""
+    with request.app[WAITERS].watch(export.id) as changed:
+        current = await request.app[EXPORTS].get(export.id)  # what changed before the watch began
+        while current.status == export.status and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, RECHECK))
+            changed.clear()
+            current = await request.app[EXPORTS].get(export.id)
+    return current
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from arq.connections import ArqRedis
 from aiohttp import web
 from redis.asyncio import Redis
 
+from api.waiting import StatusWaiters
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
 from domain.settings import Settings
@@ -17,4 +18,5 @@ QUEUE = web.AppKey("queue", ArqRedis)
 EXPORTS = web.AppKey("exports", ExportRepo)
 DATASETS = web.AppKey("datasets", DatasetRepo)
 USERS = web.AppKey("users", UserRepo)
+WAITERS = web.AppKey("waiters", StatusWaiters)
 STORAGE = web.AppKey("storage", Storage)

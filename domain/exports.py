@@ -219,7 +219,8 @@ class ExportRepo:
         else:
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
-        return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed)
+        return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,
+                                 publish=[keys.STATUS_CHANGES, export_id])
 
     async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
                      renew_lease: bool = False, **values: Any) -> bool:
@@ -233,9 +234,10 @@ class ExportRepo:
             return False
 
     async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
-                     zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None) -> bool:
+                     zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None,
+                     publish: list[str] | None = None) -> bool:
         result = await self._cas(keys.export(export_id), when, {k: encode(k, v) for k, v in values.items()},
-                                 zadd=zadd, zrem=zrem, lapsed=lapsed)
+                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish)
         if result == MISSING:
             raise NotFound(f"no export {export_id!r}")
         return result == APPLIED
@@ -255,6 +257,7 @@ class ExportRepo:
             pipe.zrem(keys.LEASES, export.id)
             for status in STATUSES:
                 pipe.zrem(keys.exports_in(status), export.id)
+            pipe.publish(keys.STATUS_CHANGES, export.id)
             await pipe.execute()
 
     async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:

@@ -8,6 +8,7 @@ def export(export_id: str) -> str:
 
 
 EXPORTS_ALL = PREFIX + "exports"  # sorted set: export id by creation time
+STATUS_CHANGES = PREFIX + "export-status"  # pub/sub channel: the id of each export whose status changed or that went
 
 
 def exports_of(user: str) -> str:

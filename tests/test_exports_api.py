@@ -1,10 +1,12 @@
 """The OSDI Export resource's HTTP contract: collections, errors, method rules, isolation."""
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
 
+from domain.exports import ExportRepo
 from tests.conftest import ADMIN_TOKEN
 from tests.osdi import create, export_body, export_id, headers, poll
 
@@ -170,6 +172,24 @@ async def test_wait_holds_the_answer_until_the_status_changes(client, demo_datas
         assert "Retry-After" not in response.headers
     assert (await client.get(f"/api/v1/exports/{export}?wait=61", headers=headers(ADMIN_TOKEN))).status == 400
     assert (await poll(client, ADMIN_TOKEN, export))["status"] == "ready"
+
+
+async def test_a_waiting_request_is_woken_by_the_status_channel(client, demo_dataset, state, monkeypatch):
+    """With the waiter's own look pushed past its 60 s wait, only the published change can
+    answer it before then (the bound of 20 s is far from either)."""
+    monkeypatch.setattr("api.exports.RECHECK", 120)
+    export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+    waiting = asyncio.ensure_future(client.get(f"/api/v1/exports/{export}?wait=60", headers=headers(ADMIN_TOKEN)))
+    await asyncio.sleep(0.3)  # the request is waiting
+    assert not waiting.done()
+    assert await ExportRepo(state).transition(export, "processing", expect=("queued",), attempt=1)
+    response = await asyncio.wait_for(waiting, 20)
+    assert (await response.json())["status"] == "processing"
+
+    waiting = asyncio.ensure_future(client.get(f"/api/v1/exports/{export}?wait=60", headers=headers(ADMIN_TOKEN)))
+    await asyncio.sleep(0.3)
+    await ExportRepo(state).delete(await ExportRepo(state).get(export))  # deletion wakes it too
+    assert (await asyncio.wait_for(waiting, 20)).status == 404
 
 
 @pytest.mark.parametrize("path", ["/api/management/v2/files?offset=10000000000000000000000000",
