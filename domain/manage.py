@@ -108,7 +108,12 @@ def _serve(settings: Settings, env: dict[str, str]) -> int:
 exportd on {base}  (OpenAPI: {base}/api/openapi.json, health: {base}/health)
 administrator token: {settings.admin_token}  (kept in {settings.data_dir / 'admin_token'} unless {PREFIX}ADMIN_TOKEN is set)
 
-Ask for an export of the demo dataset as CSV, poll it, then download it:
+The web page: open {base}/ and sign in with the token. The command line:
+
+  export EXPORTD_URL={base} EXPORTD_TOKEN={settings.admin_token}
+  .venv/bin/exportd export {demo.DATASET_ID} --format csv --where "category = 'music'" -o music.csv
+
+Or over HTTP: ask for an export of the demo dataset as CSV, poll it, then download it:
 
   curl -s -X POST {base}/api/v1/exports -H 'OSDI-API-Token: {settings.admin_token}' \\
     -H 'Content-Type: application/json' \\
