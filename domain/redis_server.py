@@ -66,13 +66,8 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
 
     def __enter__(self) -> "RedisServer":
@@ -88,3 +83,15 @@ def is_local(url: str) -> bool:
 
 def port_of(url: str) -> int:
     return urlparse(url).port or 6379
+
+
+def terminate(process: subprocess.Popen, grace: float = 10) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it is still there after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import boto3
 
-from domain.redis_server import free_port
+from domain.redis_server import free_port, terminate
 
 CREDENTIALS = {  # moto accepts any; boto3 refuses to sign without
     "AWS_ACCESS_KEY_ID": "exportd-test", "AWS_SECRET_ACCESS_KEY": "exportd-test-secret",
@@ -56,10 +56,5 @@ class S3Server:
     def __exit__(self, *exc: object) -> None:
         if getattr(self, "client", None) is not None:
             self.client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
