@@ -51,6 +51,8 @@ def ours(bench, fmt_name: str, workdir: Path) -> tuple[int, int]:
     scan.count()
     fmt.check(scan.fields)
     options = fmt.parse_options({}, scan.fields)
+    if hasattr(scan, "projected"):
+        scan = scan.projected(fmt.fields_read(scan.fields, options))
     progress = Progress()
     key = f"exports/bench/1/{fmt.filename(bench.dataset.dataset_id, options)}"
     written = write_export(storage, key, "bench~1", scan, fmt, options, progress)

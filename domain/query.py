@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
@@ -158,9 +158,11 @@ class Scan:
     columns are known before the first batch."""
 
     def __init__(self, query: RecordQuery, source: pads.Dataset, fields: list[Field], batch_rows: int = BATCH_ROWS):
-        self.query, self.source, self.dataset_fields = query, source, fields
+        self.query, self.source, self.dataset_fields, self.batch_rows = query, source, fields, batch_rows
         query.validate(fields)
-        if query.aggregated or odsql.parse_select(query.select, fields).aggregated:
+        self.selected = odsql.parse_select(query.select, fields)
+        self.aggregated = query.aggregated or self.selected.aggregated
+        if self.aggregated:
             table = query.table(source, fields)
             self.schema, self.fields = table.schema, fields_for(table.schema, fields)
             self._batches: Iterator[pa.RecordBatch] | None = iter(table.to_batches(max_chunksize=batch_rows))
@@ -170,6 +172,24 @@ class Scan:
                 source, fields, select=query.select, filter=query.filter(fields), order_by=query.order_by,
                 limit=query.limit, batch_rows=batch_rows)
             self._count = None
+
+    def projected(self, names: Collection[str] | None) -> "Scan":
+        """This scan reading only the output columns in `names` (and those order_by names), in
+        their order here: for a format whose output depends on no others. The filter still
+        reads every column it names, and the count is the same. Itself when `names` is None or
+        keeps every column, and for an aggregate (already computed)."""
+        if names is None or self.aggregated:
+            return self
+        assert self._batches is not None, "a scan is projected before it is read"
+        sorted_by = {name for name, _ in odsql.parse_order_by(
+            self.query.order_by, self.selected.names + [f.name for f in self.dataset_fields])}
+        kept = [item for item in self.selected.items if item.alias in names or item.alias in sorted_by]
+        if not kept or len(kept) == len(self.selected.items):
+            return self
+        select = ", ".join(f"`{item.expression.name}` as `{item.alias}`" for item in kept)
+        narrowed = Scan(dataclasses.replace(self.query, select=select), self.source, self.dataset_fields, self.batch_rows)
+        narrowed._count = self._count
+        return narrowed
 
     def count(self) -> int:
         if self._count is None:

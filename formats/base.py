@@ -169,6 +169,8 @@ class Format:
     needs: frozenset[str] = frozenset()  # "geometry", "date"
     options: tuple[Option, ...] = ()
     description: str = ""
+    # The names of the fields the output depends on, given the fields and parsed options; None: all.
+    reads: Callable[[Sequence[Field], Mapping[str, Any]], list[str] | None] | None = None
     all_options: dict[str, Option] = field(init=False, repr=False, compare=False)
 
     NEEDS: ClassVar[dict[str, frozenset[str]]] = {"geometry": GEOMETRY_TYPES, "date": DATE_TYPES}
@@ -195,6 +197,12 @@ class Format:
         except FormatNotApplicable:
             return False
         return True
+
+    def fields_read(self, fields: Sequence[Field], options: Mapping[str, Any]) -> list[str] | None:
+        """The fields the writer reads, in no particular order, or None for all of them: an
+        export scans only these columns (an OV2 file holds a point and a name, whatever the
+        dataset's width). The writer, opened on just these fields, writes the same file."""
+        return self.reads(fields, options) if self.reads else None
 
     def parse_options(self, raw: Mapping[str, Any] | None, fields: Sequence[Field] = ()) -> dict[str, Any]:
         """Every option with its value: the given ones parsed, the rest defaulted. Unknown

@@ -9,8 +9,9 @@ system through GDAL (formats.gdal.reproject), named in a legacy `crs` member.
 
 Nothing goes through Python objects per record: shapes are rendered with shapely.to_geojson,
 points as text from their coordinates by polars; the properties are the JSON export's records
-(polars' writer for plain field types, formats/json.py's pyarrow.compute texts otherwise);
-one binary_join_element_wise then puts each feature together."""
+(polars' JSON encoder for plain field types, formats/json.py's pyarrow.compute texts
+otherwise); one binary_join_element_wise then puts each feature together. Batches are
+rendered on the rendering threads (formats/parallel.py) and written in order."""
 from __future__ import annotations
 
 from typing import Any, BinaryIO, Mapping, Sequence
@@ -24,8 +25,9 @@ import shapely
 from domain.fields import Field
 from formats.base import WGS84, Format, FormatNotApplicable, Writer
 from formats.gdal import check_epsg, reproject
-from formats.json import buffer_of, joined, object_texts, polars_lines
-from formats.values import point_coords, shape_geojson_strings
+from formats.json import POLARS_TYPES, buffer_of, joined, object_texts
+from formats.parallel import OrderedRendering
+from formats.values import date_strings, datetime_strings, point_coords, shape_geojson_strings
 
 HEADER = b'{"type":"FeatureCollection","features":['
 # RFC 7946 knows only WGS 84; for another `epsg` the 2008 GeoJSON `crs` member names it, as GDAL does.
@@ -72,14 +74,21 @@ def _number(name: str) -> pl.Expr:
     return pl.when(column.is_finite()).then(column.cast(pl.String)).otherwise(pl.lit("null"))
 
 
-def closed_objects(lines: bytes) -> pa.Array:
-    """JSON Lines of objects as a string array of objects followed by one more `}`, without
-    copying the text again: each line's newline becomes the `}` that closes its feature."""
-    data = np.frombuffer(bytearray(lines), np.uint8)
-    ends = np.flatnonzero(data == ord("\n"))
-    data[ends] = ord("}")
-    offsets = np.concatenate([[0], ends + 1]).astype(np.int32)
-    return pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+def polars_objects(batch: pa.RecordBatch, fields: Sequence[Field], names: Sequence[str], timezone: str) -> pa.Array | None:
+    """The JSON export's records (formats.json.polars_lines: the same text, byte for byte) as
+    a string column of objects, from polars' encoder in one pass, with no lines to cut apart;
+    None for field types polars does not write as the JSON export does."""
+    columns = []
+    for field, column in zip(fields, batch.columns):
+        if field.type not in POLARS_TYPES or pa.types.is_list(column.type):
+            return None
+        if field.type == "datetime":
+            column = datetime_strings(column, timezone)
+        elif field.type == "date":
+            column = date_strings(column)
+        columns.append(column)
+    frame = pl.from_arrow(pa.RecordBatch.from_arrays(columns, names=list(names)))
+    return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_arrow().cast(pa.string())
 
 
 class GeoJsonWriter(Writer):
@@ -96,29 +105,39 @@ class GeoJsonWriter(Writer):
         names = self.column_names()
         self.names = [names[i] for i in self.properties]
         self.first = True
+        self.rendering = OrderedRendering(self.render, self.put)
         out.write(HEADER if self.epsg == WGS84 else HEADER_WITH_CRS.replace(b"{epsg}", str(self.epsg).encode()))
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
-            return
+    def render(self, batch: pa.RecordBatch) -> memoryview:
+        """The batch's features, each after a `,\n` (on a rendering thread)."""
         geometries = geometry_texts(batch.column(self.geometry), self.fields[self.geometry].type, self.epsg)
-        data = buffer_of(joined([',\n{"type":"Feature","geometry":', pc.fill_null(geometries, "null"),
+        return buffer_of(joined([',\n{"type":"Feature","geometry":', pc.fill_null(geometries, "null"),
                                  ',"properties":', *self.properties_texts(batch)], batch.num_rows))
-        self.out.write(data[1:] if self.first else data)  # the first feature has no comma before it
+
+    def put(self, features: memoryview) -> None:
+        self.out.write(features[1:] if self.first else features)  # the first feature has no comma before it
         self.first = False
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self.rendering.submit(batch)
 
     def properties_texts(self, batch: pa.RecordBatch) -> list:
         """The pieces of each feature from its properties object to its end, `{…}}`: the JSON
         export's records, through polars when their field types allow."""
         fields = [self.fields[i] for i in self.properties]
         columns = batch.select(self.properties)
-        lines = polars_lines(columns, fields, self.names, self.options["timezone"]) if self.properties else None
-        if lines is not None:
-            return [closed_objects(lines)]
+        objects = polars_objects(columns, fields, self.names, self.options["timezone"]) if self.properties else None
+        if objects is not None:
+            return [objects, "}"]
         return [*object_texts(columns, fields, self.names, self.options["timezone"]), "}"]
 
     def close(self) -> None:
+        self.rendering.finish()
         self.out.write(b"]}\n" if self.first else b"\n]}\n")
+
+    def abort(self) -> None:
+        self.rendering.abort()
 
 
 FORMAT = Format(

@@ -10,6 +10,8 @@ longitude × 100000, int32 latitude × 100000 (rounded to nearest), then the nam
 - Names are Latin-1 by default, as TomTom devices read them; characters outside it become
   `?` and are counted in a warning. `name_encoding=utf-8` keeps them for newer readers.
   NUL characters are removed from names (they would end the record's name early).
+- An export reads only the point's column and the name's (Format.fields_read), not the
+  dataset's other columns.
 - Packing: a batch's 13-byte headers are one numpy structured array, seen by Arrow as a
   binary column; Arrow's element-wise join appends each encoded name and its NUL, and the
   joined column's data buffer is the batch's records, written as it is. Batches are packed
@@ -38,6 +40,21 @@ BEYOND_LATIN1 = 0xC4  # UTF-8 lead bytes of U+0100 and above; continuation bytes
 
 def default_name_field(fields: Sequence[Field]) -> str | None:
     return next((f.name for f in fields if f.type == "text"), None)
+
+
+def point_index(fields: Sequence[Field]) -> int | None:
+    """The field giving the points: the first geo_point_2d, else the first geo_shape."""
+    types = [f.type for f in fields]
+    return next((types.index(t) for t in ("geo_point_2d", "geo_shape") if t in types), None)
+
+
+def fields_read(fields: Sequence[Field], options: Mapping[str, Any]) -> list[str] | None:
+    """The point's field and the name's: all a file holds (Format.fields_read)."""
+    point = point_index(fields)
+    if point is None:
+        return None
+    name = options.get("name_field") or default_name_field(fields)
+    return [fields[point].name] + ([name] if name else [])
 
 
 def binary_array(data: bytes | np.ndarray, offsets: np.ndarray) -> pa.Array:
@@ -88,13 +105,10 @@ class Ov2Writer(Writer):
     def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
         super().__init__(out, schema, fields, options)
         require_wgs84(options, "ov2")
-        types = [f.type for f in self.fields]
-        if "geo_point_2d" in types:
-            self.point = types.index("geo_point_2d")
-        elif "geo_shape" in types:
-            self.point = types.index("geo_shape")
-        else:
+        point = point_index(self.fields)
+        if point is None:
             raise FormatNotApplicable("format 'ov2' needs a geo_point_2d or geo_shape field")
+        self.point = point
         name = options.get("name_field") or default_name_field(self.fields)
         names = [f.name for f in self.fields]
         self.name = names.index(name) if name in names else None
@@ -157,6 +171,7 @@ FORMAT = Format(
     writer=Ov2Writer,
     binary=True,
     needs=frozenset({"geometry"}),
+    reads=fields_read,
     options=(
         Option("name_field", "field", None, description="Field giving each POI's name; default: the first text field."),
         Option("name_encoding", "choice", "latin-1", choices=ENCODINGS,

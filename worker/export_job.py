@@ -100,6 +100,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     scan, total = await asyncio.to_thread(_open_scan, query, source, dataset.fields)
     fmt.check(scan.fields)
     options = fmt.parse_options(export.options, scan.fields)
+    scan = scan.projected(fmt.fields_read(scan.fields, options))
     await exports.update(export.id, expect=(ex.PROCESSING,), at_attempt=attempt, records_total=total)
 
     file_name = fmt.filename(dataset.dataset_id, options)

@@ -92,6 +92,7 @@ async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = N
     fmt.check(scan.fields)
     options = fmt.parse_options(raw_options, scan.fields)
     fmt.probe(scan.schema, scan.fields, options)
+    scan = scan.projected(fmt.fields_read(scan.fields, options))
 
     file_name = fmt.filename(dataset.dataset_id, options)
     response = web.StreamResponse(headers={

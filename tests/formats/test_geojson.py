@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -9,8 +10,10 @@ import orjson
 import pytest
 import shapely
 
+from domain import demo
 from domain.fields import Field, fields_of
 from formats import REGISTRY, FormatNotApplicable, OptionError
+from formats.geojson import HEADER
 from tests.formats.samples import awkward_table, empty_table, null_table, write
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -124,3 +127,27 @@ def test_dataset_without_geometry_is_refused() -> None:
         fmt.check([Field("title", "text"), Field("day", "date")])
     fmt.check(fields_of(awkward_table().schema))
     assert fmt.media_type == "application/geo+json"
+
+
+
+def test_many_batches_come_out_in_order_with_the_json_exports_properties() -> None:
+    """Batches render on threads: the features keep the records' order, and each one's
+    properties are the JSON Lines export's record, byte for byte."""
+    table = demo.table(rows=500)
+    data, _ = write("geojson", table, {"timezone": "Europe/Paris"}, batch_size=7)
+    assert [f["properties"]["event_id"] for f in features(data)] == list(range(1, 501))
+    lines, _ = write("jsonl", table.drop_columns(["geo_point_2d"]), {"timezone": "Europe/Paris"}, batch_size=7)
+    body = data.removeprefix(HEADER).removesuffix(b"\n]}\n")
+    assert [feature.split(b',"properties":', 1)[1][:-1] for feature in body.split(b",\n")] == lines.split(b"\n")[:-1]
+
+
+def test_abort_stops_without_the_footer() -> None:
+    table = awkward_table()
+    fields = fields_of(table.schema)
+    fmt = REGISTRY.get("geojson")
+    out = io.BytesIO()
+    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    for batch in table.to_batches(max_chunksize=1):
+        writer.write(batch)
+    writer.abort()
+    assert out.getvalue().startswith(HEADER) and not out.getvalue().endswith(b"]}\n")
