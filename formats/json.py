@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.base import Format, Writer
-from formats.parallel import OrderedRendering
+from formats.parallel import OrderedRendering, PolarsSink
 from formats.values import date_strings, datetime_strings, shape_geojson_strings
 
 NEEDS_ESCAPE = r'["\\\x00-\x1f]'
@@ -164,23 +164,33 @@ def buffer_of(text: pa.Array) -> memoryview:
 POLARS_TYPES = frozenset({"text", "int", "double", "boolean", "date", "datetime", "geo_point_2d"})
 
 
-def polars_lines(batch: pa.RecordBatch, fields: Sequence, names: Sequence[str], timezone: str) -> bytes | None:
-    """The batch as JSON Lines through polars' native writer, 2.5x the pyarrow.compute path
-    (MEASUREMENTS.md; bench/), for batches of the plain field types; None for the others
-    (geo_shape, lists), which the pyarrow.compute path writes. Datetimes and dates are rendered
-    first, as everywhere; polars escapes strings as orjson does, writes NaN and ±inf as null,
-    whole doubles with a `.0`, and points as {"lon", "lat"}."""
+def polars_ready(fields: Sequence, schema: pa.Schema) -> bool:
+    """Whether polars' JSON writer can write these columns: the plain field types, no lists."""
+    return all(field.type in POLARS_TYPES and not pa.types.is_list(column.type) for field, column in zip(fields, schema))
+
+
+def polars_batch(batch: pa.RecordBatch, fields: Sequence, names: Sequence[str], timezone: str) -> pa.RecordBatch:
+    """The columns polars' JSON writer writes as the JSON export does: datetimes and dates
+    rendered first, as everywhere; polars escapes strings as orjson does, writes NaN and ±inf
+    as null, whole doubles with a `.0`, and points as {"lon", "lat"}."""
     columns = []
     for field, column in zip(fields, batch.columns):
-        if field.type not in POLARS_TYPES or pa.types.is_list(column.type):
-            return None
         if field.type == "datetime":
             column = datetime_strings(column, timezone)
         elif field.type == "date":
             column = date_strings(column)
         columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=list(names))
+
+
+def polars_lines(batch: pa.RecordBatch, fields: Sequence, names: Sequence[str], timezone: str) -> bytes | None:
+    """The batch as JSON Lines through polars' native writer, 2.5x the pyarrow.compute path
+    (MEASUREMENTS.md; bench/), for batches of the plain field types; None for the others
+    (geo_shape, lists), which the pyarrow.compute path writes."""
+    if not polars_ready(fields, batch.schema):
+        return None
     out = io.BytesIO()
-    pl.from_arrow(pa.RecordBatch.from_arrays(columns, names=list(names))).write_ndjson(out)
+    pl.from_arrow(polars_batch(batch, fields, names, timezone)).write_ndjson(out)
     return out.getvalue()
 
 
@@ -227,19 +237,31 @@ class JsonWriter(Writer):
 
 
 class JsonLinesWriter(Writer):
-    """One record a line, batches rendered on worker threads (formats.parallel)."""
+    """One record a line. Plain field types go to polars' streaming sink_ndjson
+    (formats.parallel.PolarsSink), which renders on its own threads; the others are rendered
+    batch by batch on the rendering threads (formats.parallel.OrderedRendering)."""
 
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.names = self.column_names()
-        self.rendering = OrderedRendering(self.render, out.write)
+        self.rendering: OrderedRendering | PolarsSink
+        if polars_ready(self.fields, schema):
+            rendered = self.polars_batch(pa.RecordBatch.from_pylist([], schema)).schema
+            self.rendering = PolarsSink(rendered, lambda frame: frame.sink_ndjson(out), self.polars_batch)
+            self.put = self.rendering.put
+        else:
+            self.rendering = OrderedRendering(self.render, out.write)
+            self.put = self.rendering.submit
+
+    def polars_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return polars_batch(batch, self.fields, self.names, self.options["timezone"])
 
     def render(self, batch: pa.RecordBatch) -> bytes | memoryview:
         return lines_of(batch, self.fields, self.names, self.options["timezone"])
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
-            self.rendering.submit(batch)
+            self.put(batch)
 
     def close(self) -> None:
         self.rendering.finish()

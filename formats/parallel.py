@@ -7,16 +7,24 @@ the GIL, so with one thread a core, a 2-core worker renders two batches at once 
 export's thread writes the one before them: an export uses the machine as the native tools it
 is measured against do. At most `threads` + 1 rendered batches are held. The threads are the
 process's, shared by the exports it writes, so a small export starts none.
+
+Writers whose whole file polars can write (Parquet, JSON Lines of plain types) hand their
+batches to one of polars' streaming sinks instead (`PolarsSink`): polars encodes on its own
+threads without the GIL, columns in parallel, as its own sink_parquet/sink_ndjson do.
 """
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import cache
-from typing import Callable
+from typing import Callable, Iterator
 
+import polars as pl
 import pyarrow as pa
+from polars.io.plugins import register_io_source
 
 Rendered = bytes | memoryview | pa.Buffer
 THREADS = min(2, os.cpu_count() or 1)
@@ -55,3 +63,72 @@ class OrderedRendering:
         """Stop without writing anything more; returns once none of its batches renders."""
         pending, self._pending = list(self._pending), deque()
         cancel(pending)
+
+
+class PolarsSink:
+    """Batches pushed by a writer (`put`), pulled by one of polars' streaming sinks (sink_parquet,
+    sink_ndjson) running on a thread of its own: polars then encodes in Rust on its own threads,
+    columns and row groups in parallel, without the GIL. The sink reads a LazyFrame whose
+    batches come from a generator fed by a bounded queue, so at most `QUEUED` batches wait.
+
+    `sink(frame)` runs the sink into the writer's output; `convert(batch)` (on the sink's
+    thread) turns each batch into the columns polars writes; `schema` is their Arrow schema."""
+
+    QUEUED = 2
+    _END, _ABORT = object(), object()
+
+    def __init__(self, schema: pa.Schema, sink: Callable[[pl.LazyFrame], object],
+                 convert: Callable[[pa.RecordBatch], pa.RecordBatch] = lambda batch: batch):
+        self._queue: queue.Queue = queue.Queue(self.QUEUED)
+        self._convert = convert
+        self._error: BaseException | None = None
+        frame = register_io_source(self._frames, schema=pl.from_arrow(schema.empty_table()).schema)
+        self._thread = threading.Thread(target=self._run, args=(sink, frame), name="polars-sink", daemon=True)
+        self._thread.start()
+
+    def _frames(self, with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+        while (batch := self._queue.get()) is not self._END:
+            if batch is self._ABORT:
+                raise SinkAborted()
+            yield pl.from_arrow(self._convert(batch))
+
+    def _run(self, sink: Callable[[pl.LazyFrame], object], frame: pl.LazyFrame) -> None:
+        try:
+            sink(frame)
+        except BaseException as exc:  # handed to the writer's thread by put/finish
+            self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        """Queue `batch`, waiting while the queue is full; raises the sink's error if it failed."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(batch, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        self._raise()
+
+    def finish(self) -> None:
+        """Every batch written and the sink's file finished; raises the sink's error."""
+        self.put(self._END)
+        self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop the sink; once this returns it writes nothing more. Only this thread puts, so
+        once the queued batches are dropped there is room for the stop."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put_nowait(self._ABORT)
+        self._thread.join()
+
+
+class SinkAborted(Exception):
+    """Raised into polars' sink by the batch generator when the writer aborts."""
