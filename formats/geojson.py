@@ -25,9 +25,9 @@ import shapely
 from domain.fields import Field
 from formats.base import WGS84, Format, FormatNotApplicable, Writer
 from formats.gdal import check_epsg, reproject
-from formats.json import POLARS_TYPES, buffer_of, joined, object_texts
+from formats.json import buffer_of, joined, object_texts, polars_batch, polars_ready
 from formats.parallel import OrderedRendering
-from formats.values import date_strings, datetime_strings, point_coords, shape_geojson_strings
+from formats.values import point_coords, shape_geojson_strings
 
 HEADER = b'{"type":"FeatureCollection","features":['
 # RFC 7946 knows only WGS 84; for another `epsg` the 2008 GeoJSON `crs` member names it, as GDAL does.
@@ -78,16 +78,9 @@ def polars_objects(batch: pa.RecordBatch, fields: Sequence[Field], names: Sequen
     """The JSON export's records (formats.json.polars_lines: the same text, byte for byte) as
     a string column of objects, from polars' encoder in one pass, with no lines to cut apart;
     None for field types polars does not write as the JSON export does."""
-    columns = []
-    for field, column in zip(fields, batch.columns):
-        if field.type not in POLARS_TYPES or pa.types.is_list(column.type):
-            return None
-        if field.type == "datetime":
-            column = datetime_strings(column, timezone)
-        elif field.type == "date":
-            column = date_strings(column)
-        columns.append(column)
-    frame = pl.from_arrow(pa.RecordBatch.from_arrays(columns, names=list(names)))
+    if not polars_ready(fields, batch.schema):
+        return None
+    frame = pl.from_arrow(polars_batch(batch, fields, names, timezone))
     return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_arrow().cast(pa.string())
 
 

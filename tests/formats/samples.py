@@ -67,14 +67,19 @@ def null_table() -> pa.Table:
                     schema=table.schema)
 
 
+def open_writer(format_name: str, table: pa.Table, options: dict[str, Any] | None = None, out: Any = None):
+    """The registry's writer for `format_name`, opened for `table`'s schema on `out` (a new
+    BytesIO by default); returns (writer, out)."""
+    fmt = REGISTRY.get(format_name)
+    fields = fields_of(table.schema)
+    out = io.BytesIO() if out is None else out
+    return fmt.open(out, table.schema, fields, fmt.parse_options(options or {}, fields)), out
+
+
 def write(format_name: str, table: pa.Table, options: dict[str, Any] | None = None, batch_size: int = 4):
     """Run the registry's writer for `format_name` over `table` in small batches; returns
     (bytes, open writer) so tests can read the file and the writer's skipped/warnings."""
-    fmt = REGISTRY.get(format_name)
-    fields = fields_of(table.schema)
-    parsed = fmt.parse_options(options or {}, fields)
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, parsed)
+    writer, out = open_writer(format_name, table, options)
     for batch in table.to_batches(max_chunksize=batch_size):
         writer.write(batch)
     writer.close()

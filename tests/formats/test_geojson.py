@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,7 +13,7 @@ from domain import demo
 from domain.fields import Field, fields_of
 from formats import REGISTRY, FormatNotApplicable, OptionError
 from formats.geojson import HEADER
-from tests.formats.samples import awkward_table, empty_table, null_table, write
+from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -143,10 +142,7 @@ def test_many_batches_come_out_in_order_with_the_json_exports_properties() -> No
 
 def test_abort_stops_without_the_footer() -> None:
     table = awkward_table()
-    fields = fields_of(table.schema)
-    fmt = REGISTRY.get("geojson")
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer("geojson", table)
     for batch in table.to_batches(max_chunksize=1):
         writer.write(batch)
     writer.abort()

@@ -12,7 +12,7 @@ import pytest
 import shapely
 
 from domain.fields import fields_of, with_fields
-from tests.formats.samples import awkward_table, empty_table, null_table, write
+from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 NASTY = ["a\x00b\x01\x1f\x7f", "\u2028\u2029 é 東 😀", 'q"\\/\b\f\n\r\t', "", "plain", None]
 
@@ -119,15 +119,8 @@ def test_many_batches_keep_their_order(name) -> None:
 
 @pytest.mark.parametrize("name", ["json", "jsonl"])
 def test_abort_writes_nothing_more(name) -> None:
-    import io
-
-    from formats import REGISTRY
-
     table = awkward_table()
-    fields = fields_of(table.schema)
-    fmt = REGISTRY.get(name)
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer(name, table)
     for batch in table.to_batches(max_chunksize=1):
         writer.write(batch)
     writer.abort()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import struct
 
 import pyarrow as pa
@@ -11,7 +10,7 @@ import shapely
 
 from domain.fields import Field, fields_of, with_fields
 from formats import REGISTRY, FormatNotApplicable, OptionError
-from tests.formats.samples import awkward_table, empty_table, null_table, write
+from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 
 def decode(data: bytes, encoding: str = "latin-1") -> list[tuple[float, float, str]]:
@@ -147,10 +146,7 @@ def test_many_records_in_odd_batches_match_pythons_own_encoding() -> None:
 
 def test_abort_stops_rendering_and_writes_nothing_more() -> None:
     table = awkward_table()
-    fmt = REGISTRY.get("ov2")
-    fields = fields_of(table.schema)
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer("ov2", table)
     for batch in table.to_batches(max_chunksize=1):
         writer.write(batch)
     writer.abort()

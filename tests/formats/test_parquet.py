@@ -11,7 +11,7 @@ import pytest
 
 from domain.fields import Field, fields_of, with_fields
 from formats import REGISTRY, OptionError
-from tests.formats.samples import awkward_table, empty_table, null_table, write
+from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 
 def read(data: bytes) -> pa.Table:
@@ -139,10 +139,7 @@ def test_dictionary_only_where_values_repeat() -> None:
 
 def test_abort_writes_nothing_more() -> None:
     table = awkward_table()
-    fields = fields_of(table.schema)
-    fmt = REGISTRY.get("parquet")
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer("parquet", table)
     for batch in table.to_batches(max_chunksize=1):
         writer.write(batch)
     writer.abort()  # joins polars' sink: whatever it wrote (the storage drops it), it is done

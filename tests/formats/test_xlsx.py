@@ -20,7 +20,7 @@ from domain.fields import DATETIME, Field, fields_of, with_fields
 from formats import REGISTRY, OptionError
 from formats import xlsx, zipstream
 from formats.textrows import Slot, join_rows
-from tests.formats.samples import awkward_table, empty_table, null_table, write
+from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -165,10 +165,7 @@ def test_real_row_limit() -> None:
     """Sheet1 full but for one row: the next record is its row 1,048,576, the ones after go
     to Sheet2 under a repeated header."""
     table = awkward_table()
-    fmt = REGISTRY.get("xlsx")
-    fields = fields_of(table.schema)
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer("xlsx", table)
     writer.writer.row = xlsx.ROWS_PER_SHEET - 1
     writer.write(table.to_batches()[0])
     writer.close()
@@ -255,10 +252,7 @@ class ForwardOnly(io.RawIOBase):
 
 def test_package_parts_and_a_forward_only_output() -> None:
     table = awkward_table()
-    fmt = REGISTRY.get("xlsx")
-    fields = fields_of(table.schema)
-    out = ForwardOnly()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer("xlsx", table, out=ForwardOnly())
     for batch in table.to_batches(max_chunksize=2):
         writer.write(batch)
     writer.close()
@@ -275,10 +269,7 @@ def test_package_parts_and_a_forward_only_output() -> None:
 
 def test_abort_writes_nothing_more() -> None:
     table = awkward_table()
-    fmt = REGISTRY.get("xlsx")
-    fields = fields_of(table.schema)
-    out = io.BytesIO()
-    writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields))
+    writer, out = open_writer("xlsx", table)
     writer.write(table.to_batches()[0])
     spool = writer.writer.package.spool
     size = len(out.getvalue())
