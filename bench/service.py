@@ -12,7 +12,8 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   waits on fsyncs (Redis' appendfsync always, the file), so one worker leaves CPU idle and a
   second one doubles the throughput, unless other processes hold the cores;
 - GET /api/v1/exports/{id} requests per second (20 × --exports requests);
-- peak RSS of a worker exporting --big-rows records (10,000,000) as CSV.
+- peak RSS of a worker exporting --big-rows records (10,000,000) in each of --big-formats
+  (csv, jsonl, geojson, parquet by default), a fresh worker process for each.
 
 It prints a table and writes it to BENCHMARKS.md. Nothing asserts a time.
 """
@@ -138,7 +139,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def main(exports: int, big_rows: int) -> None:
+async def main(exports: int, big_rows: int, big_formats: list[str]) -> None:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="exportd-bench-") as tmp:
         files = {"events": Path(tmp) / "events.parquet", "small": Path(tmp) / "small.parquet"}
@@ -174,12 +175,14 @@ async def main(exports: int, big_rows: int) -> None:
                     process.wait(10)
                 rows.append(("small exports (200 rows), 1 worker", one_text))
                 rows.append(("small exports (200 rows), 2 workers", f"{two_workers / one_worker:.2f}x: {two_text}"))
-                if big_rows:
+                for fmt in big_formats if big_rows else ():
                     big_worker = service.worker()
                     await workers_up(client, [big_worker])
-                    seconds = await ready_after(client, "csv", "big")
-                    rows.append((f"worker exporting {big_rows:,} rows as csv",
+                    seconds = await ready_after(client, fmt, "big")
+                    rows.append((f"worker exporting {big_rows:,} rows as {fmt}",
                                  f"peak RSS {peak_rss_mib(big_worker.pid):.0f} MiB, {big_rows / seconds:,.0f} rows/s"))
+                    big_worker.kill()
+                    big_worker.wait(10)
         finally:
             service.stop()
     table = "| measure | result |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
@@ -190,6 +193,7 @@ async def main(exports: int, big_rows: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exports", type=int, default=100)
-    parser.add_argument("--big-rows", type=int, default=10_000_000, help="0 to skip the large export")
+    parser.add_argument("--big-rows", type=int, default=10_000_000, help="0 to skip the large exports")
+    parser.add_argument("--big-formats", default="csv,jsonl,geojson,parquet", help="comma-separated formats of the large exports")
     args = parser.parse_args()
-    asyncio.run(main(args.exports, args.big_rows))
+    asyncio.run(main(args.exports, args.big_rows, args.big_formats.split(",")))
