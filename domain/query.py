@@ -8,18 +8,25 @@ them); exports stream record batches and never hold the whole dataset.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Collection, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from domain import odsql
+from domain.odsql.ast import FieldRef
 from domain.errors import Invalid
 from domain.fields import Field, fields_for
 
 BATCH_ROWS = 16 * 1024
+# polars' Parquet reader prefetches row groups ahead of Scan.frames' consumer: by default enough
+# to take a 10,000,000-row Parquet export to 395 MiB peak RSS; one row group ahead, 330 MiB
+os.environ.setdefault("POLARS_ROW_GROUP_PREFETCH_SIZE", "1")
 
 
 def timezone_param(params: Mapping[str, str]) -> str:
@@ -196,6 +203,28 @@ class Scan:
             total = self.query.count(self.source, self.dataset_fields)
             self._count = total if self.query.limit is None else min(total, self.query.limit)
         return self._count
+
+    def frames(self) -> Iterator[pl.DataFrame] | None:
+        """The batches as polars DataFrames read by polars' own Parquet reader, for a writer
+        that hands them to polars anyway (pyarrow's reader and the conversion cost a Parquet
+        export a third of its time): for a scan of every record of local Parquet files, its
+        columns at most renamed, in stored order, that polars reads as the Arrow schema says.
+        None for any other scan, whose batches() are read instead."""
+        assert self._batches is not None, "a scan is read once"
+        source = self.source
+        if (self.aggregated or self.query.order_by or self.query.filter(self.dataset_fields) is not None
+                or not isinstance(source, pads.FileSystemDataset) or not isinstance(source.format, pads.ParquetFileFormat)
+                or not isinstance(source.filesystem, pafs.LocalFileSystem)
+                or not all(isinstance(item.expression, FieldRef) for item in self.selected.items)):
+            return None
+        frame = pl.scan_parquet(source.files).select(
+            pl.col(item.expression.name).alias(item.alias) for item in self.selected.items)
+        if self.query.limit is not None:
+            frame = frame.head(self.query.limit)
+        if frame.collect_schema() != pl.from_arrow(self.schema.empty_table()).schema:
+            return None
+        self._batches = None
+        return (chunk for chunk in frame.collect_batches(chunk_size=self.batch_rows, lazy=True) if chunk.height)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         assert self._batches is not None, "a scan is read once"

@@ -10,12 +10,15 @@ from __future__ import annotations
 import gzip
 import io
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
 from domain.fields import DATE_TYPES, GEOMETRY_TYPES, Field
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class OptionError(ValueError):
@@ -145,7 +148,13 @@ class Writer:
             return unique_names([f.label for f in self.fields])
         return [f.name for f in self.fields]
 
+    takes_frames = False  # whether write_frame takes polars DataFrames of the scan's columns
+
     def write(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def write_frame(self, frame: pl.DataFrame) -> None:
+        """`write` for a batch as a polars DataFrame, in writers whose `takes_frames`."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -273,8 +282,15 @@ class OpenWriter:
     def warnings(self) -> list[str]:
         return self.writer.warnings
 
+    @property
+    def takes_frames(self) -> bool:
+        return self.writer.takes_frames
+
     def write(self, batch: pa.RecordBatch) -> None:
         self.writer.write(batch)
+
+    def write_frame(self, frame: pl.DataFrame) -> None:
+        self.writer.write_frame(frame)
 
     def close(self) -> None:
         self.writer.close()

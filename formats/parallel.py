@@ -90,7 +90,7 @@ class PolarsSink:
         while (batch := self._queue.get()) is not self._END:
             if batch is self._ABORT:
                 raise SinkAborted()
-            yield pl.from_arrow(self._convert(batch))
+            yield batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(self._convert(batch))
 
     def _run(self, sink: Callable[[pl.LazyFrame], object], frame: pl.LazyFrame) -> None:
         try:
@@ -102,8 +102,9 @@ class PolarsSink:
         if self._error is not None:
             raise self._error
 
-    def put(self, batch: pa.RecordBatch) -> None:
-        """Queue `batch`, waiting while the queue is full; raises the sink's error if it failed."""
+    def put(self, batch: pa.RecordBatch | pl.DataFrame) -> None:
+        """Queue `batch` (a DataFrame goes to polars as it is, not converted), waiting while
+        the queue is full; raises the sink's error if it failed."""
         while self._thread.is_alive():
             try:
                 self._queue.put(batch, timeout=0.1)

@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import closing
 
 from worker import writing
 from worker.__main__ import main
 
-_read_ahead = writing.read_ahead
+_batches_for = writing.batches_for
 
 
-def _slow_read_ahead(batches):
+def _slowed(batches):
     delay = float(os.environ.get("EXPORTD_TEST_BATCH_SECONDS", "0.2"))
-    for batch in _read_ahead(batches):
-        time.sleep(delay)
-        yield batch
+    with closing(batches):
+        for batch in batches:
+            time.sleep(delay)
+            yield batch
+
+
+def _slow_batches_for(scan, writer):
+    batches, write = _batches_for(scan, writer)
+    return _slowed(batches), write
 
 
 if __name__ == "__main__":
-    writing.read_ahead = _slow_read_ahead
+    writing.batches_for = _slow_batches_for
     main()

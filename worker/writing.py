@@ -2,7 +2,8 @@
 through the format's writer into storage, report progress, stop when asked. The scan runs one
 batch ahead in a thread of its own: Parquet decoding releases the GIL, so it overlaps the
 writer's work (a second core does the reading). The reading threads are the process's, shared
-by its exports, so a small export starts none."""
+by its exports, so a small export starts none. A writer that hands its batches to polars
+(Parquet) takes them as polars' own reader reads them when the scan allows (Scan.frames)."""
 from __future__ import annotations
 
 import threading
@@ -10,13 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+import polars as pl
 import pyarrow as pa
 
 from domain.query import Scan
 from domain.storage import Storage
 from formats import Format
+from formats.base import OpenWriter
 from formats.parallel import cancel
 
 READERS = 4  # scans read ahead at once in a process; more wait their turn
@@ -66,6 +69,16 @@ def read_ahead(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         cancel([pending])
 
 
+def batches_for(scan: Scan, writer: OpenWriter) -> tuple[Iterator[pa.RecordBatch | pl.DataFrame], Callable[[Any], None]]:
+    """The scan's batches as `writer` takes them, and its method that takes them: polars
+    DataFrames read by polars for a writer that hands them to polars anyway, when the scan
+    allows (Scan.frames); else Arrow record batches, read one ahead."""
+    frames = scan.frames() if writer.takes_frames else None
+    if frames is None:
+        return read_ahead(scan.batches()), writer.write
+    return frames, writer.write_frame
+
+
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
                  options: dict[str, Any], progress: Progress, max_bytes: int | None = None) -> Written:
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
@@ -73,12 +86,13 @@ def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
     with storage.writing(key, tag=tag, max_bytes=max_bytes) as out:
         writer = fmt.open(out, scan.schema, scan.fields, options)
         try:
-            with closing(read_ahead(scan.batches())) as batches:
+            batches, write = batches_for(scan, writer)
+            with closing(batches):
                 for batch in batches:
                     if progress.cancel.is_set():
                         raise Cancelled()
-                    writer.write(batch)
-                    progress.done += batch.num_rows
+                    write(batch)
+                    progress.done += len(batch)
             if progress.cancel.is_set():
                 raise Cancelled()
             writer.close()
