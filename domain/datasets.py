@@ -2,6 +2,7 @@
 and the import of a CSV or Parquet file into such a version."""
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -82,7 +83,15 @@ class DatasetRepo:
 def open_version(storage: Storage, data_key: str) -> pads.Dataset:
     """A dataset version's records, to scan with projection and filter push-down. Blocking
     (it may fetch the file from a bucket): run it in a thread."""
-    return pads.dataset(str(storage.local_path(data_key)), format="parquet")
+    return _parquet_dataset(str(storage.local_path(data_key)))
+
+
+@functools.lru_cache(maxsize=64)
+def _parquet_dataset(path: str) -> pads.Dataset:
+    """A version's file is never rewritten (a new version is a new key), so its dataset,
+    opened once, serves every export and request of the process: a scan opens the file
+    itself, even when a bucket's cached copy was fetched again meanwhile."""
+    return pads.dataset(path, format="parquet")
 
 
 def new_uid() -> str:

@@ -72,11 +72,13 @@ def read_ahead(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 def batches_for(scan: Scan, writer: OpenWriter) -> tuple[Iterator[pa.RecordBatch | pl.DataFrame], Callable[[Any], None]]:
     """The scan's batches as `writer` takes them, and its method that takes them: polars
     DataFrames read by polars for a writer that hands them to polars anyway, when the scan
-    allows (Scan.frames); else Arrow record batches, read one ahead."""
+    allows (Scan.frames); else Arrow record batches, read one ahead when there are several."""
     frames = scan.frames() if writer.takes_frames else None
-    if frames is None:
-        return read_ahead(scan.batches()), writer.write
-    return frames, writer.write_frame
+    if frames is not None:
+        return frames, writer.write_frame
+    if scan.count() <= scan.batch_rows:  # one batch: nothing to read while it is written
+        return scan.batches(), writer.write
+    return read_ahead(scan.batches()), writer.write
 
 
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
