@@ -8,8 +8,11 @@ The walk is only ever a shortcut: it accepts 2D little-endian points, linestring
 or more), polygons (closed rings of four points or more) and their multi- forms, exactly as
 long as their bytes; every other value (big-endian, Z/M, collections, empty parts, rings not
 closed byte for byte, many parts, trailing bytes, junk) goes through shapely.from_wkb, which
-accepts it or raises."""
+accepts it or raises. The walk also gives each value it vouches for its type and count (of
+points, rings or parts), which the shapefile writer sorts rows by without parsing them."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -23,25 +26,37 @@ MAX_PARTS = 64  # rings of a polygon or parts of a multi-geometry walked here; m
 COORD = 16
 
 
+class Walk(NamedTuple):
+    """What the numpy walk learnt of each value of a binary column."""
+
+    vouched: np.ndarray  # a value (not null) it read to the end: 2D little-endian WKB shapely reads
+    types: np.ndarray  # the WKB geometry type (POINT … MULTIPOLYGON) of a vouched value, 0 for the others
+    counts: np.ndarray  # the points of its linestring, rings of its polygon or parts of its multi-geometry
+
+
 def checked_wkb(column: pa.Array) -> pa.Array:
     """The binary column as it is, once every value is known to be WKB shapely reads (else
     shapely's GEOSException)."""
     column = column.cast(pa.binary())
-    walked = _walked(column)
-    suspicious = column.is_valid().to_numpy(zero_copy_only=False) & ~walked
+    suspicious = column.is_valid().to_numpy(zero_copy_only=False) & ~walk(column).vouched
     if suspicious.any():
         shapely.from_wkb(column.filter(pa.array(suspicious)).to_numpy(zero_copy_only=False))
     return column
 
 
-def _walked(column: pa.Array) -> np.ndarray:
-    """For each value, True when the numpy walk vouches for it."""
+def walk(column: pa.BinaryArray) -> Walk:
+    """The walk over every value of a binary (not large_binary) column: the values it vouches
+    for, their types and counts; nulls and every other value are left to shapely."""
     data, offsets = string_bytes(column)
     if data.size < COORD:
-        return np.zeros(len(column), bool)
-    ends = offsets[1:].astype(np.int64)
-    pos, ok = _geometry(_Bytes(data), offsets[:-1].astype(np.int64), ends, np.ones(len(column), bool), None)
-    return ok & (pos == ends)
+        nothing = np.zeros(len(column), np.int64)
+        return Walk(nothing.astype(bool), nothing, nothing)
+    reader = _Bytes(data)
+    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    pos, ok = _geometry(reader, starts, ends, np.ones(len(column), bool), None)
+    vouched = ok & (pos == ends) & column.is_valid().to_numpy(zero_copy_only=False)
+    types = np.where(vouched, reader.count(starts + 1), 0)
+    return Walk(vouched, types, np.where(vouched & (types != POINT), reader.count(starts + 5), 0))
 
 
 class _Bytes:

@@ -47,8 +47,8 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """The CRC-32 of A + B from crc32(A), crc32(B) and len(B): zlib's crc32_combine, which
     Python's zlib does not expose. Applies len(B) zero bytes to crc1 by repeated squaring of
     the one-zero-bit operator over GF(2)."""
-    if length2 <= 0:
-        return crc1
+    if length2 <= 0 or not crc1:  # zero bytes do not change a CRC of 0: no need to apply them
+        return crc1 ^ crc2
     odd = [CRC32_POLYNOMIAL] + [1 << n for n in range(31)]  # one zero bit
     even = _gf2_square(odd)  # two zero bits
     odd = _gf2_square(even)  # four zero bits

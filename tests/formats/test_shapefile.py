@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import gc
 import io
+import struct
 import zipfile
 
 import fiona
+import fiona.transform
+import numpy as np
+import pyarrow as pa
 import pytest
 import shapely
 
@@ -111,7 +115,6 @@ def test_empty_and_null_tables(tmp_path):
 
 
 def test_cut_text_respects_character_boundaries():
-    import pyarrow as pa
     cut, count = cut_text(pa.array(["é" * 200, "short", None]))
     assert count == 1 and cut.to_pylist() == ["é" * 127, "short", None]
 
@@ -147,3 +150,88 @@ def test_dbf_fields_are_as_wide_as_their_widest_value(tmp_path):
         "title": "str:252", "attendance": "int:13", "price": "float:24.15", "free": "bool", "day": "date",
         "starts_at": "str:25", "category": "str:5", "organiser_": "str:14", "organise_1": "str:1"}
     assert [f.properties["attendance"] for f in features] == [1200, -5, 0, None, 2**40, 7]
+
+
+RING = [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)]
+HOLED = shapely.Polygon(RING, [[(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 1.0)]])
+Z_POLYGON = shapely.Polygon([(x, y, 7.0) for x, y in RING])
+
+
+def flavours() -> list[tuple[bytes | None, str | None]]:
+    """(stored WKB, the layer its record goes to) in every flavour a geo_shape column can hold;
+    a collection goes nowhere."""
+    one_point = shapely.MultiPoint([(5.0, 6.0)])
+    return [
+        (shapely.to_wkb(HOLED), "polygon"),
+        (shapely.to_wkb(HOLED, byte_order=0), "polygon"),  # big-endian
+        (shapely.to_wkb(shapely.set_srid(HOLED, 4326), include_srid=True), "polygon"),  # EWKB with an SRID
+        (shapely.to_wkb(Z_POLYGON, flavor="iso"), "polygon"),  # ISO Z (1003)
+        (shapely.to_wkb(Z_POLYGON), "polygon"),  # EWKB Z flag
+        (shapely.to_wkb(shapely.MultiPolygon([HOLED, shapely.box(10, 10, 11, 11)])), "polygon"),
+        (shapely.to_wkb(one_point), "point"),  # one-part multipoints become points
+        (shapely.to_wkb(one_point, byte_order=0), "point"),
+        (shapely.to_wkb(shapely.MultiPoint([(5.0, 6.0), (7.0, 8.0)])), "multipoint"),
+        (shapely.to_wkb(shapely.LineString([(0.0, 0.0), (1.0, 2.0)])), "line"),
+        (shapely.to_wkb(shapely.MultiLineString([[(0, 0), (1, 1)], [(2, 2), (3, 3)]])), "line"),
+        (None, "point"),
+        (shapely.to_wkb(shapely.GeometryCollection([shapely.Point(1, 1)])), None),
+        (shapely.to_wkb(shapely.Point(3.0, 4.0)), "point"),
+    ]
+
+
+@pytest.mark.parametrize("binary", [pa.binary(), pa.large_binary()])
+@pytest.mark.parametrize("epsg", [4326, 3857])
+def test_every_wkb_flavour_goes_to_its_layer_as_shapely_reads_it(tmp_path, epsg, binary):
+    """Stored WKB the numpy walk vouches for goes to GDAL as it is; shapely reads the rest (and
+    every value when reprojecting): either way each record comes back in its kind's layer, in
+    order, with the geometry shapely reads from the stored value (in 2D: the layers are)."""
+    values, kinds = zip(*flavours())
+    table = pa.table({"n": pa.array(range(len(values)), pa.int64()), "geo_shape": pa.array(values, binary)})
+    data, writer = write("shp", table, {"epsg": epsg}, batch_size=5)
+    assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None  # every entry's CRC-32 right
+    assert writer.skipped == 1
+    assert writer.warnings == ["1 geometry collection(s) skipped: a shapefile cannot hold them"]
+    found = layers(data, tmp_path)
+    assert sorted(found) == [f"export_{k}" for k in ("line", "multipoint", "point", "polygon")]
+    for kind in ("point", "multipoint", "line", "polygon"):
+        _, crs, features = found[f"export_{kind}"]
+        assert crs.to_epsg() == epsg
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        assert [f.properties["n"] for f in features] == rows
+        for feature, row in zip(features, rows):
+            if values[row] is None:
+                assert feature.geometry is None
+                continue
+            want = shapely.force_2d(shapely.from_wkb(values[row]))
+            if epsg != 4326:
+                want = shapely.transform(want, lambda xy: np.column_stack(
+                    fiona.transform.transform("EPSG:4326", f"EPSG:{epsg}", xy[:, 0].tolist(), xy[:, 1].tolist())))
+            got = shapely.geometry.shape(feature.geometry)
+            assert got.geom_type.removeprefix("Multi") == want.geom_type.removeprefix("Multi")
+            assert shapely.get_num_interior_rings(shapely.get_geometry(got, 0)) == \
+                shapely.get_num_interior_rings(shapely.get_geometry(want, 0))
+            assert shapely.hausdorff_distance(got, want) < 1e-6 * (1 if epsg == 4326 else 1e6)
+
+
+def test_walk_tells_type_and_count_of_the_values_it_vouches_for():
+    from formats.wkb import LINESTRING, MULTIPOINT, MULTIPOLYGON, POINT, POLYGON, walk
+    values = [shapely.to_wkb(shapely.Point(1, 2)), None, shapely.to_wkb(HOLED), shapely.to_wkb(HOLED, byte_order=0),
+              shapely.to_wkb(shapely.MultiPoint([(5, 6)])), shapely.to_wkb(shapely.LineString([(0, 0), (1, 1), (2, 0)])),
+              shapely.to_wkb(Z_POLYGON), shapely.to_wkb(shapely.MultiPolygon([HOLED, HOLED])), b"junk"]
+    column = pa.array([b"padding", *values], pa.binary()).slice(1)
+    walked = walk(column)
+    assert walked.vouched.tolist() == [True, False, True, False, True, True, False, True, False]
+    assert walked.types.tolist() == [POINT, 0, POLYGON, 0, MULTIPOINT, LINESTRING, 0, MULTIPOLYGON, 0]
+    assert walked.counts.tolist() == [0, 0, 2, 0, 1, 3, 0, 2, 0]
+
+
+@pytest.mark.parametrize("table", [awkward_table(), empty_table()], ids=["awkward", "empty"])
+def test_each_dbf_ends_with_one_end_of_file_byte(table):
+    """GDAL writes the DBF without it (DBF_EOF_CHAR=NO, much faster); the zip copy adds it."""
+    archive = zipfile.ZipFile(io.BytesIO(write("shp", table)[0]))
+    dbfs = [n for n in archive.namelist() if n.endswith(".dbf")]
+    assert dbfs
+    for name in dbfs:
+        dbf = archive.read(name)
+        count, header_length, record_length = struct.unpack("<IHH", dbf[4:12])
+        assert len(dbf) == header_length + count * record_length + 1 and dbf[-1:] == b"\x1a"
