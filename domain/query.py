@@ -127,13 +127,14 @@ class RecordQuery:
             return refined
         return where if refined is None else where & refined
 
-    def validate(self, fields: list[Field]) -> None:
-        """Compile every part now: a malformed query is a 400 before any work."""
-        self.filter(fields)
+    def validate(self, fields: list[Field]) -> pads.Expression | None:
+        """Compile every part now: a malformed query is a 400 before any work. The filter."""
+        condition = self.filter(fields)
         select = odsql.parse_select(self.select, fields)
         group = odsql.parse_group_by(self.group_by, fields)
         names = [item.alias for item in select.items] + [item.alias for item in group] + [f.name for f in fields]
         odsql.parse_order_by(self.order_by, names)
+        return condition
 
     def count(self, source: pads.Dataset, fields: list[Field]) -> int:
         return odsql.count(source, fields, filter=self.filter(fields))
@@ -166,7 +167,7 @@ class Scan:
 
     def __init__(self, query: RecordQuery, source: pads.Dataset, fields: list[Field], batch_rows: int = BATCH_ROWS):
         self.query, self.source, self.dataset_fields, self.batch_rows = query, source, fields, batch_rows
-        query.validate(fields)
+        self.condition = query.validate(fields)
         self.selected = odsql.parse_select(query.select, fields)
         self.aggregated = query.aggregated or self.selected.aggregated
         if self.aggregated:
@@ -176,7 +177,7 @@ class Scan:
             self._count = table.num_rows
         else:
             self.schema, self.fields, self._batches = odsql.scan_batches(
-                source, fields, select=query.select, filter=query.filter(fields), order_by=query.order_by,
+                source, fields, select=query.select, filter=self.condition, order_by=query.order_by,
                 limit=query.limit, batch_rows=batch_rows)
             self._count = None
 
@@ -200,7 +201,7 @@ class Scan:
 
     def count(self) -> int:
         if self._count is None:
-            total = self.query.count(self.source, self.dataset_fields)
+            total = odsql.count(self.source, self.dataset_fields, filter=self.condition)
             self._count = total if self.query.limit is None else min(total, self.query.limit)
         return self._count
 
@@ -212,7 +213,7 @@ class Scan:
         None for any other scan, whose batches() are read instead."""
         assert self._batches is not None, "a scan is read once"
         source = self.source
-        if (self.aggregated or self.query.order_by or self.query.filter(self.dataset_fields) is not None
+        if (self.aggregated or self.query.order_by or self.condition is not None
                 or not isinstance(source, pads.FileSystemDataset) or not isinstance(source.format, pads.ParquetFileFormat)
                 or not isinstance(source.filesystem, pafs.LocalFileSystem)
                 or not all(isinstance(item.expression, FieldRef) for item in self.selected.items)):

@@ -96,12 +96,13 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     dataset = await ctx["datasets"].get(export.dataset_id)
     fmt = REGISTRY.get(export.export_type)
     query = RecordQuery.from_json(export.query)
-    source = await asyncio.to_thread(open_version, storage, dataset.data_key)
-    scan, total = await asyncio.to_thread(_open_scan, query, source, dataset.fields)
+    scan, total = await asyncio.to_thread(_open_scan, query, storage, dataset)
     fmt.check(scan.fields)
     options = fmt.parse_options(export.options, scan.fields)
     scan = scan.projected(fmt.fields_read(scan.fields, options))
-    await exports.update(export.id, expect=(ex.PROCESSING,), at_attempt=attempt, records_total=total)
+    # told while the file is written: a small export need not wait for it
+    total_told = asyncio.create_task(
+        exports.update(export.id, expect=(ex.PROCESSING,), at_attempt=attempt, records_total=total))
 
     file_name = fmt.filename(dataset.dataset_id, options)
     key = f"{attempt_dir(export.id, attempt)}/{file_name}"
@@ -120,6 +121,10 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+        await asyncio.wait([total_told])
+        if not total_told.cancelled():
+            total_told.exception()  # retrieved here; raised below when the file was written
+    total_told.result()
 
     finished = now()
     # Offer the file to identical exports first, then become ready; if this attempt may not
@@ -148,8 +153,9 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}
 
 
-def _open_scan(query: RecordQuery, source, fields) -> tuple[Scan, int]:
-    scan = query.scan(source, fields)
+def _open_scan(query: RecordQuery, storage, dataset) -> tuple[Scan, int]:
+    """The query's scan of the dataset's version, and how many records it holds (blocking)."""
+    scan = query.scan(open_version(storage, dataset.data_key), dataset.fields)
     return scan, scan.count()
 
 
