@@ -4,7 +4,8 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
 - POST→ready latency of a 10,000-row CSV export with one idle worker (p50, p95 over --exports;
   each export asks for a different query, so none shares another's file), and of an export
   that shares a ready one's file;
-- exports per second for small exports with 1 and with 2 workers (best of 3 runs each): 60
+- exports per second for small exports with 1 and with 2 workers (best of 3 runs each), the
+  workers running 2 exports at a time each (the default), then 1: 60
   exports queued while the workers are stopped (SIGSTOP), then drained, their completion read
   from one look a tenth of a second at the count of ready exports (60 clients each holding a
   GET ?wait= would have the web process poll Redis for each of them, and measure that rather
@@ -129,6 +130,24 @@ async def drain_rate(service: Service, client: Client, workers: list, count: int
             f"of {os.cpu_count()} cores busy; web CPU a POST {post_cost * 1000:.0f} ms)"), rate
 
 
+async def scaling(service: Service, client: Client, jobs: int, first: int) -> list[tuple[str, str]]:
+    """Rows of the table: small exports drained by 1 and by 2 workers running `jobs` exports
+    at a time each (EXPORTD_WORKER_JOBS), best of 3 runs each."""
+    worker = service.worker(EXPORTD_WORKER_JOBS=str(jobs))
+    await workers_up(client, [worker])
+    one = [await drain_rate(service, client, [worker], 60, first + 100 * k) for k in range(3)]
+    second = service.worker(EXPORTD_WORKER_JOBS=str(jobs))  # beside the same worker
+    await workers_up(client, [second])
+    two = [await drain_rate(service, client, [worker, second], 60, first + 5_000 + 100 * k) for k in range(3)]
+    for process in (worker, second):
+        process.kill()
+        process.wait(10)
+    (one_text, one_rate), (two_text, two_rate) = max(one, key=lambda r: r[1]), max(two, key=lambda r: r[1])
+    each = f"{jobs} export{'s' if jobs > 1 else ''} at a time each"
+    return [(f"small exports (200 rows) queued, drained by 1 worker, {each} (best of 3)", one_text),
+            (f"small exports (200 rows) queued, drained by 2 workers, {each} (best of 3)", f"{two_rate / one_rate:.2f}x: {two_text}")]
+
+
 async def get_rate(client: Client, export_url: str, requests: int, concurrency: int) -> float:
     async def one_lane(n: int) -> None:
         for _ in range(n):
@@ -173,16 +192,12 @@ async def main(exports: int, big_rows: int, big_formats: list[str]) -> None:
                     one = (await response.json())["_embedded"]["osdi:exports"][0]["_links"]["self"]["href"]
                 rows.append(("GET /api/v1/exports/{id}",
                              f"{await get_rate(client, one, 20 * exports, 20):,.0f} requests/s (20 at a time)"))
-                one = [await drain_rate(service, client, [worker], 60, 10_000 + 100 * k) for k in range(3)]
-                second = service.worker()  # beside the same worker
-                await workers_up(client, [second])
-                two = [await drain_rate(service, client, [worker, second], 60, 20_000 + 100 * k) for k in range(3)]
-                for process in (worker, second):
-                    process.kill()
-                    process.wait(10)
-                (one_text, one_rate), (two_text, two_rate) = max(one, key=lambda r: r[1]), max(two, key=lambda r: r[1])
-                rows.append(("small exports (200 rows) queued, drained by 1 worker (best of 3)", one_text))
-                rows.append(("small exports (200 rows) queued, drained by 2 workers (best of 3)", f"{two_rate / one_rate:.2f}x: {two_text}"))
+                worker.kill()
+                worker.wait(10)
+                first = 10_000
+                for jobs in (2, 1):  # the default, then one export at a time a worker
+                    rows += await scaling(service, client, jobs, first)
+                    first += 10_000
                 for fmt in big_formats if big_rows else ():
                     big_worker = service.worker()
                     await workers_up(client, [big_worker])
