@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
-from arq.worker import Worker
 
 from api.app import create_app
 from domain import demo, queue
@@ -29,6 +28,7 @@ from domain.settings import Settings
 from domain.storage import Storage, open_storage
 from domain.users import UserRepo
 from tests.s3_server import CREDENTIALS, S3Server
+from worker.prompt_worker import PromptWorker
 from worker.settings import worker_settings
 
 ADMIN_TOKEN = "test-admin-token"
@@ -153,15 +153,15 @@ async def client(settings) -> AsyncIterator[TestClient]:
 
 
 @pytest.fixture
-async def start_worker(settings) -> AsyncIterator[Callable[..., Worker]]:
+async def start_worker(settings) -> AsyncIterator[Callable[..., PromptWorker]]:
     """start_worker(**overrides) runs a real arq worker on the test's event loop until the
     test ends; it fails the test if the worker crashed."""
-    running: list[tuple[Worker, asyncio.Task]] = []
+    running: list[tuple[PromptWorker, asyncio.Task]] = []
 
-    def start(worker_settings_: Settings | None = None, **overrides) -> Worker:
+    def start(worker_settings_: Settings | None = None, **overrides) -> PromptWorker:
         kwargs = worker_settings(worker_settings_ or settings)
         kwargs.update(dict(poll_delay=0.05, handle_signals=False), **overrides)
-        worker = Worker(**kwargs)
+        worker = PromptWorker(**kwargs)
         running.append((worker, asyncio.create_task(worker.async_run())))
         return worker
 
@@ -180,7 +180,7 @@ async def start_worker(settings) -> AsyncIterator[Callable[..., Worker]]:
 
 
 @pytest.fixture
-async def worker(start_worker) -> Worker:
+async def worker(start_worker) -> PromptWorker:
     return start_worker()
 
 

@@ -11,10 +11,10 @@ import logging
 import signal
 
 import redis.exceptions
-from arq.worker import Worker
 
 from domain import logs
 from domain.settings import Settings
+from worker.prompt_worker import PromptWorker
 from worker.settings import worker_settings
 
 log = logging.getLogger("exportd.worker")
@@ -25,7 +25,7 @@ BACKOFF = (0.5, 1, 2, 5, 10)  # seconds between attempts to reach Redis again
 async def supervise(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    current: list[Worker] = []
+    current: list[PromptWorker] = []
 
     def stop(signum: int) -> None:
         stopping.set()
@@ -37,7 +37,7 @@ async def supervise(settings: Settings) -> None:
 
     failures = 0
     while not stopping.is_set():
-        worker = Worker(**worker_settings(settings), handle_signals=False)
+        worker = PromptWorker(**worker_settings(settings), handle_signals=False)
         current[:] = [worker]
         try:
             await worker.async_run()
@@ -58,7 +58,7 @@ async def supervise(settings: Settings) -> None:
         await _close_quietly(worker)
 
 
-async def _close_quietly(worker: Worker) -> None:
+async def _close_quietly(worker: PromptWorker) -> None:
     try:
         await worker.close()
     except Exception as exc:  # Redis may still be away; the process goes on or stops regardless
