@@ -2,7 +2,8 @@
 geo_shape (any type, mixed allowed), else geo_point_2d; dates typed, datetimes as ISO 8601
 text in the `timezone` option. GDAL's index cannot hold a null geometry, so with
 `spatial_index` (default) records without geometry are skipped and counted; without it they
-are kept. Streams through pyogrio's Arrow writer into a temporary file copied into `out`."""
+are kept. Streams through GDAL's Arrow writer (formats/ogr.py) into a temporary file copied
+into `out`."""
 from __future__ import annotations
 
 import pyarrow as pa

@@ -1,9 +1,10 @@
 """Plumbing shared by the GDAL formats (shp, fgb, kml, gpx): geometries out of a batch,
 reprojection for the common `epsg` option, attribute columns as GDAL takes them, field-name
-laundering, a push-to-pull bridge into `pyogrio.write_arrow`, and a writer base that owns a
+laundering, a feed thread into GDAL's Arrow writer (formats/ogr.py), and a writer base that owns a
 temporary directory and removes it on close, on error, on abort and when dropped."""
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import shutil
@@ -17,13 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyogrio
 import shapely
 from fiona.crs import CRS
 from fiona.errors import CRSError
 from fiona.transform import transform as fiona_transform
 
 from domain.fields import Field
+from formats import ogr
 from formats.base import WGS84, OptionError, Writer
 from formats.values import date_strings, datetime_strings, point_coords
 from formats.wkb import checked_wkb
@@ -148,62 +149,62 @@ def attribute(column: pa.Array, field_type: str, timezone: str, dates_as_text: b
 
 
 class ArrowFeed:
-    """One GDAL layer written by `pyogrio.write_arrow`, fed one batch at a time.
-
-    write_arrow pulls from a stream while writers are pushed batches, so a thread runs it over
-    a reader whose batches are handed over here; `write` returns once GDAL has taken the batch,
-    and no more than two are ever held. pyogrio (0.13) holds the GIL while GDAL writes, so the
-    writer prepares the next batch only between GDAL's batches, not beside them. The layer stays open until `close`, which lets
-    GDAL finish it once (FlatGeobuf index, KML footer)."""
+    """One GDAL layer (formats/ogr.py) written on a thread of its own, fed one batch at a time:
+    GDAL writes a batch, without the GIL, while the writer prepares the next. `write` waits
+    while a batch is already waiting, so at most three are held (being prepared, waiting,
+    being written). The layer stays open until `close`, which lets GDAL finish it once
+    (FlatGeobuf index, KML footer)."""
 
     _END = object()
     _ABORT = object()
 
-    def __init__(self, path: Path, schema: pa.Schema, **write_options: Any):
+    def __init__(self, path: Path, schema: pa.Schema, **layer_options: Any):
         self.path = path
         self.error: BaseException | None = None
+        self._layer = ogr.Layer(path, schema, **layer_options)
         self._inbox: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._taken: queue.Queue[bool] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, args=(schema, write_options), daemon=True)
+        self._thread = threading.Thread(target=self._run, name="gdal-feed", daemon=True)
         self._thread.start()
 
-    def _batches(self):
-        while True:
-            item = self._inbox.get()
-            if item is self._END:
-                return
-            if item is self._ABORT:
-                raise RuntimeError("export aborted")
-            self._taken.put(True)
-            yield item
-
-    def _run(self, schema: pa.Schema, write_options: dict[str, Any]) -> None:
+    def _run(self) -> None:
         try:
-            reader = pa.RecordBatchReader.from_batches(schema, self._batches())
-            pyogrio.write_arrow(reader, str(self.path), **write_options)
+            while (batch := self._inbox.get()) is not self._END and batch is not self._ABORT:
+                self._layer.write(batch)
         except BaseException as exc:  # handed to the writing thread
             self.error = exc
-        finally:
-            self._taken.put(False)
+
+    def _put(self, item: Any) -> None:
+        while self._thread.is_alive():
+            try:
+                self._inbox.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise self.error or RuntimeError(f"GDAL stopped writing {self.path.name}")
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if self.error is None and self._thread.is_alive():
-            self._inbox.put(batch)
-            if self._taken.get():
-                return
-        raise self.error or RuntimeError(f"GDAL stopped writing {self.path.name}")
+        if self.error is not None:
+            raise self.error
+        self._put(batch)
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._inbox.put(self._END)
+            self._put(self._END)
             self._thread.join()
         if self.error is not None:
+            self.abort()
             raise self.error
+        self._layer.close()
 
     def abort(self) -> None:
+        """Stop writing; the file is left unfinished (its directory goes)."""
         if self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._inbox.get_nowait()  # only this thread puts: room for the stop now
             self._inbox.put(self._ABORT)
             self._thread.join()
+        with contextlib.suppress(ogr.OgrError):
+            self._layer.close()
 
 
 def _remove(directory: Path, feeds: list[ArrowFeed]) -> None:

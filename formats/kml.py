@@ -2,8 +2,8 @@
 other field in ExtendedData (dates and datetimes as ISO 8601 text, datetimes in the
 `timezone` option). Geometry from geo_shape, else geo_point_2d; a record without geometry is
 a Placemark without geometry. KML coordinates are WGS 84 by definition, so `epsg` other than
-4326 is refused. Streams through pyogrio's Arrow writer (GDAL's KML driver) into a temporary
-file copied into `out`."""
+4326 is refused. Streams through GDAL's Arrow writer (formats/ogr.py, GDAL's KML driver) into
+a temporary file copied into `out`."""
 from __future__ import annotations
 
 import pyarrow as pa

@@ -13,10 +13,10 @@
   time). Widths come from the data: GDAL writes text 80 wide (growing a field when a value
   needs it) and numbers 18 wide; the copy into the zip narrows them (formats/dbf.py), as
   GDAL's RESIZE would, 30 times faster.
-- Each layer streams through pyogrio's Arrow writer into a temporary directory. GDAL holds
-  the GIL while it writes, so what runs here adds to its time: stored WKB goes to GDAL as it
-  is wherever formats/wkb.py's numpy walk vouches for it (kinds read from its type), and only
-  the rest is parsed with shapely. GDAL writes the DBF without its end-of-file byte
+- Each layer streams through GDAL's Arrow writer (formats/ogr.py, on a thread of its own,
+  without the GIL) into a temporary directory. Stored WKB goes to GDAL as it is wherever
+  formats/wkb.py's numpy walk vouches for it (kinds read from its type), and only the rest is
+  parsed with shapely. GDAL writes the DBF without its end-of-file byte
   (DBF_EOF_CHAR=NO): with it, every record rewrote the byte and seeked back over it, three
   system calls a record and two thirds of GDAL's time; the copy into the zip puts it back.
 - Close zips the files into `out` with ISA-L's deflate (formats/zipstream.py), six times
