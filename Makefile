@@ -22,7 +22,7 @@ test: setup chromium
 bench: setup $(BENCH_STAMP)
 	@command -v ogr2ogr >/dev/null 2>&1 || { echo "installing Debian's gdal-bin (ogr2ogr, a baseline)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gdal-bin >/dev/null; }
-	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick,--repeat 3) $(BENCH_ARGS)
 	$(BIN)/python -m bench.service $(if $(QUICK),--exports 20 --big-rows 0) $(SERVICE_ARGS)
 
 $(BENCH_STAMP): pyproject.toml

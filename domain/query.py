@@ -27,6 +27,9 @@ BATCH_ROWS = 16 * 1024
 # polars' Parquet reader prefetches row groups ahead of Scan.frames' consumer: by default enough
 # to take a 10,000,000-row Parquet export to 395 MiB peak RSS; one row group ahead, 330 MiB
 os.environ.setdefault("POLARS_ROW_GROUP_PREFETCH_SIZE", "1")
+# Scan.frames hands polars' chunks over through Python: fewer, larger ones (a 1M-row Parquet
+# export: 0.81-0.85 s at 64Ki rows, 0.82-1.09 s at 16Ki)
+FRAME_ROWS = 64 * 1024
 
 
 def timezone_param(params: Mapping[str, str]) -> str:
@@ -225,7 +228,8 @@ class Scan:
         if frame.collect_schema() != pl.from_arrow(self.schema.empty_table()).schema:
             return None
         self._batches = None
-        return (chunk for chunk in frame.collect_batches(chunk_size=self.batch_rows, lazy=True) if chunk.height)
+        chunk_rows = max(self.batch_rows, FRAME_ROWS)
+        return (chunk for chunk in frame.collect_batches(chunk_size=chunk_rows, lazy=True) if chunk.height)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         assert self._batches is not None, "a scan is read once"
