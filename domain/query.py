@@ -24,12 +24,9 @@ from domain.errors import Invalid
 from domain.fields import Field, fields_for
 
 BATCH_ROWS = 16 * 1024
-# polars' Parquet reader prefetches row groups ahead of Scan.frames' consumer: by default enough
+# polars' Parquet reader prefetches row groups ahead of what reads Scan.lazy: by default enough
 # to take a 10,000,000-row Parquet export to 395 MiB peak RSS; one row group ahead, 330 MiB
 os.environ.setdefault("POLARS_ROW_GROUP_PREFETCH_SIZE", "1")
-# Scan.frames hands polars' chunks over through Python: fewer, larger ones (a 1M-row Parquet
-# export: 0.81-0.85 s at 64Ki rows, 0.82-1.09 s at 16Ki)
-FRAME_ROWS = 64 * 1024
 
 
 def timezone_param(params: Mapping[str, str]) -> str:
@@ -208,12 +205,12 @@ class Scan:
             self._count = total if self.query.limit is None else min(total, self.query.limit)
         return self._count
 
-    def frames(self) -> Iterator[pl.DataFrame] | None:
-        """The batches as polars DataFrames read by polars' own Parquet reader, for a writer
+    def lazy(self) -> pl.LazyFrame | None:
+        """The records as a polars LazyFrame over polars' own Parquet reader, for a writer
         that hands them to polars anyway (pyarrow's reader and the conversion cost a Parquet
         export a third of its time): for a scan of every record of local Parquet files, its
         columns at most renamed, in stored order, that polars reads as the Arrow schema says.
-        None for any other scan, whose batches() are read instead."""
+        None for any other scan, whose batches() are read instead. Either reads the scan."""
         assert self._batches is not None, "a scan is read once"
         source = self.source
         if (self.aggregated or self.query.order_by or self.condition is not None
@@ -228,8 +225,7 @@ class Scan:
         if frame.collect_schema() != pl.from_arrow(self.schema.empty_table()).schema:
             return None
         self._batches = None
-        chunk_rows = max(self.batch_rows, FRAME_ROWS)
-        return (chunk for chunk in frame.collect_batches(chunk_size=chunk_rows, lazy=True) if chunk.height)
+        return frame
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         assert self._batches is not None, "a scan is read once"

@@ -148,13 +148,15 @@ class Writer:
             return unique_names([f.label for f in self.fields])
         return [f.name for f in self.fields]
 
-    takes_frames = False  # whether write_frame takes polars DataFrames of the scan's columns
+    takes_lazy = False  # whether write_lazy takes the scan as a polars LazyFrame
 
     def write(self, batch: pa.RecordBatch) -> None:
         raise NotImplementedError
 
-    def write_frame(self, frame: pl.DataFrame) -> None:
-        """`write` for a batch as a polars DataFrame, in writers whose `takes_frames`."""
+    def write_lazy(self, frame: pl.LazyFrame, seen: Callable[[pl.DataFrame], None]) -> None:
+        """In writers whose `takes_lazy`: write every record of `frame` (the scan's columns)
+        at once, instead of write() batch by batch, calling `seen` with each batch polars
+        reads (from polars' threads, one at a time); what `seen` raises stops the writing."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -283,14 +285,14 @@ class OpenWriter:
         return self.writer.warnings
 
     @property
-    def takes_frames(self) -> bool:
-        return self.writer.takes_frames
+    def takes_lazy(self) -> bool:
+        return self.writer.takes_lazy
 
     def write(self, batch: pa.RecordBatch) -> None:
         self.writer.write(batch)
 
-    def write_frame(self, frame: pl.DataFrame) -> None:
-        self.writer.write_frame(frame)
+    def write_lazy(self, frame: pl.LazyFrame, seen: Callable[[pl.DataFrame], None]) -> None:
+        self.writer.write_lazy(frame, seen)
 
     def close(self) -> None:
         self.writer.close()

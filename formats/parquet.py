@@ -15,7 +15,7 @@ large_string): the file reads back with the types and metadata pyarrow's writer 
 from __future__ import annotations
 
 import base64
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -71,25 +71,40 @@ class ParquetFileWriter(Writer):
                  for f, column in zip(self.fields, schema)]
         out_fields = [Field(name, f.type, f.label) for name, f in zip(names, self.fields)]
         self.out_schema = with_fields(pa.schema(list(zip(names, types))), out_fields)
-        compression = options["parquet_compression"]
-        self.sink = PolarsSink(self.out_schema, lambda frame: frame.sink_parquet(
-            self.out, compression="uncompressed" if compression == "none" else compression, metadata=self.footer))
+        self.sink: PolarsSink | None = None  # started by the first write (write_lazy needs none)
+        self.wrote_lazy = False
 
-    takes_frames = True
+    takes_lazy = True
+
+    def _sink(self, frame: pl.LazyFrame) -> None:
+        compression = self.options["parquet_compression"]
+        frame.sink_parquet(self.out, compression="uncompressed" if compression == "none" else compression,
+                           metadata=self.footer)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self.sink is None:
+            self.sink = PolarsSink(self.out_schema, self._sink)
         for i, geo in self.geo.items():
             geo.add(batch.column(i))
         columns = [batch.column(i).cast(t) for i, t in enumerate(self.out_schema.types)]
         self.sink.put(pa.record_batch(columns, schema=self.out_schema))
 
-    def write_frame(self, frame: pl.DataFrame) -> None:
-        """A batch as polars read it: what write does, in polars."""
-        for i, geo in self.geo.items():
-            geo.add(frame.to_series(i).to_arrow())
-        self.sink.put(frame.select(
+    def write_lazy(self, frame: pl.LazyFrame, seen: Callable[[pl.DataFrame], None]) -> None:
+        """What write does, in one polars pipeline from the scan to the file, as polars' own
+        scan_parquet().sink_parquet() runs: each batch is seen (and its geometries noted for
+        the footer) on its way."""
+        def observe(batch: pl.DataFrame) -> pl.DataFrame:
+            seen(batch)
+            for i, geo in self.geo.items():
+                geo.add(batch.to_series(i).to_arrow())
+            return batch
+
+        names = frame.collect_schema().names()
+        renamed = frame.select(
             pl.col(old).dt.convert_time_zone(self.options["timezone"]).alias(new) if f.type == "datetime" else pl.col(old).alias(new)
-            for old, new, f in zip(frame.columns, self.out_schema.names, self.fields)))
+            for old, new, f in zip(names, self.out_schema.names, self.fields))
+        self._sink(renamed.map_batches(observe, streamable=True, schema=renamed.collect_schema()))
+        self.wrote_lazy = True
 
     def footer(self, _: Any) -> dict[str, str]:
         """The file's key-value metadata, asked for by polars once every batch is written."""
@@ -105,11 +120,15 @@ class ParquetFileWriter(Writer):
         return meta
 
     def close(self) -> None:
-        self.sink.finish()
+        if self.sink is None and not self.wrote_lazy:  # no record: a file of none
+            self.write(pa.RecordBatch.from_pylist([], self.out_schema))
+        if self.sink is not None:
+            self.sink.finish()
 
     def abort(self) -> None:
         """Nothing is written to `out` once this returns."""
-        self.sink.abort()
+        if self.sink is not None:
+            self.sink.abort()
 
 
 FORMAT = Format(

@@ -3,7 +3,7 @@ through the format's writer into storage, report progress, stop when asked. The 
 batch ahead in a thread of its own: Parquet decoding releases the GIL, so it overlaps the
 writer's work (a second core does the reading). The reading threads are the process's, shared
 by its exports, so a small export starts none. A writer that hands its batches to polars
-(Parquet) takes them as polars' own reader reads them when the scan allows (Scan.frames)."""
+(Parquet) takes the whole scan as one polars pipeline when the scan allows (Scan.lazy)."""
 from __future__ import annotations
 
 import threading
@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -69,16 +69,27 @@ def read_ahead(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         cancel([pending])
 
 
-def batches_for(scan: Scan, writer: OpenWriter) -> tuple[Iterator[pa.RecordBatch | pl.DataFrame], Callable[[Any], None]]:
-    """The scan's batches as `writer` takes them, and its method that takes them: polars
-    DataFrames read by polars for a writer that hands them to polars anyway, when the scan
-    allows (Scan.frames); else Arrow record batches, read one ahead when there are several."""
-    frames = scan.frames() if writer.takes_frames else None
-    if frames is not None:
-        return frames, writer.write_frame
+def batches_for(scan: Scan) -> Iterator[pa.RecordBatch]:
+    """The scan's Arrow record batches, read one ahead when there are several."""
     if scan.count() <= scan.batch_rows:  # one batch: nothing to read while it is written
-        return scan.batches(), writer.write
-    return read_ahead(scan.batches()), writer.write
+        return scan.batches()
+    return read_ahead(scan.batches())
+
+
+def write_lazy(writer: OpenWriter, frame: pl.LazyFrame, progress: Progress) -> None:
+    """The scan as one polars pipeline into a writer that hands it to polars anyway: progress
+    counted as polars reads, and the pipeline stopped when the export is cancelled."""
+    def seen(batch: pl.DataFrame) -> None:
+        if progress.cancel.is_set():
+            raise Cancelled()
+        progress.done += batch.height  # polars calls this for one batch at a time
+
+    try:
+        writer.write_lazy(frame, seen)
+    except Exception:
+        if progress.cancel.is_set():  # polars gives back what seen raised as its own error
+            raise Cancelled() from None
+        raise
 
 
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
@@ -88,13 +99,16 @@ def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
     with storage.writing(key, tag=tag, max_bytes=max_bytes) as out:
         writer = fmt.open(out, scan.schema, scan.fields, options)
         try:
-            batches, write = batches_for(scan, writer)
-            with closing(batches):
-                for batch in batches:
-                    if progress.cancel.is_set():
-                        raise Cancelled()
-                    write(batch)
-                    progress.done += len(batch)
+            frame = scan.lazy() if writer.takes_lazy else None
+            if frame is not None:
+                write_lazy(writer, frame, progress)
+            else:
+                with closing(batches_for(scan)) as batches:
+                    for batch in batches:
+                        if progress.cancel.is_set():
+                            raise Cancelled()
+                        writer.write(batch)
+                        progress.done += batch.num_rows
             if progress.cancel.is_set():
                 raise Cancelled()
             writer.close()

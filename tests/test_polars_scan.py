@@ -1,11 +1,10 @@
-"""Scans read by polars (Scan.frames): a writer that hands its batches to polars (Parquet) gets
-them as polars reads the stored file, for a plain scan only; its file is the one the Arrow
-batches give, and what it holds is the stored data."""
+"""Scans read by polars (Scan.lazy): a writer that hands its batches to polars (Parquet) takes
+a plain scan as one polars pipeline from the stored file; its file is the one the Arrow batches
+give, and what it holds is the stored data. Progress is counted and cancellation stops it."""
 from __future__ import annotations
 
 import io
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
@@ -34,19 +33,19 @@ def scan_of(stored, **query) -> Scan:
     return RecordQuery(**query).scan(source, fields_of(table.schema), batch_rows=500)
 
 
-def test_a_plain_scan_reads_as_polars_frames_the_records_the_batches_hold(stored) -> None:
-    frames = scan_of(stored).frames()
-    assert frames is not None
-    read = pl.concat(list(frames))
+def test_a_plain_scan_reads_in_polars_the_records_the_batches_hold(stored) -> None:
+    frame = scan_of(stored).lazy()
+    assert frame is not None
+    read = frame.collect()
     assert read.to_arrow().cast(stored[1].schema).to_pylist() == stored[1].to_pylist()
 
 
-def test_renamed_and_limited_scans_read_as_frames_too(stored) -> None:
+def test_renamed_and_limited_scans_read_in_polars_too(stored) -> None:
     table = stored[1]
     first, second = table.column_names[:2]
     scan = scan_of(stored, select=f"{second} as b, {first}", limit=5)
     batches = pa.Table.from_batches(list(scan_of(stored, select=f"{second} as b, {first}", limit=5).batches()))
-    read = pl.concat(list(scan.frames()))
+    read = scan.lazy().collect()
     assert read.columns == ["b", first] == batches.column_names
     assert read.to_arrow().cast(batches.schema).to_pylist() == batches.to_pylist()
 
@@ -55,40 +54,46 @@ def test_renamed_and_limited_scans_read_as_frames_too(stored) -> None:
                                    {"select": "count(*) as n"}, {"refine": ["category:music"]}])
 def test_a_filtered_sorted_or_aggregated_scan_is_read_by_arrow(stored, query) -> None:
     scan = scan_of(stored, **query)
-    assert scan.frames() is None
+    assert scan.lazy() is None
     assert sum(batch.num_rows for batch in scan.batches()) == scan.count()  # still read, by Arrow
 
 
 def parquet_export(tmp_path, scan: Scan, options: dict) -> tuple[pa.Table, bool]:
-    """The export's file read back by pyarrow, and whether the writer took frames."""
+    """The export's file read back by pyarrow, and whether the writer takes a lazy scan."""
     fmt = REGISTRY.get("parquet")
     parsed = fmt.parse_options(options, scan.fields)
     storage = LocalStorage(tmp_path / "store")
-    took = fmt.open(io.BytesIO(), scan.schema, scan.fields, parsed).takes_frames
-    write_export(storage, "exports/x/1/out.parquet", "t", scan, fmt, parsed, Progress())
-    return pq.read_table(storage.local_path("exports/x/1/out.parquet")), took
+    probe = fmt.open(io.BytesIO(), scan.schema, scan.fields, parsed)
+    took = probe.takes_lazy
+    probe.abort()
+    progress = Progress()
+    write_export(storage, "exports/x/1/out.parquet", "t", scan, fmt, parsed, progress)
+    table = pq.read_table(storage.local_path("exports/x/1/out.parquet"))
+    assert progress.done == table.num_rows  # counted as polars read, or batch by batch
+    return table, took
 
 
 @pytest.mark.parametrize("options", [{}, {"timezone": "Pacific/Auckland", "use_labels": True}])
-def test_a_parquet_export_from_frames_is_the_export_from_batches(stored, tmp_path, options) -> None:
+def test_a_parquet_export_through_polars_is_the_export_from_batches(stored, tmp_path, options) -> None:
     plain = scan_of(stored)
     # every record, but a filter: the Arrow batches' path
     column = "attendance" if "attendance" in stored[1].column_names else stored[1].column_names[0]
     filtered = scan_of(stored, where=[f"{column} is null or {column} is not null"])
-    assert filtered.frames() is None
-    from_frames, took = parquet_export(tmp_path / "a", plain, options)
+    assert filtered.lazy() is None
+    assert scan_of(stored).lazy() is not None
+    through_polars, took = parquet_export(tmp_path / "a", plain, options)
     from_batches, _ = parquet_export(tmp_path / "b", scan_of(stored, where=[f"{column} is null or {column} is not null"]), options)
     assert took
-    assert from_frames.schema == from_batches.schema
-    assert from_frames.schema.metadata == from_batches.schema.metadata
-    assert from_frames.to_pylist() == from_batches.to_pylist()
-    assert from_frames.num_rows == stored[1].num_rows
+    assert through_polars.schema == from_batches.schema
+    assert through_polars.schema.metadata == from_batches.schema.metadata
+    assert through_polars.to_pylist() == from_batches.to_pylist()
+    assert through_polars.num_rows == stored[1].num_rows
     zone = options.get("timezone", "UTC")
-    stamps = [f for f in from_frames.schema if pa.types.is_timestamp(f.type)]
+    stamps = [f for f in through_polars.schema if pa.types.is_timestamp(f.type)]
     assert stamps and all(f.type.tz == zone for f in stamps)
 
 
-def test_a_cancelled_export_from_frames_leaves_nothing(tmp_path) -> None:
+def test_a_cancelled_export_through_polars_leaves_nothing(tmp_path) -> None:
     path = tmp_path / "data.parquet"
     pq.write_table(demo.table(rows=3000), path, row_group_size=500)
     table = pq.read_table(path)
