@@ -175,11 +175,19 @@ async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: P
 
 
 async def _fail(exports: ExportRepo, export: Export, attempt: int, detail: str) -> dict[str, Any]:
+    """Fail the attempt with `detail`; an export deleted (or taken over) meanwhile is not
+    failed but discarded: what went wrong may have been its own deletion (its files gone
+    from under the writer)."""
+    try:
+        failed = await exports.transition(export.id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=attempt,
+                                          detail=detail, processed_date=now())
+    except NotFound:
+        failed = False
+    if not failed:
+        log.info("export %s attempt %d discarded (%s)", export.id, attempt, detail)
+        return {"export": export.id, "outcome": "discarded", "detail": detail}
     log.info("export failed: %s", detail, extra={"export": export.id, "attempt": attempt, "format": export.export_type})
-    with contextlib.suppress(NotFound):
-        if await exports.transition(export.id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=attempt,
-                                    detail=detail, processed_date=now()):
-            await metrics.count(exports.redis, "failed", export.export_type)
+    await metrics.count(exports.redis, "failed", export.export_type)
     return {"export": export.id, "outcome": "failed", "detail": detail}
 
 
