@@ -26,6 +26,7 @@ from fiona.transform import transform as fiona_transform
 from domain.fields import Field
 from formats import ogr
 from formats.base import WGS84, OptionError, Writer
+from formats.parallel import put_while_alive
 from formats.values import date_strings, datetime_strings, point_coords
 from formats.wkb import checked_wkb
 
@@ -174,13 +175,8 @@ class ArrowFeed:
             self.error = exc
 
     def _put(self, item: Any) -> None:
-        while self._thread.is_alive():
-            try:
-                self._inbox.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise self.error or RuntimeError(f"GDAL stopped writing {self.path.name}")
+        if not put_while_alive(self._inbox, item, self._thread):
+            raise self.error or RuntimeError(f"GDAL stopped writing {self.path.name}")
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.error is not None:

@@ -36,6 +36,18 @@ def pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="render")
 
 
+def put_while_alive(inbox: queue.Queue, item: object, consumer: threading.Thread) -> bool:
+    """Put `item` into the bounded `inbox`, waiting while it is full; False, not put, once
+    the `consumer` thread that empties it has ended (it would never make room)."""
+    while consumer.is_alive():
+        try:
+            inbox.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def cancel(pending: list[Future]) -> None:
     """Cancel what has not started of `pending`, and wait for what has."""
     wait([f for f in pending if not f.cancel()])
@@ -90,7 +102,7 @@ class PolarsSink:
         while (batch := self._queue.get()) is not self._END:
             if batch is self._ABORT:
                 raise SinkAborted()
-            yield batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(self._convert(batch))
+            yield pl.from_arrow(self._convert(batch))
 
     def _run(self, sink: Callable[[pl.LazyFrame], object], frame: pl.LazyFrame) -> None:
         try:
@@ -102,16 +114,10 @@ class PolarsSink:
         if self._error is not None:
             raise self._error
 
-    def put(self, batch: pa.RecordBatch | pl.DataFrame) -> None:
-        """Queue `batch` (a DataFrame goes to polars as it is, not converted), waiting while
-        the queue is full; raises the sink's error if it failed."""
-        while self._thread.is_alive():
-            try:
-                self._queue.put(batch, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        self._raise()
+    def put(self, batch: pa.RecordBatch) -> None:
+        """Queue `batch`, waiting while the queue is full; raises the sink's error if it failed."""
+        if not put_while_alive(self._queue, batch, self._thread):
+            self._raise()
 
     def finish(self) -> None:
         """Every batch written and the sink's file finished; raises the sink's error."""
