@@ -13,7 +13,7 @@ import pytest
 from domain import demo
 from domain.fields import fields_of
 from domain.query import RecordQuery, Scan
-from domain.storage import LocalStorage
+from domain.storage import ExportTooLarge, LocalStorage
 from formats import REGISTRY
 from tests.formats.samples import awkward_table
 from worker.writing import Cancelled, Progress, write_export
@@ -105,4 +105,18 @@ def test_a_cancelled_export_through_polars_leaves_nothing(tmp_path) -> None:
     with pytest.raises(Cancelled):
         write_export(storage, "exports/x/1/out.parquet", "t", scan, fmt, fmt.parse_options({}, scan.fields), progress)
     assert progress.done == 0
+    assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+
+
+def test_an_export_too_large_through_polars_says_so(tmp_path) -> None:
+    """polars wraps the storage's refusal in its own error; the export still fails with it."""
+    path = tmp_path / "data.parquet"
+    pq.write_table(demo.table(rows=20_000), path)
+    table = pq.read_table(path)
+    scan = RecordQuery().scan(pads.dataset(str(path), format="parquet"), fields_of(table.schema))
+    fmt = REGISTRY.get("parquet")
+    storage = LocalStorage(tmp_path / "store")
+    with pytest.raises(ExportTooLarge, match="10,000-byte limit"):
+        write_export(storage, "exports/x/1/out.parquet", "t", scan, fmt, fmt.parse_options({}, scan.fields), Progress(),
+                     max_bytes=10_000)
     assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]

@@ -38,7 +38,13 @@ class Storage:
         `tag` names the partial file's owner (an export and attempt) for `sweep_partials`;
         past `max_bytes` writing raises ExportTooLarge."""
         with self._spooled(key, tag) as (f, partial):
-            yield f if max_bytes is None else Bounded(f, max_bytes)  # type: ignore[misc]
+            bounded = None if max_bytes is None else Bounded(f, max_bytes)
+            try:
+                yield bounded or f  # type: ignore[misc]
+            except Exception:
+                if bounded is not None and bounded.refused is not None:  # whatever wrapped it (polars' own error)
+                    raise bounded.refused from None
+                raise
             _durable(f)
             self._publish(partial, key)
 
@@ -139,6 +145,7 @@ class Bounded(io.RawIOBase):
     def __init__(self, inner: BinaryIO, limit: int):
         super().__init__()
         self.inner, self.limit, self.written = inner, limit, 0
+        self.refused: ExportTooLarge | None = None
 
     def writable(self) -> bool:
         return True
@@ -149,8 +156,9 @@ class Bounded(io.RawIOBase):
     def write(self, data) -> int:  # type: ignore[override]
         size = len(data)
         if self.written + size > self.limit:
-            raise ExportTooLarge(f"the export is larger than the {self.limit:,}-byte limit this service sets "
-                                 "(EXPORTD_MAX_EXPORT_BYTES); ask for fewer records or fields")
+            self.refused = ExportTooLarge(f"the export is larger than the {self.limit:,}-byte limit this service sets "
+                                          "(EXPORTD_MAX_EXPORT_BYTES); ask for fewer records or fields")
+            raise self.refused
         self.inner.write(data)
         self.written += size
         return size
