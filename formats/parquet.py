@@ -99,10 +99,9 @@ class ParquetFileWriter(Writer):
                 geo.add(batch.to_series(i).to_arrow())
             return batch
 
-        names = frame.collect_schema().names()
-        renamed = frame.select(
+        renamed = frame.select(  # frame's columns are the scan's, as Scan.lazy checked
             pl.col(old).dt.convert_time_zone(self.options["timezone"]).alias(new) if f.type == "datetime" else pl.col(old).alias(new)
-            for old, new, f in zip(names, self.out_schema.names, self.fields))
+            for old, new, f in zip(self.schema.names, self.out_schema.names, self.fields))
         self._sink(renamed.map_batches(observe, streamable=True, schema=renamed.collect_schema()))
         self.wrote_lazy = True
 
