@@ -260,7 +260,8 @@ class Format:
 
 class _GzipOut(gzip.GzipFile):
     """Gzip output only goes forward: refusing seek makes writers that would seek back (zipfile
-    rewriting its local headers) stream instead."""
+    rewriting its local headers) stream instead. Its header names no file (gzip would take
+    the partial file's name from `out`)."""
 
     def seekable(self) -> bool:
         return False
@@ -273,7 +274,7 @@ class OpenWriter:
     """A writer with the common wrapping applied (gzip for `compressed`). Use as the writer."""
 
     def __init__(self, fmt: Format, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
-        self._gzip = _GzipOut(fileobj=out, mode="wb", compresslevel=6, mtime=0) if options.get("compressed") else None
+        self._gzip = _GzipOut(filename="", fileobj=out, mode="wb", compresslevel=6, mtime=0) if options.get("compressed") else None
         self.writer = fmt.writer(self._gzip or out, schema, fields, options)
 
     @property

@@ -2,8 +2,9 @@
 geo_shape (any type, mixed allowed), else geo_point_2d; dates typed, datetimes as ISO 8601
 text in the `timezone` option. GDAL's index cannot hold a null geometry, so with
 `spatial_index` (default) records without geometry are skipped and counted; without it they
-are kept. Streams through GDAL's Arrow writer (formats/ogr.py) into a temporary file copied
-into `out`."""
+are kept. Streams through GDAL's Arrow writer (formats/ogr.py) into a temporary file, which
+becomes `out` by a rename when `out` is a fresh storage partial, else is copied into it
+(GdalWriter.copy_out)."""
 from __future__ import annotations
 
 import pyarrow as pa

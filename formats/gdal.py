@@ -1,10 +1,13 @@
 """Plumbing shared by the GDAL formats (shp, fgb, kml, gpx): geometries out of a batch,
 reprojection for the common `epsg` option, attribute columns as GDAL takes them, field-name
 laundering, a feed thread into GDAL's Arrow writer (formats/ogr.py), and a writer base that owns a
-temporary directory and removes it on close, on error, on abort and when dropped."""
+temporary directory and removes it on close, on error, on abort and when dropped. A finished GDAL
+file becomes the output by a rename where the storage allows (domain.storage.base.adopt), else
+by a copy."""
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import shutil
@@ -13,7 +16,7 @@ import threading
 import unicodedata
 import weakref
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +27,7 @@ from fiona.errors import CRSError
 from fiona.transform import transform as fiona_transform
 
 from domain.fields import Field
+from domain.storage.base import adopt
 from formats import ogr
 from formats.base import WGS84, OptionError, Writer
 from formats.parallel import put_while_alive
@@ -203,6 +207,18 @@ class ArrowFeed:
             self._layer.close()
 
 
+def scratch_dir(out: BinaryIO) -> Path:
+    """A new temporary directory for GDAL's files: beside `out`'s file when it has one, named
+    after it (`<name>.gdal-xxxxxxxx`), else in the system's temporary directory. Beside it, a
+    finished file can be renamed onto `out` rather than copied (the system's one is often
+    another file system, a tmpfs); and the storage's partial sweep takes a directory named
+    after a partial file for that partial's, so a killed worker's is removed with its partial."""
+    name = getattr(out, "name", None)
+    if isinstance(name, str) and os.path.isfile(name):
+        return Path(tempfile.mkdtemp(prefix=f"{os.path.basename(name)}.gdal-", dir=os.path.dirname(name)))
+    return Path(tempfile.mkdtemp(prefix="exportd-gdal-"))
+
+
 def _remove(directory: Path, feeds: list[ArrowFeed]) -> None:
     for feed in feeds:
         feed.abort()
@@ -211,13 +227,13 @@ def _remove(directory: Path, feeds: list[ArrowFeed]) -> None:
 
 class GdalWriter(Writer):
     """A writer whose GDAL output goes to a temporary directory first. Subclasses implement
-    `_write` and `_finish` (which copies the result into `out`); the directory is removed
+    `_write` and `_finish` (which hands the result to `out`: copy_out); the directory is removed
     after close, after any exception in write or close, on `abort()`, and if the writer is
     dropped unclosed (garbage collection)."""
 
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
-        self.tmp = Path(tempfile.mkdtemp(prefix="exportd-gdal-"))
+        self.tmp = scratch_dir(out)
         self.feeds: list[ArrowFeed] = []
         self._cleanup = weakref.finalize(self, _remove, self.tmp, self.feeds)
 
@@ -246,6 +262,10 @@ class GdalWriter(Writer):
         self._cleanup()
 
     def copy_out(self, path: Path) -> None:
+        """The finished file at `path` as the whole output: renamed onto `out` where the
+        storage can take it so (saving a copy of what may be tens of megabytes), else copied."""
+        if adopt(self.out, path):
+            return
         with open(path, "rb") as f:
             shutil.copyfileobj(f, self.out, COPY_CHUNK)
 

@@ -5,14 +5,18 @@ A key is a relative path such as `exports/<id>/<attempt>/<name>.csv`. A file bec
 under its key only when whole: `writing()` hands out a partial file under the host's data
 directory (`.partial/`, named by a tag saying whose it is), and on success flushes, fsyncs and
 publishes it (the backend's `_publish`: a rename, or a completed multipart upload); on any
-error nothing is published and the partial is removed. A worker killed mid-write leaves only
-a partial, which `sweep_partials` removes.
+error nothing is published and the partial is removed. A writer whose library writes a file of
+its own (GDAL) may hand that file over whole instead (`adopt`: a rename, not a copy). A worker
+killed mid-write leaves only a partial (and whatever its writer made beside it, named after
+it), which `sweep_partials` removes.
 """
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
+import shutil
 import time
 import uuid
 from contextlib import asynccontextmanager, contextmanager
@@ -45,7 +49,7 @@ class Storage:
                 if bounded is not None and bounded.refused is not None:  # whatever wrapped it (polars' own error)
                     raise bounded.refused from None
                 raise
-            _durable(f)
+            _durable(f, partial)
             self._publish(partial, key)
 
     @asynccontextmanager
@@ -54,7 +58,7 @@ class Storage:
         publishing (a rename, or an upload to the bucket) runs in a thread."""
         with self._spooled(key, tag) as (f, partial):
             yield f
-            _durable(f)
+            _durable(f, partial)
             await asyncio.to_thread(self._publish, partial, key)
 
     @contextmanager
@@ -64,7 +68,11 @@ class Storage:
         partial = self.partials / f"{tag}{TAG_END}{uuid.uuid4().hex}.part"
         try:
             with open(partial, "wb") as f:
-                yield f, partial
+                _OPEN_PARTIALS[id(f)] = partial
+                try:
+                    yield f, partial
+                finally:
+                    del _OPEN_PARTIALS[id(f)]
         finally:
             partial.unlink(missing_ok=True)
 
@@ -106,7 +114,9 @@ class Storage:
 
     def sweep_partials(self, older_than_seconds: float, live_tags: set[str] = frozenset(), tagged_only: bool = False) -> int:
         """Remove partial files untouched for that long whose tag is not live (left by
-        killed workers); with tagged_only, leave untagged ones (dataset imports) alone."""
+        killed workers), and the directories of temporary files their writers made beside
+        them (named after them: formats/gdal.py); with tagged_only, leave untagged ones
+        (dataset imports) alone."""
         cutoff = time.time() - older_than_seconds
         removed = 0
         for path in self.partials.iterdir():
@@ -115,16 +125,69 @@ class Storage:
                 continue
             try:
                 if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
                     removed += 1
             except FileNotFoundError:
                 pass
         return removed
 
 
-def _durable(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())
+# The partial files `_spooled` has open, by the id of their file object (alive while listed):
+# what `adopt` may rename a finished file onto. They stay plain files rather than a subclass
+# knowing its path: polars writes to an exact io.BufferedWriter's descriptor itself, but calls
+# a subclass's methods chunk by chunk.
+_OPEN_PARTIALS: dict[int, Path] = {}
+
+
+def adopt(out: BinaryIO, path: Path) -> bool:
+    """Make the finished file at `path` the whole content of `out`, by renaming it onto the
+    partial file, when `out` is one `writing` handed out (bounded or not) and nothing has been
+    written to it yet: a writer whose library writes a file of its own (GDAL) saves copying
+    it, and `writing` fsyncs the adopted file instead. Past the size limit it raises
+    ExportTooLarge, as the copy would. False, with nothing done, in any other case (`out`
+    wrapped by something else, such as gzip, or already written to; `path` on another file
+    system): the caller copies. `out` is closed once adopted, so that a stray write fails
+    rather than goes to a file nobody publishes."""
+    bounded = out if isinstance(out, Bounded) else None
+    f = bounded.inner if bounded is not None else out
+    partial = _OPEN_PARTIALS.get(id(f))
+    if partial is None or f.closed or f.tell():
+        return False
+    size = os.stat(path).st_size
+    if bounded is not None:
+        bounded.admit(size)
+    try:
+        os.replace(path, partial)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    f.close()
+    if bounded is not None:
+        bounded.written = size
+    return True
+
+
+def _durable(f: BinaryIO, partial: Path) -> None:
+    """fsync the bytes under the partial's name: through `f`, or by name once `f` is closed
+    (an adopted file took the name, and `f` no longer names it)."""
+    if f.closed:
+        fsync_path(partial)
+    else:
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_path(path: Path) -> None:
+    """fsync the file or directory at `path`."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_key(key: str) -> str:
@@ -150,15 +213,25 @@ class Bounded(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    @property
+    def name(self) -> str:
+        """The file's name, as the file it wraps has one (formats/gdal.py puts its temporary
+        files beside it)."""
+        return self.inner.name
+
     def tell(self) -> int:
         return self.written
 
-    def write(self, data) -> int:  # type: ignore[override]
-        size = len(data)
+    def admit(self, size: int) -> None:
+        """Refuse (ExportTooLarge, kept in `refused`) `size` more bytes past the limit."""
         if self.written + size > self.limit:
             self.refused = ExportTooLarge(f"the export is larger than the {self.limit:,}-byte limit this service sets "
                                           "(EXPORTD_MAX_EXPORT_BYTES); ask for fewer records or fields")
             raise self.refused
+
+    def write(self, data) -> int:  # type: ignore[override]
+        size = len(data)
+        self.admit(size)
         self.inner.write(data)
         self.written += size
         return size

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from domain.storage.base import Storage, check_key
+from domain.storage.base import Storage, check_key, fsync_path
 
 
 class LocalStorage(Storage):
@@ -23,7 +23,7 @@ class LocalStorage(Storage):
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, final)
-        _fsync_dir(final.parent)
+        fsync_path(final.parent)
 
     def local_path(self, key: str) -> Path:
         path = self.path(key)
@@ -47,11 +47,3 @@ class LocalStorage(Storage):
     def keys(self, prefix: str) -> list[str]:
         top = self.path(prefix)
         return sorted(p.relative_to(self.root).as_posix() for p in top.rglob("*") if p.is_file())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
