@@ -212,11 +212,13 @@ class ExportRepo:
             zadd.append([keys.EXPORTS_READY, expires_at.timestamp(), export_id])
         if target == EXPIRED:
             zrem.append([keys.EXPORTS_READY, export_id])
+        # out of the index of the state it leaves: one of those `when` allows (each Lua ZREM
+        # cost Redis time on every transition of every export)
         zadd.append([keys.exports_in(target), time.time(), export_id])
-        zrem += [[keys.exports_in(other), export_id] for other in STATUSES if other != target]
+        zrem += [[keys.exports_in(source), export_id] for source in when["status"] if source != target]
         if target == PROCESSING:
             zadd.append([keys.LEASES, self.lease_until(), export_id])
-        else:
+        elif PROCESSING in when["status"]:  # only a processing export holds a lease
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
         return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,

@@ -19,17 +19,22 @@ async def count(redis: Redis, outcome: str, export_type: str) -> None:
 
 
 async def observe_ready(redis: Redis, export_type: str, seconds: float, size: int, records: int) -> None:
-    """An export became ready: count it and put its duration and size in their buckets."""
+    """An export became ready: count it, and count its duration and size in the one bucket
+    each falls in (`render` adds them up: incrementing every bucket above was 22 commands an
+    export, a seventh of a small export's time in the worker's event loop)."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(keys.METRICS, f"ready|{export_type}", 1)
         pipe.hincrby(keys.METRICS, f"records|{export_type}", records)
         pipe.hincrby(keys.METRICS, f"observed|{export_type}", 1)  # written here: shared ones are ready without it
         for name, value, buckets in (("duration", seconds, DURATION_BUCKETS), ("size", size, SIZE_BUCKETS)):
-            for bound in buckets:
-                if value <= bound:
-                    pipe.hincrby(keys.METRICS, f"{name}_bucket|{export_type}|{bound:g}", 1)
+            pipe.hincrby(keys.METRICS, f"{name}_in|{export_type}|{bucket_of(value, buckets)}", 1)
             pipe.hincrbyfloat(keys.METRICS, f"{name}_sum|{export_type}", value)
         await pipe.execute()
+
+
+def bucket_of(value: float, buckets: tuple[float, ...]) -> str:
+    """The smallest bound `value` is within, as text ('+Inf' past the last)."""
+    return next((f"{bound:g}" for bound in buckets if value <= bound), "+Inf")
 
 
 def _line(name: str, labels: dict[str, str], value: float) -> str:
@@ -55,8 +60,10 @@ async def render(redis: Redis, queue_name: str) -> str:
         out += [f"# HELP {metric} Written exports' {name}, by format.", f"# TYPE {metric} histogram"]
         for f in formats:
             total = float(raw.get(f"observed|{f}", 0))
+            below = 0.0
             for bound in buckets:
-                out.append(_line(f"{metric}_bucket", {"format": f, "le": f"{bound:g}"}, float(raw.get(f"{name}_bucket|{f}|{bound:g}", 0))))
+                below += float(raw.get(f"{name}_in|{f}|{bound:g}", 0))
+                out.append(_line(f"{metric}_bucket", {"format": f, "le": f"{bound:g}"}, below))
             out.append(_line(f"{metric}_bucket", {"format": f, "le": "+Inf"}, total))
             out.append(_line(f"{metric}_sum", {"format": f}, float(raw.get(f"{name}_sum|{f}", 0))))
             out.append(_line(f"{metric}_count", {"format": f}, total))

@@ -111,7 +111,8 @@ async def test_metrics_count_exports_by_format(client, worker, demo_dataset):
     assert samples['exportd_exports_ready_total{format="csv"}'] == 2
     assert samples['exportd_export_duration_seconds_count{format="csv"}'] == 1  # one file was written
     assert samples['exportd_export_duration_seconds_bucket{format="csv",le="+Inf"}'] == 1
-    assert samples['exportd_export_size_bytes_bucket{format="csv",le="1e+07"}'] == 1  # the one written: 2.5 MB
+    sizes = [samples[f'exportd_export_size_bytes_bucket{{format="csv",le="{le}"}}'] for le in ("1e+06", "1e+07", "1e+09", "+Inf")]
+    assert sizes == [0, 1, 1, 1]  # the one written, 2.5 MB, in every bucket from 10 MB up
     assert samples['exportd_records_written_total{format="csv"}'] == 12_000
     assert "exportd_queue_depth" in samples
 

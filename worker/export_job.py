@@ -100,14 +100,11 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     fmt.check(scan.fields)
     options = fmt.parse_options(export.options, scan.fields)
     scan = scan.projected(fmt.fields_read(scan.fields, options))
-    # told while the file is written: a small export need not wait for it
-    total_told = asyncio.create_task(
-        exports.update(export.id, expect=(ex.PROCESSING,), at_attempt=attempt, records_total=total))
 
     file_name = fmt.filename(dataset.dataset_id, options)
     key = f"{attempt_dir(export.id, attempt)}/{file_name}"
     progress = Progress()
-    reporter = asyncio.create_task(_report(exports, export.id, attempt, progress))
+    reporter = asyncio.create_task(_report(exports, export.id, attempt, progress, total))
     try:
         loop = asyncio.get_running_loop()
         written = await loop.run_in_executor(
@@ -121,10 +118,6 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
-        await asyncio.wait([total_told])
-        if not total_told.cancelled():
-            total_told.exception()  # retrieved here; raised below when the file was written
-    total_told.result()
 
     finished = now()
     # Offer the file to identical exports first, then become ready; if this attempt may not
@@ -136,7 +129,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     try:
         ready = await exports.transition(
             export.id, ex.READY, expect=(ex.PROCESSING,), at_attempt=attempt,
-            file_name=file_name, size=written.size, records_done=written.records,
+            file_name=file_name, size=written.size, records_done=written.records, records_total=total,
             records_skipped=written.skipped, warnings=written.warnings,
             processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl), file_key=key,
         )
@@ -159,16 +152,19 @@ def _open_scan(query: RecordQuery, storage, dataset) -> tuple[Scan, int]:
     return scan, scan.count()
 
 
-async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress) -> None:
-    """Every half second: write the progress, and stop the writer if the export was deleted
-    or another attempt took it over."""
+async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress, total: int) -> None:
+    """Every half second: write the progress (with the first report, the records to write:
+    an export done sooner tells it as it becomes ready, a round trip saved), and stop the
+    writer if the export was deleted or another attempt took it over."""
+    told = {"records_total": total}
     while True:
         await asyncio.sleep(PROGRESS_EVERY)
         try:
             still_ours = await exports.update(export_id, expect=(ex.PROCESSING,), at_attempt=attempt,
-                                              renew_lease=True, records_done=progress.done)
+                                              renew_lease=True, records_done=progress.done, **told)
         except REDIS_DOWN:
             continue  # keep writing; the final transition will tell
+        told = {}
         if not still_ours:
             progress.cancel.set()
             return
