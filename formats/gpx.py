@@ -24,17 +24,13 @@ from formats.base import Format, Option, Writer
 from formats.gdal import geometry_index, launder
 from formats.json import buffer_of
 from formats.kml import check_wgs84, name_index
-from formats.values import as_text, point_coords, string_bytes, xml_escaped
+from formats.values import as_text, coordinate_strings, point_coords, xml_text
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 WPT_FIELDS = ("ele", "time", "magvar", "geoidheight", "name", "cmt", "desc", "src", "link1_href", "link1_text",
               "link1_type", "sym", "type", "fix", "sat", "hdop", "vdop", "pdop", "ageofdgpsdata", "dgpsid")
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 OGR_NS = "http://osgeo.org/gdal"
-# Characters XML 1.0 cannot hold: C0 controls but tab, line feed and carriage return; U+FFFE, U+FFFF.
-NOT_XML = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
-NOT_XML_BYTES = np.array([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xEF], np.uint8)  # 0xEF: U+FFFx lead
-MORE_ENTITIES = (('"', "&quot;"), ("\r", "&#13;"))
 
 
 def header(extensions: bool) -> bytes:
@@ -42,30 +38,6 @@ def header(extensions: bool) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="exportd"'
             f' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"{ogr} xmlns="{GPX_NS}"'
             f' xsi:schemaLocation="{GPX_NS} {GPX_NS}/gpx.xsd">\n').encode()
-
-
-def xml_text(arr: pa.Array) -> pa.Array:
-    """A string column as XML 1.0 character data (see the module docstring); nulls stay null.
-    Each pass runs only for characters the batch holds."""
-    data, _ = string_bytes(arr)
-    if np.isin(data, NOT_XML_BYTES).any():
-        arr = pc.replace_substring_regex(arr, NOT_XML, "")
-    arr = xml_escaped(arr)
-    for char, entity in MORE_ENTITIES:
-        if (data == ord(char)).any():
-            arr = pc.replace_substring(arr, char, entity)
-    return arr
-
-
-def coordinate_strings(values: np.ndarray) -> pa.Array:
-    """Degrees as xsd:decimal, the shortest text that reads back as the same double; Arrow's
-    exponent form (1e-07) rewritten positionally for the rare values that get it."""
-    text = pa.array(values, pa.float64()).cast(pa.string())
-    exponent = pc.match_substring(text, "e")
-    if not pc.any(exponent).as_py():
-        return text
-    positional = [np.format_float_positional(v, trim="-") for v in values[exponent.to_numpy(zero_copy_only=False)]]
-    return pc.replace_with_mask(text, exponent, pa.array(positional, pa.string()))
 
 
 def point_positions(column: pa.Array, field_type: str) -> tuple[np.ndarray, np.ndarray]:

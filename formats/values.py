@@ -1,6 +1,7 @@
 """Vectorised renderings of Arrow columns shared by the text formats: datetimes as ISO 8601
-in a time zone, dates, points and shapes. Per-row Python is the cost of every format (see
-MEASUREMENTS.md), so these work on whole columns with pyarrow.compute."""
+in a time zone, dates, points and shapes, XML text, coordinates in degrees. Per-row Python is
+the cost of every format (see MEASUREMENTS.md), so these work on whole columns with
+pyarrow.compute."""
 from __future__ import annotations
 
 import numpy as np
@@ -110,6 +111,39 @@ def xml_escaped(arr: pa.Array) -> pa.Array:
         if (data == ord(char)).any():
             arr = pc.replace_substring(arr, char, entity)
     return arr
+
+
+# Characters XML 1.0 cannot hold: C0 controls but tab, line feed and carriage return; U+FFFE, U+FFFF.
+NOT_XML = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+NOT_XML_BYTES = np.zeros(256, bool)  # by byte value: a lookup is twice as fast as np.isin
+NOT_XML_BYTES[[*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xEF]] = True  # 0xEF: U+FFFx lead
+MORE_ENTITIES = (('"', "&quot;"), ("\r", "&#13;"))
+
+
+def xml_text(arr: pa.Array) -> pa.Array:
+    """A string column as XML 1.0 character data or attribute value, nulls staying null:
+    & < > " as entities, a carriage return as &#13; (a parser would read a raw one as a line
+    feed), the control characters XML 1.0 cannot hold removed, as GDAL removes them. Each
+    pass runs only for characters the column holds."""
+    data, _ = string_bytes(arr)
+    if NOT_XML_BYTES[data].any():
+        arr = pc.replace_substring_regex(arr, NOT_XML, "")
+    arr = xml_escaped(arr)
+    for char, entity in MORE_ENTITIES:
+        if (data == ord(char)).any():
+            arr = pc.replace_substring(arr, char, entity)
+    return arr
+
+
+def coordinate_strings(values: np.ndarray) -> pa.Array:
+    """Degrees as xsd:decimal, the shortest text that reads back as the same double; Arrow's
+    exponent form (1e-07) rewritten positionally for the rare values that get it."""
+    text = pa.array(values, pa.float64()).cast(pa.string())
+    exponent = pc.match_substring(text, "e")
+    if not pc.any(exponent).as_py():
+        return text
+    positional = [np.format_float_positional(v, trim="-") for v in values[exponent.to_numpy(zero_copy_only=False)]]
+    return pc.replace_with_mask(text, exponent, pa.array(positional, pa.string()))
 
 
 def point_coords(arr: pa.StructArray) -> tuple[pa.Array, pa.Array]:
