@@ -120,8 +120,19 @@ def test_the_partial_sweep_removes_a_killed_writers_scratch_directory(storage):
         path = finished(out)
     # the writer died without cleaning up: its directory stays, under its partial's tag
     assert path.exists() and storage.partial_tags() == {"e~1"}
-    assert storage.sweep_partials(0, live_tags={"e~1"}) == 0 and path.exists()
-    assert storage.sweep_partials(0) == 1 and leftovers(storage) == []
+    assert storage.sweep_partials(0, dead_tags={"e~2", ""}) == 0 and path.exists()
+    assert storage.sweep_partials(0, dead_tags={"e~1"}) == 1 and leftovers(storage) == []
+
+
+def test_the_partial_sweep_leaves_a_partial_begun_after_its_tags_were_judged(storage):
+    """The recover cron lists the tags, asks Redis which attempts are dead, then sweeps: a
+    writer that began in between (an export that became processing meanwhile) keeps its file."""
+    with storage.writing("exports/old", "e~1"):
+        judged = storage.partial_tags()  # e~1 found dead, say
+    with storage.writing(KEY, "e~2") as out:
+        out.write(b"begun after the listing")
+        assert storage.sweep_partials(0, dead_tags=judged) == 0
+    assert storage.exists(KEY)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
                 expired += 1
         except NotFound:
             await exports.redis.zrem(keys.EXPORTS_READY, export_id)
-    removed = storage.sweep_partials(PARTIAL_GRACE, await _live_tags(exports, storage.partial_tags()))
+    removed = storage.sweep_partials(PARTIAL_GRACE, await _dead_tags(exports, storage, with_imports=True))
     aborted = await asyncio.to_thread(storage.abort_stale_uploads, UPLOAD_GRACE)
     evicted = await asyncio.to_thread(storage.evict_cache, cache_grace(ctx["settings"]))
     if expired or removed or aborted or evicted:
@@ -47,20 +47,24 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     return {"expired": expired, "partials_removed": removed, "uploads_aborted": aborted, "cache_evicted": evicted}
 
 
-async def _live_tags(exports: ExportRepo, tags: set[str]) -> set[str]:
-    """The partial-file tags (export~attempt) whose attempt is still processing."""
-    live = set()
-    for tag in tags:
-        if "~" not in tag:
-            continue
+async def _dead_tags(exports: ExportRepo, storage, with_imports: bool) -> set[str]:
+    """The tags (export~attempt) of the partial files there are now whose attempt is no longer
+    processing; with_imports, also the untagged ones of dataset imports."""
+    dead = set()
+    for tag in storage.partial_tags():
         export_id, _, attempt = tag.partition("~")
+        if not attempt:
+            if with_imports:
+                dead.add(tag)
+            continue
         try:
             export = await exports.get(export_id)
         except NotFound:
+            dead.add(tag)
             continue
-        if export.status == ex.PROCESSING and str(export.attempt) == attempt:
-            live.add(tag)
-    return live
+        if export.status != ex.PROCESSING or str(export.attempt) != attempt:
+            dead.add(tag)
+    return dead
 
 
 async def recover(ctx: dict[str, Any]) -> dict[str, int]:
@@ -90,5 +94,5 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
             requeued += 1
     storage = ctx["storage"]
     # a dead attempt's half-written file goes at once: no attempt will ever finish it
-    removed = storage.sweep_partials(0, await _live_tags(exports, storage.partial_tags()), tagged_only=True)
+    removed = storage.sweep_partials(0, await _dead_tags(exports, storage, with_imports=False))
     return {"requeued": requeued, "failed": failed, "partials_removed": removed}

@@ -112,16 +112,16 @@ class Storage:
     def partial_tags(self) -> set[str]:
         return {path.name.split(TAG_END, 1)[0] for path in self.partials.iterdir()}
 
-    def sweep_partials(self, older_than_seconds: float, live_tags: set[str] = frozenset(), tagged_only: bool = False) -> int:
-        """Remove partial files untouched for that long whose tag is not live (left by
-        killed workers), and the directories of temporary files their writers made beside
-        them (named after them: formats/gdal.py); with tagged_only, leave untagged ones
-        (dataset imports) alone."""
+    def sweep_partials(self, older_than_seconds: float, dead_tags: set[str]) -> int:
+        """Remove the partial files of `dead_tags` untouched for that long (left by killed
+        workers and dead imports: the untagged ""), and the directories of temporary files
+        their writers made beside them (named after them: formats/gdal.py). The caller judges
+        the tags it listed with `partial_tags`: a partial begun since is of none of them, so
+        a writer that started meanwhile never loses its file."""
         cutoff = time.time() - older_than_seconds
         removed = 0
         for path in self.partials.iterdir():
-            tag = path.name.split(TAG_END, 1)[0]
-            if tag in live_tags or (tagged_only and not tag):
+            if path.name.split(TAG_END, 1)[0] not in dead_tags:
                 continue
             try:
                 if path.stat().st_mtime < cutoff:
