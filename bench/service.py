@@ -5,7 +5,7 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   each export asks for a different query, so none shares another's file), and of an export
   that shares a ready one's file;
 - exports per second for small exports with 1 and with 2 workers (best of 3 runs each), the
-  workers running 2 exports at a time each (the default), then 1: 60
+  workers running 2 exports at a time each (the default), then 1: 200
   exports queued while the workers are stopped (SIGSTOP), then drained, their completion read
   from the size of Redis' index of ready exports every 20 ms (through the API, the web process
   would take CPU from the workers), with the CPU each process spent an export and how busy
@@ -36,6 +36,9 @@ from bench.faults import Client, Service, Tally
 from bench.report import write_section
 from domain import demo, keys
 from domain.exports import READY
+
+
+DRAINED = 200  # small exports a drain: its first and last moments (workers waking, the last few alone) weigh little
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -141,10 +144,10 @@ async def scaling(service: Service, client: Client, jobs: int, first: int) -> li
     at a time each (EXPORTD_WORKER_JOBS), best of 3 runs each."""
     worker = service.worker(EXPORTD_WORKER_JOBS=str(jobs))
     await workers_up(client, [worker])
-    one = [await drain_rate(service, client, [worker], 60, first + 100 * k) for k in range(3)]
+    one = [await drain_rate(service, client, [worker], DRAINED, first + 1_000 * k) for k in range(3)]
     second = service.worker(EXPORTD_WORKER_JOBS=str(jobs))  # beside the same worker
     await workers_up(client, [second])
-    two = [await drain_rate(service, client, [worker, second], 60, first + 5_000 + 100 * k) for k in range(3)]
+    two = [await drain_rate(service, client, [worker, second], DRAINED, first + 5_000 + 1_000 * k) for k in range(3)]
     for process in (worker, second):
         process.kill()
         process.wait(10)
