@@ -5,10 +5,14 @@ batch while GDAL wrote the last one. The library is the one pyogrio ships (GDAL 
 loaded by pyogrio; its drivers are the ones pyogrio writes with.
 
 A Layer is used by one thread at a time (GDAL's datasets are not thread-safe); GDAL's error
-messages are per thread, and a failed call raises OgrError with the last of them."""
+messages are per thread, and a failed call raises OgrError with the last of them, or OSError
+ENOSPC when writing failed on a file system with no room left (GDAL's message then says only
+"I/O failure", and the export should say the disk is full)."""
 from __future__ import annotations
 
 import ctypes
+import errno
+import shutil
 from functools import cache
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +23,7 @@ import pyogrio
 GEOMETRY_TYPES = {"Unknown": 0, "Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5,
                   "MultiPolygon": 6}
 OAMS_TRADITIONAL_GIS_ORDER = 0  # longitude, latitude, as WKB holds them
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is put down to a full disk
 
 
 class OgrError(RuntimeError):
@@ -92,9 +97,19 @@ class _Options:
         return ctypes.cast(self.array, ctypes.c_void_p)
 
 
-def _failed(what: str) -> OgrError:
+def _failed(what: str, writing: Path | None = None) -> Exception:
     message = gdal().CPLGetLastErrorMsg()
-    return OgrError(f"GDAL could not {what}: {message.decode(errors='replace') if message else 'no detail'}")
+    detail = f"GDAL could not {what}: {message.decode(errors='replace') if message else 'no detail'}"
+    if writing is not None and _full(writing.parent):
+        return OSError(errno.ENOSPC, f"no space left on the device ({detail})")
+    return OgrError(detail)
+
+
+def _full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < FULL_BELOW
+    except OSError:
+        return False
 
 
 class Layer:
@@ -106,12 +121,13 @@ class Layer:
                  layer_options: Mapping[str, str] | None = None, dataset_options: Mapping[str, str] | None = None):
         lib = gdal()
         lib.CPLErrorReset()
+        self.path = path
         handle = lib.GDALGetDriverByName(driver.encode())
         if not handle:
             raise OgrError(f"GDAL has no driver {driver!r}")
         self._dataset = lib.GDALCreate(handle, str(path).encode(), 0, 0, 0, 0, _Options(dataset_options).pointer)
         if not self._dataset:
-            raise _failed(f"create {path.name}")
+            raise _failed(f"create {path.name}", path)
         srs = None
         try:
             if crs:
@@ -145,7 +161,7 @@ class Layer:
         try:
             if not gdal().OGR_L_WriteArrowBatch(self._layer, ctypes.byref(self._schema), ctypes.byref(array),
                                                 self._write_options.pointer):
-                raise _failed("write a batch")
+                raise _failed("write a batch", self.path)
         finally:
             if array.release:
                 array.release(ctypes.byref(array))
@@ -157,4 +173,4 @@ class Layer:
             schema.release(ctypes.byref(schema))
         dataset, self._dataset = self._dataset, None
         if dataset and gdal().GDALClose(dataset) != 0:
-            raise _failed("finish the file")
+            raise _failed("finish the file", self.path)

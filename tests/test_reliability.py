@@ -217,12 +217,13 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-async def test_a_full_disk_fails_the_export_with_a_reason(make_settings, start_worker, demo_file, small_disk):
+@pytest.mark.parametrize("export_type", ["json", "fgb"])  # written by us; by GDAL, beside the partial
+async def test_a_full_disk_fails_the_export_with_a_reason(make_settings, start_worker, demo_file, small_disk, export_type):
     settings = make_settings(data_dir=small_disk)
     await load_dataset(settings, demo_file, "demo-events")
     start_worker(settings)
     async with TestClient(TestServer(create_app(settings))) as client:
-        full = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "json")))
+        full = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, export_type)))
         assert full["status"] == "failed" and "disk space" in full["detail"]
         assert list((small_disk / ".partial").iterdir()) == []  # the half file is gone
         small = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv", query={"limit": 5})))
