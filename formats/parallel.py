@@ -28,6 +28,10 @@ from polars.io.plugins import register_io_source
 
 Rendered = bytes | memoryview | pa.Buffer
 THREADS = min(2, os.cpu_count() or 1)
+# a batch this small is rendered on the caller's thread: handing it to a rendering thread and
+# back cost a small export more than rendering it (two thread wake-ups, on a busy machine each
+# a wait for a core)
+INLINE_ROWS = 1024
 
 
 @cache
@@ -62,6 +66,9 @@ class OrderedRendering:
         self._pending: deque[Future[Rendered]] = deque()
 
     def submit(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows <= INLINE_ROWS and not self._pending:  # nothing ahead of it to keep in order
+            self._write(self._render(batch))
+            return
         self._pending.append(pool().submit(self._render, batch))
         while len(self._pending) > THREADS:
             self._write(self._pending.popleft().result())

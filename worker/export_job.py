@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,12 +24,12 @@ from domain import metrics, queue
 from domain.datasets import open_version
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
-from domain.query import RecordQuery, Scan
+from domain.query import RecordQuery
 from domain.sharing import SharedFiles, digest
 from domain.storage import ExportTooLarge
 from domain.timeutil import now
 from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat
-from worker.writing import Cancelled, Progress, write_export
+from worker.writing import Cancelled, Progress, Written, write_export
 
 log = logging.getLogger("exportd.worker")
 
@@ -96,21 +97,12 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     dataset = await ctx["datasets"].get(export.dataset_id)
     fmt = REGISTRY.get(export.export_type)
     query = RecordQuery.from_json(export.query)
-    scan, total = await asyncio.to_thread(_open_scan, query, storage, dataset)
-    fmt.check(scan.fields)
-    options = fmt.parse_options(export.options, scan.fields)
-    scan = scan.projected(fmt.fields_read(scan.fields, options))
-
-    file_name = fmt.filename(dataset.dataset_id, options)
-    key = f"{attempt_dir(export.id, attempt)}/{file_name}"
     progress = Progress()
-    reporter = asyncio.create_task(_report(exports, export.id, attempt, progress, total))
+    reporter = asyncio.create_task(_report(exports, export.id, attempt, progress))
     try:
         loop = asyncio.get_running_loop()
-        written = await loop.run_in_executor(
-            ctx["executor"], write_export, storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress,
-            ctx["settings"].max_export_bytes,
-        )
+        plan, written = await loop.run_in_executor(
+            ctx["executor"], _write, storage, dataset, query, fmt, export, attempt, progress, ctx["settings"].max_export_bytes)
     except BaseException:
         progress.cancel.set()  # a cancelled job must not leave its thread writing
         raise
@@ -118,6 +110,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+    file_name, key, options = plan.file_name, plan.key, plan.options
 
     finished = now()
     # Offer the file to identical exports first, then become ready; if this attempt may not
@@ -129,7 +122,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     try:
         ready = await exports.transition(
             export.id, ex.READY, expect=(ex.PROCESSING,), at_attempt=attempt,
-            file_name=file_name, size=written.size, records_done=written.records, records_total=total,
+            file_name=file_name, size=written.size, records_done=written.records, records_total=progress.total,
             records_skipped=written.skipped, warnings=written.warnings,
             processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl), file_key=key,
         )
@@ -146,25 +139,43 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}
 
 
-def _open_scan(query: RecordQuery, storage, dataset) -> tuple[Scan, int]:
-    """The query's scan of the dataset's version, and how many records it holds (blocking)."""
+@dataclass
+class Plan:
+    file_name: str
+    key: str
+    options: dict[str, Any]
+
+
+def _write(storage, dataset, query: RecordQuery, fmt, export: Export, attempt: int, progress: Progress,
+           max_bytes: int | None) -> tuple[Plan, Written]:
+    """The blocking part, in one thread hop (each hop cost a small export a wake-up, on a busy
+    machine a wait for a core): the query's scan of the dataset's version, how many records
+    it holds (progress.total), the format's options on its fields, then the file."""
     scan = query.scan(open_version(storage, dataset.data_key), dataset.fields)
-    return scan, scan.count()
+    progress.total = scan.count()
+    fmt.check(scan.fields)
+    options = fmt.parse_options(export.options, scan.fields)
+    scan = scan.projected(fmt.fields_read(scan.fields, options))
+    file_name = fmt.filename(dataset.dataset_id, options)
+    key = f"{attempt_dir(export.id, attempt)}/{file_name}"
+    written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes)
+    return Plan(file_name, key, options), written
 
 
-async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress, total: int) -> None:
-    """Every half second: write the progress (with the first report, the records to write:
-    an export done sooner tells it as it becomes ready, a round trip saved), and stop the
-    writer if the export was deleted or another attempt took it over."""
-    told = {"records_total": total}
+async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress) -> None:
+    """Every half second: write the progress (with the first report once it is known, the
+    records to write: an export done sooner tells it as it becomes ready, a round trip saved),
+    and stop the writer if the export was deleted or another attempt took it over."""
+    total_told = False
     while True:
         await asyncio.sleep(PROGRESS_EVERY)
+        told = {} if total_told or progress.total is None else {"records_total": progress.total}
         try:
             still_ours = await exports.update(export_id, expect=(ex.PROCESSING,), at_attempt=attempt,
                                               renew_lease=True, records_done=progress.done, **told)
         except REDIS_DOWN:
             continue  # keep writing; the final transition will tell
-        told = {}
+        total_told = total_told or bool(told)
         if not still_ours:
             progress.cancel.set()
             return

@@ -40,6 +40,7 @@ class Progress:
     """Shared between the writing thread and the job: the thread counts, the job reports."""
 
     done: int = 0
+    total: int | None = None  # the records to write, once the scan has counted them
     cancel: threading.Event = field(default_factory=threading.Event)
 
 

@@ -13,6 +13,7 @@ import pytest
 import shapely
 
 from domain.fields import fields_of, with_fields
+from formats.parallel import INLINE_ROWS
 from formats import REGISTRY
 from formats.values import datetime_strings
 from tests.formats.samples import awkward_table, empty_table, null_table, write
@@ -92,17 +93,17 @@ def test_many_batches_keep_their_order() -> None:
     n = 5_000
     table = pa.table({"n": pa.array(range(n), pa.int64()), "text": [f"é;{i}\n" for i in range(n)]})
     table = table.replace_schema_metadata(with_fields(table.schema, fields_of(table.schema)).metadata)
-    rows = read(write("csv", table, batch_size=7)[0])
+    rows = read(write("csv", table, batch_size=INLINE_ROWS + 1)[0])  # the last, smaller, after others
     assert [int(r[0]) for r in rows[1:]] == list(range(n))
     assert [r[1] for r in rows[1:]] == [f"é;{i}\n" for i in range(n)]
 
 
 def test_abort_writes_nothing_more() -> None:
-    table = awkward_table()
+    table = pa.concat_tables([awkward_table()] * 400).combine_chunks()
     fmt = REGISTRY.get("csv")
     out = io.BytesIO()
     writer = fmt.open(out, table.schema, fields_of(table.schema), fmt.parse_options({}, fields_of(table.schema)))
-    for batch in table.to_batches(max_chunksize=1):
+    for batch in table.to_batches(max_chunksize=INLINE_ROWS + 1):  # on the rendering threads
         writer.write(batch)
     writer.abort()
     written = out.getvalue()

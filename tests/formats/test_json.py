@@ -12,6 +12,7 @@ import pytest
 import shapely
 
 from domain.fields import fields_of, with_fields
+from formats.parallel import INLINE_ROWS
 from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 NASTY = ["a\x00b\x01\x1f\x7f", "\u2028\u2029 é 東 😀", 'q"\\/\b\f\n\r\t', "", "plain", None]
@@ -113,15 +114,15 @@ def test_many_batches_keep_their_order(name) -> None:
     n = 5_000
     table = pa.table({"n": pa.array(range(n), pa.int64()), "text": [f"line\n{i}" for i in range(n)]})
     table = table.replace_schema_metadata(with_fields(table.schema, fields_of(table.schema)).metadata)
-    got = read(name, write(name, table, batch_size=7)[0])
+    got = read(name, write(name, table, batch_size=INLINE_ROWS + 1)[0])  # the last, smaller, after others
     assert got == [{"n": i, "text": f"line\n{i}"} for i in range(n)]
 
 
 @pytest.mark.parametrize("name", ["json", "jsonl"])
 def test_abort_writes_nothing_more(name) -> None:
-    table = awkward_table()
+    table = pa.concat_tables([awkward_table()] * 400).combine_chunks()
     writer, out = open_writer(name, table)
-    for batch in table.to_batches(max_chunksize=1):
+    for batch in table.to_batches(max_chunksize=INLINE_ROWS + 1):  # on the rendering threads
         writer.write(batch)
     writer.abort()
     written = out.getvalue()
