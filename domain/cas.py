@@ -10,7 +10,10 @@ from redis.asyncio import Redis
 
 # KEYS[1]: the hash. ARGV[1]: JSON {"when": {field: [allowed values]}, "set": {field: value},
 # "zadd": [[key, score, member], …], "zrem": [[key, member], …], "lapsed": [key, member, before],
-# "may_create": bool, "publish": [channel, message]}. A missing field reads as "". "lapsed" also asks that member's score in
+# "may_create": bool, "publish": [channel, message], "also": [[command, arg, …], …]}. A missing
+# field reads as "". "also" holds further commands run with the change (all their arguments
+# text), so that what goes with a state (counters, a shared file's entry) is there exactly when
+# the state is. "lapsed" also asks that member's score in
 # key be below `before`. Returns 1 when applied, 0 when a condition failed, -1 when the hash
 # does not exist (unless may_create).
 SCRIPT = """
@@ -36,6 +39,7 @@ end
 if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
 for _, change in ipairs(args['zadd'] or {}) do redis.call('ZADD', change[1], change[2], change[3]) end
 for _, change in ipairs(args['zrem'] or {}) do redis.call('ZREM', change[1], change[2]) end
+for _, command in ipairs(args['also'] or {}) do redis.call(unpack(command)) end
 if args['publish'] then redis.call('PUBLISH', args['publish'][1], args['publish'][2]) end
 return 1
 """
@@ -50,9 +54,11 @@ class CompareAndSet:
     async def __call__(self, key: str, when: dict[str, list[str]], values: dict[str, str], *,
                        zadd: Iterable[list[Any]] = (), zrem: Iterable[list[Any]] = (),
                        lapsed: list[Any] | None = None, may_create: bool = False,
-                       publish: list[str] | None = None) -> int:
+                       publish: list[str] | None = None, also: Iterable[list[Any]] = ()) -> int:
         payload: dict[str, Any] = {"when": when, "set": values, "zadd": list(zadd), "zrem": list(zrem),
                                    "may_create": may_create}
+        if also:
+            payload["also"] = [[str(arg) for arg in command] for command in also]
         if lapsed:
             payload["lapsed"] = lapsed
         if publish:

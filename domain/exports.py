@@ -196,12 +196,14 @@ class ExportRepo:
         expect: Iterable[str] | None = None,
         at_attempt: int | None = None,
         lease_lapsed: bool = False,
+        also: Iterable[list[Any]] = (),
         **values: Any,
     ) -> bool:
         """Move the export to `target` if it is in one of `expect` (default: every state that
         may lead to target) and, when given, still at attempt `at_attempt` (and, with
-        lease_lapsed, only if its lease is still lapsed); set `values` with it.
-        False when the export was elsewhere; NotFound when it is gone."""
+        lease_lapsed, only if its lease is still lapsed); set `values` with it, and run the
+        Redis commands `also` (domain/cas.py) only then. False when the export was
+        elsewhere; NotFound when it is gone."""
         allowed = sources(target)  # the state machine holds whatever the caller expects
         when = _conditions([s for s in (expect if expect is not None else allowed) if s in allowed], at_attempt)
         values.setdefault("modified", now())
@@ -222,7 +224,7 @@ class ExportRepo:
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
         return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,
-                                 publish=[keys.STATUS_CHANGES, export_id])
+                                 publish=[keys.STATUS_CHANGES, export_id], also=also)
 
     async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
                      renew_lease: bool = False, **values: Any) -> bool:
@@ -237,9 +239,9 @@ class ExportRepo:
 
     async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
                      zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None,
-                     publish: list[str] | None = None) -> bool:
+                     publish: list[str] | None = None, also: Iterable[list[Any]] = ()) -> bool:
         result = await self._cas(keys.export(export_id), when, {k: encode(k, v) for k, v in values.items()},
-                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish)
+                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish, also=also)
         if result == MISSING:
             raise NotFound(f"no export {export_id!r}")
         return result == APPLIED

@@ -56,6 +56,16 @@ def digest(dataset_id: str, version: str, query: dict[str, Any], export_type: st
     return hashlib.sha256(canonical).hexdigest()
 
 
+def offer(share: str, file_key: str, export_id: str, description: dict[str, Any]) -> list[list[Any]]:
+    """The Redis commands that offer a ready export's file to later identical exports (run
+    with its READY transition: ExportRepo.transition's `also`, so the offer stands exactly when
+    the export is ready)."""
+    described = [item for name, value in {**description, "digest": share}.items() for item in (name, value)]
+    return [["SADD", keys.file_refs(file_key), export_id],
+            ["HSET", keys.shared_file(file_key), *described],
+            ["SET", keys.shared(share), file_key]]
+
+
 class SharedFiles:
     def __init__(self, redis: Redis):
         self.redis = redis
@@ -69,14 +79,6 @@ class SharedFiles:
             return None
         key, *flat = found
         return {"file_key": key, **dict(zip(flat[::2], flat[1::2]))}
-
-    async def register(self, share: str, file_key: str, export_id: str, description: dict[str, Any]) -> None:
-        """A ready export's file: later identical exports may join it."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.file_refs(file_key), export_id)
-            pipe.hset(keys.shared_file(file_key), mapping={**{k: str(v) for k, v in description.items()}, "digest": share})
-            pipe.set(keys.shared(share), file_key)
-            await pipe.execute()
 
     async def release(self, file_key: str, export_id: str) -> bool:
         """Drop export_id's reference; True when nobody uses the file any more."""

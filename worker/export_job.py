@@ -25,7 +25,7 @@ from domain.datasets import open_version
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery
-from domain.sharing import SharedFiles, digest
+from domain.sharing import digest, offer
 from domain.storage import ExportTooLarge
 from domain.timeutil import now
 from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat
@@ -113,27 +113,25 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[st
     file_name, key, options = plan.file_name, plan.key, plan.options
 
     finished = now()
-    # Offer the file to identical exports first, then become ready; if this attempt may not
-    # become ready after all, take the offer back.
-    shared = SharedFiles(exports.redis)
-    await shared.register(digest(dataset.dataset_id, dataset.version, query.as_dict(), fmt.name, options), key, export.id, {
+    seconds = (finished - started).total_seconds()
+    # the file offered to identical exports, and counted, with the READY transition: exactly
+    # when this attempt becomes ready (it may not: deleted, or superseded by a newer attempt)
+    shared = offer(digest(dataset.dataset_id, dataset.version, query.as_dict(), fmt.name, options), key, export.id, {
         "file_name": file_name, "size": written.size, "records": written.records, "skipped": written.skipped,
         "warnings": orjson.dumps(written.warnings).decode()})
     try:
         ready = await exports.transition(
             export.id, ex.READY, expect=(ex.PROCESSING,), at_attempt=attempt,
+            also=[*shared, *metrics.ready_counts(fmt.name, seconds, written.size, written.records)],
             file_name=file_name, size=written.size, records_done=written.records, records_total=progress.total,
             records_skipped=written.skipped, warnings=written.warnings,
             processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl), file_key=key,
         )
     except NotFound:
         ready = False
-    if not ready:  # deleted, or superseded by a newer attempt: this file must not be served
-        if await shared.release(key, export.id):
-            await asyncio.to_thread(storage.delete, attempt_dir(export.id, attempt))
+    if not ready:  # this file must not be served, and nobody else was offered it
+        await asyncio.to_thread(storage.delete, attempt_dir(export.id, attempt))
         return {"export": export.id, "outcome": "discarded"}
-    seconds = (finished - started).total_seconds()
-    await metrics.observe_ready(exports.redis, fmt.name, seconds, written.size, written.records)
     log.info("export ready", extra={"export": export.id, "attempt": attempt, "format": fmt.name, "records": written.records,
                                     "bytes": written.size, "duration": round(seconds, 3)})
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}
