@@ -10,6 +10,7 @@ import shapely
 
 from domain.fields import Field, fields_of, with_fields
 from formats import REGISTRY, FormatNotApplicable, OptionError
+from formats.parallel import INLINE_ROWS
 from tests.formats.samples import awkward_table, empty_table, null_table, open_writer, write
 
 
@@ -145,9 +146,9 @@ def test_many_records_in_odd_batches_match_pythons_own_encoding() -> None:
 
 
 def test_abort_stops_rendering_and_writes_nothing_more() -> None:
-    table = awkward_table()
+    table = pa.concat_tables([awkward_table()] * 400).combine_chunks()
     writer, out = open_writer("ov2", table)
-    for batch in table.to_batches(max_chunksize=1):
+    for batch in table.to_batches(max_chunksize=INLINE_ROWS + 1):  # on the rendering threads
         writer.write(batch)
     writer.abort()
     size = len(out.getvalue())
