@@ -31,6 +31,8 @@ import pyarrow.compute as pc
 
 from domain.fields import DATE_TYPES, Field
 from formats.base import Format, Option, OptionError, Writer
+from formats.json import buffer_of
+from formats.parallel import OrderedRendering
 from formats.values import as_text, date_strings, point_coords
 
 CRLF = "\r\n"
@@ -147,7 +149,8 @@ class IcalWriter(Writer):
         self.location = None if located_by_point else location
         self.geo = location if located_by_point else first(self.fields, point)
         self.dtstamp = "DTSTAMP:" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        self.ends_dropped = 0
+        self.ends_dropped: list[int] = []  # a batch's events whose end was not after their start
+        self.rendering = OrderedRendering(self.render, out.write)
         header = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN",
                   "METHOD:PUBLISH", f"X-WR-TIMEZONE:{self.tz}", ""]
         out.write(CRLF.join(header).encode())
@@ -186,7 +189,7 @@ class IcalWriter(Writer):
         if end is None:
             return fallback
         after = pc.greater(end, start)
-        self.ends_dropped += pc.sum(pc.invert(after)).as_py() or 0
+        self.ends_dropped.append(pc.sum(pc.invert(after)).as_py() or 0)  # list.append: safe across threads
         kept = pc.if_else(after, end, pa.scalar(None, end.type))
         return kept if fallback is None else pc.coalesce(kept, fallback)
 
@@ -206,21 +209,27 @@ class IcalWriter(Writer):
     def write(self, batch: pa.RecordBatch) -> None:
         dated = batch.filter(batch.column(self.start).is_valid())
         self.skipped += batch.num_rows - dated.num_rows
-        if dated.num_rows == 0:
-            return
+        if dated.num_rows:
+            self.rendering.submit(dated)
+
+    def render(self, dated: pa.RecordBatch) -> memoryview:
+        """The events of records with a start (on a rendering thread: the UIDs' SHA-1, one
+        record at a time, holds the GIL while another batch's pyarrow.compute work goes on)."""
         start, end = self._dates(dated)
         lines: list[Any] = ["BEGIN:VEVENT", pc.binary_join_element_wise("UID:", record_uids(dated, self.fields), ""),
                             self.dtstamp, start, end]
         lines += [self._text_line("SUMMARY", self.summary, dated), self._text_line("DESCRIPTION", self.description, dated),
                   self._text_line("LOCATION", self.location, dated), self._geo_line(dated), "END:VEVENT", ""]
-        events = pc.binary_join_element_wise(*(x for x in lines if x is not None), CRLF, null_handling="skip")
-        whole = pa.ListArray.from_arrays(pa.array([0, len(events)], pa.int32()), events)
-        self.out.write(pc.binary_join(whole, "")[0].as_buffer().to_pybytes())
+        return buffer_of(pc.binary_join_element_wise(*(x for x in lines if x is not None), CRLF, null_handling="skip"))
 
     def close(self) -> None:
-        if self.ends_dropped:
-            self.warnings.append(f"{self.ends_dropped} event(s) had an end not after their start; DTEND left out")
+        self.rendering.finish()
+        if dropped := sum(self.ends_dropped):
+            self.warnings.append(f"{dropped} event(s) had an end not after their start; DTEND left out")
         self.out.write(b"END:VCALENDAR\r\n")
+
+    def abort(self) -> None:
+        self.rendering.abort()
 
 
 def _field_option(name: str, description: str) -> Option:

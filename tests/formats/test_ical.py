@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from datetime import date, datetime, timedelta, timezone
 
 import icalendar
@@ -11,6 +12,7 @@ import pytest
 from domain.fields import Field, fields_of
 from formats import REGISTRY
 from formats.base import FormatNotApplicable, OptionError
+from formats.parallel import INLINE_ROWS
 from tests.formats.samples import LONG_TEXT, awkward_table, empty_table, null_table, write
 
 UTC = timezone.utc
@@ -115,6 +117,34 @@ def test_uids_are_unique_and_stable_across_exports_and_batches():
     assert len(set(uids)) == 5 and all(u.endswith("@exportd") for u in uids)
     assert [str(e["UID"]) for e in events(second)] == uids
     assert [str(e["UID"]) for e in events(reordered)] == uids[::-1]
+
+
+def test_batches_rendered_on_threads_keep_their_order_and_counts():
+    """Batches above the inline size render two at a time on threads: the events come out in
+    the records' order, and the ends dropped and records skipped are counted over all of them."""
+    table = pa.concat_tables([awkward_table()] * 400).combine_chunks()
+    options = {"dtstart_field": "starts_at", "dtend_field": "day", "timezone": "Europe/Paris"}  # one end dropped
+    one_by_one, alone = write("ical", table.slice(0, 6), options, batch_size=1)
+    threaded, writer = write("ical", table, options, batch_size=2 * INLINE_ROWS + 1)
+    summaries = [str(e["SUMMARY"]) for e in events(one_by_one)]
+    assert [str(e["SUMMARY"]) for e in events(threaded)] == summaries * 400
+    assert writer.skipped == 400 * alone.skipped
+    dropped = int(alone.warnings[0].split()[0])
+    assert writer.warnings == [f"{400 * dropped} event(s) had an end not after their start; DTEND left out"]
+
+
+def test_abort_stops_rendering_and_writes_nothing_more():
+    table = pa.concat_tables([awkward_table()] * 1000).combine_chunks()
+    fmt = REGISTRY.get("ical")
+    out = io.BytesIO()
+    writer = fmt.open(out, table.schema, fields_of(table.schema), fmt.parse_options({}, fields_of(table.schema)))
+    for batch in table.to_batches(max_chunksize=2 * INLINE_ROWS + 1):  # dated ones above the inline size: on threads
+        writer.write(batch)
+    writer.abort()
+    written = out.getvalue()
+    assert not written.endswith(b"END:VCALENDAR\r\n") and written.count(b"BEGIN:VEVENT") < 5000
+    writer.abort()
+    assert out.getvalue() == written
 
 
 def test_empty_and_null_tables_give_empty_calendars():
