@@ -12,7 +12,7 @@ from arq.jobs import Job
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from domain import demo, queue
+from domain import demo, keys, queue
 from domain.exports import ExportRepo
 from tests.conftest import ADMIN_TOKEN, load_dataset, stored_keys
 from tests.osdi import create, download, export_id, headers, poll
@@ -130,6 +130,20 @@ async def test_any_link_of_an_expired_export_answers_410(settings, client, worke
     assert await ExportRepo(state).transition(export, "expired", expect=("ready",))
     status, body, _ = await download(client, ready["download_link"])  # signature still good, export expired
     assert status == 410
+
+
+async def test_an_export_whose_dataset_is_gone_fails_with_a_reason(settings, client, demo_dataset, state):
+    export = export_id(await create(client, ADMIN_TOKEN, "csv"))  # no worker yet: it stays queued
+    await state.delete(keys.dataset("demo-events"))
+    ctx = {"settings": settings}
+    await startup(ctx)
+    try:
+        outcome = await run_export(ctx, export, 1)
+    finally:
+        await shutdown(ctx)
+    assert outcome["outcome"] == "failed" and "no dataset 'demo-events'" in outcome["detail"]
+    failed = await poll(client, ADMIN_TOKEN, export)
+    assert failed["status"] == "failed" and "no dataset 'demo-events'" in failed["detail"]
 
 
 @pytest.mark.backends("local", "s3")

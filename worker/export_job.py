@@ -21,7 +21,7 @@ import redis.exceptions
 
 from domain import exports as ex
 from domain import metrics, queue
-from domain.datasets import open_version
+from domain.datasets import Dataset, open_version
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery
@@ -46,14 +46,20 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> d
         return {"export": export_id, "outcome": "deleted"}
     if export.status != ex.QUEUED or export.attempt != attempt - 1:
         return {"export": export_id, "outcome": f"not for attempt {attempt}: {export.status} at attempt {export.attempt}"}
-    started = await exports.transition(export_id, ex.PROCESSING, expect=(ex.QUEUED,), at_attempt=attempt - 1,
-                                       attempt=attempt, records_done=0)
+    # the dataset is read beside the transition, a round trip's wait fewer (a missing one fails
+    # the export in _process, once it is this attempt's)
+    started, dataset = await asyncio.gather(
+        exports.transition(export_id, ex.PROCESSING, expect=(ex.QUEUED,), at_attempt=attempt - 1,
+                           attempt=attempt, records_done=0),
+        ctx["datasets"].get(export.dataset_id), return_exceptions=True)
+    if isinstance(started, BaseException):
+        raise started
     if not started:
         return {"export": export_id, "outcome": "taken by another attempt"}
     log.info("export started", extra={"export": export_id, "attempt": attempt, "format": export.export_type})
     try:
         async with asyncio.timeout(ctx["settings"].job_timeout):
-            return await _process(ctx, export, attempt)
+            return await _process(ctx, export, attempt, dataset)
     except asyncio.CancelledError:
         await _hand_back(ctx, export_id, attempt)
         raise
@@ -90,11 +96,12 @@ async def _hand_back(ctx: dict[str, Any], export_id: str, attempt: int) -> None:
             log.info("export %s attempt %d handed back on shutdown", export_id, attempt)
 
 
-async def _process(ctx: dict[str, Any], export: Export, attempt: int) -> dict[str, Any]:
+async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: Dataset | BaseException) -> dict[str, Any]:
     started = now()
     exports: ExportRepo = ctx["exports"]
     storage = ctx["storage"]
-    dataset = await ctx["datasets"].get(export.dataset_id)
+    if isinstance(dataset, BaseException):
+        raise dataset
     fmt = REGISTRY.get(export.export_type)
     query = RecordQuery.from_json(export.query)
     progress = Progress()
