@@ -5,9 +5,9 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   each export asks for a different query, so none shares another's file), and of an export
   that shares a ready one's file;
 - exports per second for small exports with 1 and with 2 workers (best of 3 runs each), the
-  workers running 2 exports at a time each (the default), then 1: 200
-  exports queued while the workers are stopped (SIGSTOP), then drained, their completion read
-  from the size of Redis' index of ready exports every 20 ms (through the API, the web process
+  workers running 2 exports at a time each (the default), then 1: --drained exports (200; 60
+  for make bench QUICK=1) queued while the workers are stopped (SIGSTOP), then drained, their
+  completion read from the size of Redis' index of ready exports every 20 ms (through the API, the web process
   would take CPU from the workers), with the CPU each process spent an export and how busy
   the machine was. Posting them while the workers run would measure the web process's POSTs
   (their CPU is shown apart) competing with the workers for the two cores;
@@ -38,7 +38,6 @@ from domain import demo, keys
 from domain.exports import READY
 
 
-DRAINED = 200  # small exports a drain: its first and last moments (workers waking, the last few alone) weigh little
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -139,22 +138,23 @@ async def drain_rate(service: Service, client: Client, workers: list, count: int
             f"of {os.cpu_count()} cores busy; web CPU a POST {post_cost * 1000:.0f} ms)"), rate
 
 
-async def scaling(service: Service, client: Client, jobs: int, first: int) -> list[tuple[str, str]]:
+async def scaling(service: Service, client: Client, jobs: int, first: int, drained: int) -> list[tuple[str, str]]:
     """Rows of the table: small exports drained by 1 and by 2 workers running `jobs` exports
     at a time each (EXPORTD_WORKER_JOBS), best of 3 runs each."""
     worker = service.worker(EXPORTD_WORKER_JOBS=str(jobs))
     await workers_up(client, [worker])
-    one = [await drain_rate(service, client, [worker], DRAINED, first + 1_000 * k) for k in range(3)]
+    one = [await drain_rate(service, client, [worker], drained, first + 1_000 * k) for k in range(3)]
     second = service.worker(EXPORTD_WORKER_JOBS=str(jobs))  # beside the same worker
     await workers_up(client, [second])
-    two = [await drain_rate(service, client, [worker, second], DRAINED, first + 5_000 + 1_000 * k) for k in range(3)]
+    two = [await drain_rate(service, client, [worker, second], drained, first + 5_000 + 1_000 * k) for k in range(3)]
     for process in (worker, second):
         process.kill()
         process.wait(10)
     (one_text, one_rate), (two_text, two_rate) = max(one, key=lambda r: r[1]), max(two, key=lambda r: r[1])
     each = f"{jobs} export{'s' if jobs > 1 else ''} at a time each"
-    return [(f"small exports (200 rows) queued, drained by 1 worker, {each} (best of 3)", one_text),
-            (f"small exports (200 rows) queued, drained by 2 workers, {each} (best of 3)", f"{two_rate / one_rate:.2f}x: {two_text}")]
+    return [(f"{drained} small exports (200 rows) queued, drained by 1 worker, {each} (best of 3)", one_text),
+            (f"{drained} small exports (200 rows) queued, drained by 2 workers, {each} (best of 3)",
+             f"{two_rate / one_rate:.2f}x: {two_text}")]
 
 
 async def get_rate(client: Client, export_url: str, requests: int, concurrency: int) -> float:
@@ -174,7 +174,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def main(exports: int, big_rows: int, big_formats: list[str]) -> None:
+async def main(exports: int, big_rows: int, big_formats: list[str], drained: int) -> None:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="exportd-bench-") as tmp:
         files = {"events": Path(tmp) / "events.parquet", "small": Path(tmp) / "small.parquet"}
@@ -205,7 +205,7 @@ async def main(exports: int, big_rows: int, big_formats: list[str]) -> None:
                 worker.wait(10)
                 first = 10_000
                 for jobs in (2, 1):  # the default, then one export at a time a worker
-                    rows += await scaling(service, client, jobs, first)
+                    rows += await scaling(service, client, jobs, first, drained)
                     first += 10_000
                 for fmt in big_formats if big_rows else ():
                     big_worker = service.worker()
@@ -226,6 +226,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exports", type=int, default=100)
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="0 to skip the large exports")
+    parser.add_argument("--drained", type=int, default=200, choices=range(1, 1001), metavar="1..1000",
+                        help="small exports a drain (more: its first and last moments, workers waking and the last few "
+                             "alone, weigh less)")
     parser.add_argument("--big-formats", default="csv,jsonl,geojson,parquet", help="comma-separated formats of the large exports")
     args = parser.parse_args()
-    asyncio.run(main(args.exports, args.big_rows, args.big_formats.split(",")))
+    asyncio.run(main(args.exports, args.big_rows, args.big_formats.split(","), args.drained))
