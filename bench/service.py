@@ -7,9 +7,9 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
 - exports per second for small exports with 1 and with 2 workers (best of 3 runs each), the
   workers running 2 exports at a time each (the default), then 1: --drained exports (200; 60
   for make bench QUICK=1) queued while the workers are stopped (SIGSTOP), then drained, their
-  completion read from the size of Redis' index of ready exports every 20 ms (through the API, the web process
-  would take CPU from the workers), with the CPU each process spent an export and how busy
-  the machine was. Posting them while the workers run would measure the web process's POSTs
+  completion read from the size of Redis' index of ready exports every 20 ms (through the
+  API, the web process would take CPU from the workers), with the CPU each process spent an
+  export and how busy the machine was. Posting them while the workers run would measure the web process's POSTs
   (their CPU is shown apart) competing with the workers for the two cores;
 - GET /api/v1/exports/{id} requests per second (20 × --exports requests);
 - peak RSS of a worker exporting --big-rows records (10,000,000) in each of --big-formats
