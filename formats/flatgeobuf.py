@@ -22,7 +22,7 @@ class FlatGeobufWriter(GdalWriter):
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in GEO_TYPES]
         names = self.column_names()
         self.arrow_schema = pa.schema(
-            [pa.field(names[i], attribute_type(self.fields[i].type, False)) for i in self.attributes]
+            [pa.field(names[i], attribute_type(self.fields[i].type)) for i in self.attributes]
             + [pa.field("geometry", pa.binary())]
         )
         self.layer = self.feed(
@@ -33,7 +33,7 @@ class FlatGeobufWriter(GdalWriter):
 
     def _write(self, batch: pa.RecordBatch) -> None:
         geometry = geometry_wkb(batch.column(self.geo), self.fields[self.geo].type, self.options["epsg"])
-        columns = [attribute(batch.column(i), self.fields[i].type, self.options["timezone"], False) for i in self.attributes]
+        columns = [attribute(batch.column(i), self.fields[i].type, self.options["timezone"]) for i in self.attributes]
         records = pa.record_batch(columns + [geometry], schema=self.arrow_schema)
         if self.options["spatial_index"] and geometry.null_count:
             records = records.filter(geometry.is_valid())

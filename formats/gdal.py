@@ -1,9 +1,9 @@
-"""Plumbing shared by the GDAL formats (shp, fgb, kml, gpx): geometries out of a batch,
-reprojection for the common `epsg` option, attribute columns as GDAL takes them, field-name
-laundering, a feed thread into GDAL's Arrow writer (formats/ogr.py), and a writer base that owns a
-temporary directory and removes it on close, on error, on abort and when dropped. A finished GDAL
-file becomes the output by a rename where the storage allows (domain.storage.base.adopt), else
-by a copy."""
+"""Plumbing shared by the GDAL formats (shp, fgb; kml and gpx, written as text, take its
+geometry and naming helpers): geometries out of a batch, reprojection for the common `epsg`
+option, attribute columns as GDAL takes them, field-name laundering, a feed thread into
+GDAL's Arrow writer (formats/ogr.py), and a writer base that owns a temporary directory and
+removes it on close, on error, on abort and when dropped. A finished GDAL file becomes the
+output by a rename where the storage allows (domain.storage.base.adopt), else by a copy."""
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +31,7 @@ from domain.storage.base import adopt
 from formats import ogr
 from formats.base import WGS84, OptionError, Writer
 from formats.parallel import put_while_alive
-from formats.values import date_strings, datetime_strings, point_coords
+from formats.values import datetime_strings, point_coords
 from formats.wkb import checked_wkb
 
 PLAIN = {"text": pa.string(), "int": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
@@ -135,22 +135,16 @@ def launder(names: Sequence[str], max_length: int | None = None, reserved: Seque
     return out
 
 
-def attribute_type(field_type: str, dates_as_text: bool) -> pa.DataType:
-    """How an attribute goes to GDAL: plain types as they are, dates as date32 (or text),
-    datetimes always as ISO 8601 text in the `timezone` option."""
+def attribute_type(field_type: str) -> pa.DataType:
+    """How an attribute goes to GDAL: plain types as they are, dates as date32, datetimes as
+    ISO 8601 text in the `timezone` option."""
     if field_type in PLAIN:
         return PLAIN[field_type]
-    if field_type == "date" and not dates_as_text:
-        return pa.date32()
-    return pa.string()
+    return pa.date32() if field_type == "date" else pa.string()
 
 
-def attribute(column: pa.Array, field_type: str, timezone: str, dates_as_text: bool) -> pa.Array:
-    if field_type == "datetime":
-        return datetime_strings(column, timezone)
-    if field_type == "date" and dates_as_text:
-        return date_strings(column)
-    return column
+def attribute(column: pa.Array, field_type: str, timezone: str) -> pa.Array:
+    return datetime_strings(column, timezone) if field_type == "datetime" else column
 
 
 class ArrowFeed:

@@ -82,7 +82,7 @@ class ShapefileWriter(GdalWriter):
         names = self.column_names()
         self.names = launder([names[i] for i in self.attributes], MAX_NAME)
         self.arrow_schema = pa.schema(
-            [pa.field(n, attribute_type(self.fields[i].type, False)) for n, i in zip(self.names, self.attributes)]
+            [pa.field(n, attribute_type(self.fields[i].type)) for n, i in zip(self.names, self.attributes)]
             + [pa.field("geometry", pa.binary())]
         )
         self.layers: dict[str, ArrowFeed] = {}
@@ -100,7 +100,7 @@ class ShapefileWriter(GdalWriter):
     def _columns(self, batch: pa.RecordBatch) -> list[pa.Array]:
         columns = []
         for name, i in zip(self.names, self.attributes):
-            column = attribute(batch.column(i), self.fields[i].type, self.options["timezone"], False)
+            column = attribute(batch.column(i), self.fields[i].type, self.options["timezone"])
             if pa.types.is_string(column.type):
                 column, count = cut_text(column)
                 self.cut[name] += count
