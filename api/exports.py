@@ -209,7 +209,7 @@ async def read(request: web.Request) -> web.Response:
 async def _changed(request: web.Request, export: Export, deadline: float) -> Export:
     """The export once its status differs from `export`'s, or as it is at the deadline. Woken by
     the status channel (api/waiting.py), with a look of its own every RECHECK seconds."""
-    with request.app[WAITERS].watch(export.id) as changed:
+    async with request.app[WAITERS].watch(export.id) as changed:
         current = await request.app[EXPORTS].get(export.id)  # what changed before the watch began
         while current.status == export.status and (left := deadline - time.monotonic()) > 0:
             with contextlib.suppress(TimeoutError):

@@ -224,7 +224,7 @@ class ExportRepo:
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
         return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,
-                                 publish=[keys.STATUS_CHANGES, export_id], also=also)
+                                 publish=[keys.status_changes(export_id), export_id], also=also)
 
     async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
                      renew_lease: bool = False, **values: Any) -> bool:
@@ -261,7 +261,7 @@ class ExportRepo:
             pipe.zrem(keys.LEASES, export.id)
             for status in STATUSES:
                 pipe.zrem(keys.exports_in(status), export.id)
-            pipe.publish(keys.STATUS_CHANGES, export.id)
+            pipe.publish(keys.status_changes(export.id), export.id)
             await pipe.execute()
 
     async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:

@@ -8,7 +8,13 @@ def export(export_id: str) -> str:
 
 
 EXPORTS_ALL = PREFIX + "exports"  # sorted set: export id by creation time
-STATUS_CHANGES = PREFIX + "export-status"  # pub/sub channel: the id of each export whose status changed or that went
+
+
+STATUS_ANCHOR = PREFIX + "export-status"  # pub/sub channel published by nobody (api/waiting.py)
+
+
+def status_changes(export_id: str) -> str:
+    return f"{PREFIX}export-status:{export_id}"  # pub/sub channel: the export's id at each change of status, and as it goes
 
 
 def exports_of(user: str) -> str:

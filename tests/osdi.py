@@ -53,3 +53,14 @@ async def download(client: TestClient, link: str, **kwargs: Any) -> tuple[int, b
     path = link.split("://", 1)[1].split("/", 1)[1]
     response = await client.get("/" + path, **kwargs)
     return response.status, await response.read(), response.headers
+
+
+async def wait_for(predicate, timeout: float, what: str):
+    """The first true value of the awaited `predicate()`, asked every 0.1 s for `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        await asyncio.sleep(0.1)

@@ -6,9 +6,10 @@ import io
 
 import pytest
 
+from domain import keys
 from domain.exports import ExportRepo
 from tests.conftest import ADMIN_TOKEN
-from tests.osdi import create, export_body, export_id, headers, poll
+from tests.osdi import create, export_body, export_id, headers, poll, wait_for
 
 
 async def test_collection_is_paged_newest_first(client, demo_dataset, user_token):
@@ -190,6 +191,29 @@ async def test_a_waiting_request_is_woken_by_the_status_channel(client, demo_dat
     await asyncio.sleep(0.3)
     await ExportRepo(state).delete(await ExportRepo(state).get(export))  # deletion wakes it too
     assert (await asyncio.wait_for(waiting, 20)).status == 404
+
+
+async def test_the_web_process_subscribes_to_an_export_only_while_a_request_waits_on_it(client, demo_dataset, state,
+                                                                                   monkeypatch):
+    """Its channel is subscribed while a request waits, again after the connection dropped,
+    and no longer once the request is answered: exports nobody waits on cost it nothing."""
+    monkeypatch.setattr("api.exports.RECHECK", 120)  # only the channel can answer within 20 s
+    export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+    channel = keys.status_changes(export)
+
+    async def subscribers_are(count: int) -> bool:
+        return dict(await state.pubsub_numsub(channel))[channel] == count
+
+    assert await subscribers_are(0)
+    waiting = asyncio.ensure_future(client.get(f"/api/v1/exports/{export}?wait=60", headers=headers(ADMIN_TOKEN)))
+    await wait_for(lambda: subscribers_are(1), 10, "the waiting request's subscription")
+    assert await state.client_kill_filter(_type="pubsub") >= 1  # the connection drops …
+    await wait_for(lambda: subscribers_are(1), 10, "the subscription back")  # … and comes back
+    assert not waiting.done()
+    assert await ExportRepo(state).transition(export, "processing", expect=("queued",), attempt=1)
+    response = await asyncio.wait_for(waiting, 20)
+    assert (await response.json())["status"] == "processing"
+    await wait_for(lambda: subscribers_are(0), 10, "the channel unsubscribed")
 
 
 @pytest.mark.parametrize("path", ["/api/management/v2/files?offset=10000000000000000000000000",

@@ -25,7 +25,7 @@ from domain.exports import Export, ExportRepo
 from domain.redis_server import RedisServer
 from tests.conftest import ADMIN_TOKEN, load_dataset
 from tests.osdi import STATUSES as TERMINAL_OR_ANY
-from tests.osdi import create, download, export_id, headers, poll
+from tests.osdi import create, download, export_id, headers, poll, wait_for
 from worker.settings import shutdown, startup
 from worker.sweep import recover
 
@@ -64,16 +64,6 @@ def spawn_worker(settings, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(10)
-
-
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def processing_with_progress(client, export: str) -> dict:
