@@ -32,6 +32,13 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
         raise SettingsError(f"{PREFIX}{name} must be an integer, not {raw!r}") from None
 
 
+def _nice(env: Mapping[str, str]) -> int:
+    nice = _int(env, "WORKER_NICE", 10)
+    if nice is None or not 0 <= nice <= 19:
+        raise SettingsError(f"{PREFIX}WORKER_NICE must be from 0 (the priority it was started with) to 19")
+    return nice
+
+
 def stored_secret(data_dir: Path, name: str) -> str:
     """The secret kept in data_dir/name, created (atomically, 0600) the first time it is asked for."""
     path = data_dir / name
@@ -67,6 +74,7 @@ class Settings:
     origin_system: str = "exportd"
     queue_name: str = "exportd:queue"
     worker_jobs: int = 2
+    worker_nice: int = 10  # added to a worker process's niceness: exports are batch work
     job_timeout: int = 6 * 3600
     shutdown_grace: int = 30
     max_attempts: int = 5
@@ -104,6 +112,7 @@ class Settings:
             origin_system=env.get(PREFIX + "ORIGIN_SYSTEM") or "exportd",
             queue_name=env.get(PREFIX + "QUEUE") or "exportd:queue",
             worker_jobs=_int(env, "WORKER_JOBS", 2) or 2,
+            worker_nice=_nice(env),
             job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30) or 0,
             max_attempts=_int(env, "MAX_ATTEMPTS", 5) or 5,

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from domain import keys
 from tests.conftest import ADMIN_TOKEN
-from tests.osdi import create, download, export_id, poll
-from tests.test_reliability import spawn_worker, wait_for  # noqa: F401 (a fixture)
+from tests.osdi import create, download, export_id, poll, wait_for
+from tests.test_reliability import spawn_worker  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.backends("s3")
 

@@ -84,6 +84,19 @@ def export_files(settings, export: str) -> list[Path]:
     return sorted(p for p in (settings.data_dir / "exports" / export).rglob("*") if p.is_file())
 
 
+async def test_workers_run_niced_below_redis_and_the_web_process(settings, client, spawn_worker, demo_dataset):
+    """Every thread of a worker, its exports' included, runs EXPORTD_WORKER_NICE (10 by
+    default) above the niceness it was started with."""
+    started_at = os.getpriority(os.PRIO_PROCESS, 0)
+    for worker, nice in ((spawn_worker(), 10), (spawn_worker(EXPORTD_WORKER_NICE="3"), 3)):
+        export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+        assert (await poll(client, ADMIN_TOKEN, export))["status"] == "ready"
+        threads = [int(tid) for tid in os.listdir(f"/proc/{worker.pid}/task")]
+        assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == {min(19, started_at + nice)}
+        worker.kill()
+        worker.wait(10)
+
+
 async def test_a_killed_worker_s_export_is_finished_by_another(settings, client, spawn_worker, big_events):
     await load_dataset(settings, big_events, "big-events")
     first = spawn_worker(SLOW)  # an export that is sure to be mid-way when the worker dies

@@ -81,6 +81,10 @@ def test_settings_from_the_environment(tmp_path):
     assert (defaults.port, defaults.export_ttl, defaults.approval_rows, defaults.host) == (8080, 86400, None, "127.0.0.1")
     with pytest.raises(SettingsError):
         Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_PORT": "eighty"})
+    assert (defaults.worker_nice, Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_WORKER_NICE": "0"}).worker_nice) == (10, 0)
+    for nice in ("-5", "20"):
+        with pytest.raises(SettingsError, match="WORKER_NICE"):
+            Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_WORKER_NICE": nice})
 
 
 async def test_a_full_redis_is_a_json_503_not_a_500(client, state, demo_dataset):

@@ -7,7 +7,9 @@ to finish, then are handed back for another worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 
 import redis.exceptions
@@ -65,10 +67,23 @@ async def _close_quietly(worker: PromptWorker) -> None:
         log.debug("closing the worker: %s", exc)
 
 
+def nice_threads(increment: int) -> None:
+    """Add `increment` to the niceness of every thread of this process (on Linux a thread's own;
+    the threads libraries started on import, jemalloc's and polars', would keep theirs). Threads
+    started later inherit it from the thread that starts them."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, int(tid), min(19, os.getpriority(os.PRIO_PROCESS, int(tid)) + increment))
+
+
 def main() -> None:
     logs.setup()
     logging.getLogger("arq.worker").setLevel(logging.WARNING)  # a line per cron sweep is noise; exports log their own
-    asyncio.run(supervise(Settings.from_env()))
+    settings = Settings.from_env()
+    # Exports are batch work: where a worker shares cores with Redis and the web process, a
+    # Redis reply or an API request must not wait for a worker's time slice to end
+    nice_threads(settings.worker_nice)
+    asyncio.run(supervise(settings))
 
 
 if __name__ == "__main__":
