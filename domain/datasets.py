@@ -22,9 +22,11 @@ from domain.errors import Invalid, NotFound
 from domain.fields import ARROW_TYPES, GEO_POINT, Field, fields_of, type_of, with_fields
 from domain.storage import Storage
 from domain.timeutil import iso, now
+from domain.version_cache import HeldVersions
 
 DATASET_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 BATCH_ROWS = 64 * 1024
+HELD = HeldVersions()  # this process's small versions, decoded
 
 
 @dataclass
@@ -81,9 +83,11 @@ class DatasetRepo:
 
 
 def open_version(storage: Storage, data_key: str) -> pads.Dataset:
-    """A dataset version's records, to scan with projection and filter push-down. Blocking
-    (it may fetch the file from a bucket): run it in a thread."""
-    return _parquet_dataset(str(storage.local_path(data_key)))
+    """A dataset version's records, to scan with projection and filter push-down: decoded in
+    memory if it is small (domain/version_cache.py), else its Parquet file. Blocking (it may
+    fetch the file from a bucket): run it in a thread."""
+    path = str(storage.local_path(data_key))
+    return HELD.get(path) or _parquet_dataset(path)
 
 
 @functools.lru_cache(maxsize=64)

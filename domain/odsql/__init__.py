@@ -118,7 +118,8 @@ def count(source: pads.Dataset, fields: Sequence[Field], where: str | Sequence[s
           timezone: str = "UTC", filter: pc.Expression | None = None) -> int:
     """How many records match `where` (and `filter`, an already compiled condition)."""
     condition = _and([where_all(where, fields, timezone=timezone), filter])
-    return source.count_rows() if condition is None else source.count_rows(filter=condition)
+    threads = runner.worth_threads(source)
+    return source.count_rows(use_threads=threads) if condition is None else source.count_rows(filter=condition, use_threads=threads)
 
 
 def scan_batches(source: pads.Dataset, fields: Sequence[Field], *, select: str | None = None,

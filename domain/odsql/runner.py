@@ -112,7 +112,8 @@ def sort_table(table: pa.Table, sort: SortKeys) -> pa.Table:
 def collect(source: pads.Dataset, projection: Projection, condition: pc.Expression | None,
             limit: int | None, offset: int, batch_rows: int = BATCH_ROWS) -> pa.Table:
     """The rows of a non-aggregate query, sorted and sliced, output columns only."""
-    scanner = source.scanner(columns=projection.columns, filter=condition, batch_size=batch_rows)
+    scanner = source.scanner(columns=projection.columns, filter=condition, batch_size=batch_rows,
+                             use_threads=worth_threads(source))
     if not projection.sort:
         table = scanner.head(offset + limit) if limit is not None else scanner.to_table()
     elif limit is not None:
@@ -143,6 +144,13 @@ def stream(source: pads.Dataset, projection: Projection, condition: pc.Expressio
             yield batch.select(projection.output)
 
 
+def worth_threads(source: pads.Dataset) -> bool:
+    """Whether a scan of `source` gains by pyarrow's thread pool: not an in-memory dataset (a
+    small version, domain/version_cache.py), where handing the work to the pool's threads cost
+    more than the work."""
+    return isinstance(source, pads.FileSystemDataset)
+
+
 def _row_group_batches(source: pads.Dataset, columns, condition: pc.Expression | None,
                        batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The scan, one row group at a time. pyarrow's scanner reads ahead of a slow consumer
@@ -150,7 +158,8 @@ def _row_group_batches(source: pads.Dataset, columns, condition: pc.Expression |
     row group on its own keeps at most one decoded row group in memory, however large the
     dataset (measured: 200 MiB peak RSS at 1M and at 3M rows)."""
     if not isinstance(source, pads.FileSystemDataset):  # an in-memory table: nothing to read ahead
-        yield from source.scanner(columns=columns, filter=condition, batch_size=batch_rows).to_batches()
+        yield from source.scanner(columns=columns, filter=condition, batch_size=batch_rows,
+                                  use_threads=worth_threads(source)).to_batches()
         return
     for fragment in source.get_fragments(filter=condition):
         for row_group in fragment.split_by_row_group(filter=condition, schema=source.schema):
@@ -194,7 +203,7 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
     output = {**leading, **output}
     if not output:
         raise ODSQLError("nothing to compute: select aggregates or group_by keys", 0, "select")
-    reader = source.scanner(columns=columns, filter=condition).to_reader()
+    reader = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source)).to_reader()
     table = acero.Declaration.from_sequence([
         acero.Declaration("record_batch_reader_source", acero.RecordBatchReaderSourceNodeOptions(reader)),
         acero.Declaration("aggregate", acero.AggregateNodeOptions(aggregates, keys=list(key_names.values()))),
