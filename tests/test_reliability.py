@@ -84,13 +84,16 @@ def export_files(settings, export: str) -> list[Path]:
     return sorted(p for p in (settings.data_dir / "exports" / export).rglob("*") if p.is_file())
 
 
-async def test_workers_run_niced_below_redis_and_the_web_process(settings, client, spawn_worker, demo_dataset):
+async def test_workers_run_niced_below_redis_and_the_web_process(settings, client, spawn_worker, demo_dataset, tmp_path):
     """Every thread of a worker, its exports' included, runs EXPORTD_WORKER_NICE (10 by
     default) above the niceness it was started with."""
     started_at = os.getpriority(os.PRIO_PROCESS, 0)
-    for worker, nice in ((spawn_worker(), 10), (spawn_worker(EXPORTD_WORKER_NICE="3"), 3)):
-        export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+    for n, (env, nice) in enumerate((({}, 10), ({"EXPORTD_WORKER_NICE": "3"}, 3))):
+        worker = spawn_worker(**env)  # the only worker running
+        # a query of its own: an export like the first would share its file, and run nowhere
+        export = export_id(await create(client, ADMIN_TOKEN, "csv", query={"where": f"event_id > -{n}"}))
         assert (await poll(client, ADMIN_TOKEN, export))["status"] == "ready"
+        assert export in (tmp_path / f"worker-{n}.log").read_text()  # its export threads ran it
         threads = [int(tid) for tid in os.listdir(f"/proc/{worker.pid}/task")]
         assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == {min(19, started_at + nice)}
         worker.kill()

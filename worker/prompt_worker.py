@@ -7,12 +7,12 @@ at most 2 jobs a poll_delay — 40 small exports a second at 50 ms, however fast
 a second worker added little. Here the wait between looks ends early when a job ends, so a
 freed slot takes the next queued job at once; an idle worker still looks every poll_delay.
 
-A look also claims in one round trip. A running job stays at the head of the queue until it
-ends, and arq claimed the listed jobs one at a time (WATCH, EXISTS, ZSCORE, then MULTI/EXEC:
-four round trips, three of them for each job already running here or on another worker), then
-waited for a slot with the rest of the list, which went stale meanwhile. Here one Lua script
-does the same checks and claims (no in-progress marker, still queued, due) for as many listed
-jobs as there are free slots, atomically; the next look lists afresh.
+A look is also one round trip. arq listed the due jobs (ZRANGEBYSCORE), then claimed them one
+at a time (WATCH, EXISTS, ZSCORE, then MULTI/EXEC: four round trips, three of them for each job
+already running here or on another worker, as a running job stays at the head of the queue
+until it ends), then waited for a slot with the rest of the list, which went stale meanwhile.
+Here one Lua script lists the due jobs and claims as many as there are free slots, those with
+no in-progress marker, atomically; the next look lists afresh.
 """
 from __future__ import annotations
 
@@ -25,19 +25,18 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker
 
 # KEYS[1]: the queue. ARGV: now (ms), the in-progress marker's lifetime (ms), how many to claim,
-# the marker's key prefix, then the job ids listed. Returns the claimed ids and their scores.
+# the marker's key prefix, then where to start listing and how many to list. Returns the
+# claimed ids and their scores.
 CLAIM = """
 local claimed = {}
-for i = 5, #ARGV do
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', ARGV[5], ARGV[6])
+for i = 1, #due, 2 do
   if #claimed >= 2 * tonumber(ARGV[3]) then break end
-  local marker = ARGV[4] .. ARGV[i]
+  local marker = ARGV[4] .. due[i]
   if redis.call('EXISTS', marker) == 0 then
-    local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-    if score and tonumber(score) <= tonumber(ARGV[1]) then
-      redis.call('PSETEX', marker, ARGV[2], '1')
-      table.insert(claimed, ARGV[i])
-      table.insert(claimed, score)
-    end
+    redis.call('PSETEX', marker, ARGV[2], '1')
+    table.insert(claimed, due[i])
+    table.insert(claimed, due[i + 1])
   end
 end
 return claimed
@@ -57,21 +56,39 @@ class PromptWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         self._slot_freed.clear()  # a job ending during the look below sets it again: no wait then
-        await super()._poll_iteration()
+        await self._look()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.look_every):
                 await self._slot_freed.wait()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Claim up to the free slots' worth of `job_ids` and run them, as arq's start_jobs does
-        one by one."""
+    async def _look(self) -> None:
+        """arq's Worker._poll_iteration (0.26 to 0.28) with its listing and claiming in one
+        script: start what the free slots take, cancel aborted jobs, reap ended tasks, beat."""
+        count = self.queue_read_limit
+        if self.burst and self.max_burst_jobs >= 0:
+            burst_jobs_remaining = self.max_burst_jobs - self._jobs_started()
+            if burst_jobs_remaining < 1:
+                return
+            count = min(burst_jobs_remaining, count)
+        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+            await self._claim_and_start(count)
+        if self.allow_abort_jobs:
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # an error of run_job's own is raised here, as arq does
+        await self.heart_beat()
+
+    async def _claim_and_start(self, listed: int) -> None:
+        """Claim up to the free slots' worth of the first `listed` due jobs and run them, as
+        arq's start_jobs does one by one."""
         free = self.max_jobs - self.job_counter
-        if not job_ids or free <= 0:
-            return
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
         claimed = await self._claim(keys=[self.queue_name], args=[
-            timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, in_progress_key_prefix, *job_ids])
+            timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, in_progress_key_prefix,
+            self._queue_read_offset, listed])
         for job_id, score in zip(claimed[::2], claimed[1::2]):
             await self.sem.acquire()  # a free slot: no wait
             self.job_counter += 1
