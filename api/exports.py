@@ -123,7 +123,7 @@ async def create(request: web.Request) -> web.Response:
         await exports.create(export)
     else:
         await exports.create(export)
-        await _queue(request, export.id, expect=(ex.INITIALIZING,))
+        await _queue(request, export, expect=(ex.INITIALIZING,))
     await metrics.count(request.app[STATE], "created", fmt.name)
     created = await exports.get(export.id)
     if created.status == ex.READY:  # shared a ready file
@@ -146,10 +146,10 @@ async def _ready_at_once(request: web.Request, export: Export, share: str) -> bo
     return True
 
 
-async def _queue(request: web.Request, export_id: str, expect: tuple[str, ...], **values: Any) -> None:
+async def _queue(request: web.Request, export: Export, expect: tuple[str, ...], **values: Any) -> None:
     settings = request.app[SETTINGS]
-    await request.app[EXPORTS].require(export_id, ex.QUEUED, expect=expect, **values)
-    await enqueue_export(request.app[QUEUE], settings.queue_name, export_id)
+    await request.app[EXPORTS].require(export.id, ex.QUEUED, expect=expect, **values)
+    await enqueue_export(request.app[QUEUE], settings.queue_name, export.id, export.dataset_id)
 
 
 async def collection(request: web.Request) -> web.Response:
@@ -233,7 +233,7 @@ async def approve(request: web.Request) -> web.Response:
     export = await _visible_to_admin(request)
     body = await json_object(request, required=False)
     detail = body.get("detail") if isinstance(body.get("detail"), str) else ""
-    await _queue(request, export.id, expect=(ex.PENDING_APPROVAL,), approved_date=now(), detail=detail)
+    await _queue(request, export, expect=(ex.PENDING_APPROVAL,), approved_date=now(), detail=detail)
     return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
 
 

@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 # field reads as "". "also" holds further commands run with the change (all their arguments
 # text), so that what goes with a state (counters, a shared file's entry) is there exactly when
 # the state is. "lapsed" also asks that member's score in
-# key be below `before`. Returns 1 when applied, 0 when a condition failed, -1 when the hash
-# does not exist (unless may_create).
+# key be below `before`. Returns 1 when applied (with "returning": the hash as it now is, as
+# HGETALL gives it), 0 when a condition failed, -1 when the hash does not exist (unless
+# may_create).
 SCRIPT = """
 local args = cjson.decode(ARGV[1])
 if not args['may_create'] and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -41,6 +42,7 @@ for _, change in ipairs(args['zadd'] or {}) do redis.call('ZADD', change[1], cha
 for _, change in ipairs(args['zrem'] or {}) do redis.call('ZREM', change[1], change[2]) end
 for _, command in ipairs(args['also'] or {}) do redis.call(unpack(command)) end
 if args['publish'] then redis.call('PUBLISH', args['publish'][1], args['publish'][2]) end
+if args['returning'] then return redis.call('HGETALL', KEYS[1]) end
 return 1
 """
 
@@ -54,7 +56,8 @@ class CompareAndSet:
     async def __call__(self, key: str, when: dict[str, list[str]], values: dict[str, str], *,
                        zadd: Iterable[list[Any]] = (), zrem: Iterable[list[Any]] = (),
                        lapsed: list[Any] | None = None, may_create: bool = False,
-                       publish: list[str] | None = None, also: Iterable[list[Any]] = ()) -> int:
+                       publish: list[str] | None = None, also: Iterable[list[Any]] = (),
+                       returning: bool = False) -> int | list[Any]:
         payload: dict[str, Any] = {"when": when, "set": values, "zadd": list(zadd), "zrem": list(zrem),
                                    "may_create": may_create}
         if also:
@@ -63,4 +66,6 @@ class CompareAndSet:
             payload["lapsed"] = lapsed
         if publish:
             payload["publish"] = publish
+        if returning:
+            payload["returning"] = True
         return await self._script(keys=[key], args=[orjson.dumps(payload)])

@@ -204,6 +204,20 @@ class ExportRepo:
         lease_lapsed, only if its lease is still lapsed); set `values` with it, and run the
         Redis commands `also` (domain/cas.py) only then. False when the export was
         elsewhere; NotFound when it is gone."""
+        return await self._transition(export_id, target, expect=expect, at_attempt=at_attempt,
+                                      lease_lapsed=lease_lapsed, also=also, **values) == APPLIED
+
+    async def start(self, export_id: str, attempt: int) -> Export | None:
+        """Attempt `attempt` takes the export, if it is queued for it (its previous attempt
+        was attempt - 1): the export as it now is, processing, in the same round trip. None
+        when it is not this attempt's; NotFound when it is gone."""
+        started = await self._transition(export_id, PROCESSING, expect=(QUEUED,), at_attempt=attempt - 1,
+                                         returning=True, attempt=attempt, records_done=0)
+        return Export.from_hash(dict(zip(started[::2], started[1::2]))) if isinstance(started, list) else None
+
+    async def _transition(self, export_id: str, target: str, *, expect: Iterable[str] | None, at_attempt: int | None,
+                          lease_lapsed: bool = False, also: Iterable[list[Any]] = (), returning: bool = False,
+                          **values: Any) -> int | list[Any]:
         allowed = sources(target)  # the state machine holds whatever the caller expects
         when = _conditions([s for s in (expect if expect is not None else allowed) if s in allowed], at_attempt)
         values.setdefault("modified", now())
@@ -224,7 +238,7 @@ class ExportRepo:
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
         return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,
-                                 publish=[keys.status_changes(export_id), export_id], also=also)
+                                 publish=[keys.status_changes(export_id), export_id], also=also, returning=returning)
 
     async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
                      renew_lease: bool = False, **values: Any) -> bool:
@@ -233,18 +247,20 @@ class ExportRepo:
         export: False when it is gone or elsewhere."""
         zadd = [[keys.LEASES, self.lease_until(), export_id]] if renew_lease else []
         try:
-            return await self._apply(export_id, _conditions(expect, at_attempt), values, zadd, [])
+            return await self._apply(export_id, _conditions(expect, at_attempt), values, zadd, []) == APPLIED
         except NotFound:
             return False
 
     async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
                      zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None,
-                     publish: list[str] | None = None, also: Iterable[list[Any]] = ()) -> bool:
+                     publish: list[str] | None = None, also: Iterable[list[Any]] = (),
+                     returning: bool = False) -> int | list[Any]:
+        """The compare-and-set's answer (domain/cas.py); NotFound when the export is gone."""
         result = await self._cas(keys.export(export_id), when, {k: encode(k, v) for k, v in values.items()},
-                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish, also=also)
+                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish, also=also, returning=returning)
         if result == MISSING:
             raise NotFound(f"no export {export_id!r}")
-        return result == APPLIED
+        return result
 
     async def require(self, export_id: str, target: str, **values: Any) -> None:
         """transition(), answering 409 with the current state when it is not allowed."""

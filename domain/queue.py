@@ -43,7 +43,9 @@ async def arq_pool(url: str, queue_name: str = "exportd:queue") -> ArqRedis:
     return client
 
 
-async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str, attempt: int = 1) -> None:
-    """Queue attempt `attempt` of an export; queuing the same attempt twice runs it once."""
-    await pool.enqueue_job(RUN_EXPORT, export_id, attempt, _job_id=keys.export_job_id(export_id, attempt),
+async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str, dataset_id: str, attempt: int = 1) -> None:
+    """Queue attempt `attempt` of an export of `dataset_id` (the job names it, so that the
+    worker reads the dataset beside taking the export); queuing the same attempt twice runs it
+    once."""
+    await pool.enqueue_job(RUN_EXPORT, export_id, attempt, dataset_id, _job_id=keys.export_job_id(export_id, attempt),
                            _queue_name=queue_name)

@@ -138,7 +138,7 @@ async def test_an_export_whose_dataset_is_gone_fails_with_a_reason(settings, cli
     ctx = {"settings": settings}
     await startup(ctx)
     try:
-        outcome = await run_export(ctx, export, 1)
+        outcome = await run_export(ctx, export, 1, demo_dataset)
     finally:
         await shutdown(ctx)
     assert outcome["outcome"] == "failed" and "no dataset 'demo-events'" in outcome["detail"]
@@ -156,7 +156,7 @@ async def test_the_job_is_idempotent(settings, client, worker, demo_dataset):
     await startup(ctx)
     try:
         for attempt in (1, 2):  # the same attempt delivered again, or a stray later one: nothing happens
-            again = await run_export(ctx, export, attempt)
+            again = await run_export(ctx, export, attempt, demo_dataset)
             assert again["outcome"].startswith("not for attempt")
     finally:
         await shutdown(ctx)

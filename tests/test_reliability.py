@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.access_log import AccessLogger
 from api.app import create_app
-from domain import demo, keys
+from domain import demo, keys, queue
 from domain.exports import Export, ExportRepo
 from domain.redis_server import RedisServer
 from tests.conftest import ADMIN_TOKEN, load_dataset
@@ -246,7 +246,21 @@ async def test_jobs_are_plain_json(settings, client, demo_dataset, state):
     finally:
         await binary.aclose()
     decoded = orjson.loads(job)
-    assert decoded["f"] == "run_export" and decoded["a"] == [export, 1]
+    assert decoded["f"] == "run_export" and decoded["a"] == [export, 1, demo_dataset]
+
+
+async def test_a_job_queued_before_jobs_named_their_dataset_still_runs(settings, client, demo_dataset, start_worker):
+    export = export_id(await create(client, ADMIN_TOKEN, "csv"))
+    job_id = keys.export_job_id(export, 1)
+    pool = await queue.arq_pool(settings.redis_url)
+    try:  # the job as an earlier version queued it: export id and attempt
+        await pool.delete(f"arq:job:{job_id}")
+        await pool.zrem(settings.queue_name, job_id)
+        assert await pool.enqueue_job("run_export", export, 1, _job_id=job_id, _queue_name=settings.queue_name)
+    finally:
+        await pool.aclose()
+    start_worker()
+    assert (await poll(client, ADMIN_TOKEN, export))["status"] == "ready"
 
 
 async def test_export_creation_is_rate_limited_per_user(make_settings, demo_dataset, user_token):

@@ -38,30 +38,30 @@ PERMANENT = (DomainError, OptionError, FormatNotApplicable, UnknownFormat, Value
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
 
 
-async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> dict[str, Any]:
+async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1, dataset_id: str | None = None) -> dict[str, Any]:
     exports: ExportRepo = ctx["exports"]
-    try:
-        export = await exports.get(export_id)
-    except NotFound:
-        return {"export": export_id, "outcome": "deleted"}
-    if export.status != ex.QUEUED or export.attempt != attempt - 1:
-        return {"export": export_id, "outcome": f"not for attempt {attempt}: {export.status} at attempt {export.attempt}"}
-    # the dataset is read beside the transition, a round trip's wait fewer (a missing one fails
+    if dataset_id is None:  # a job queued before jobs named their dataset
+        try:
+            dataset_id = (await exports.get(export_id)).dataset_id
+        except NotFound:
+            return {"export": export_id, "outcome": "deleted"}
+    # the export taken and its dataset read in one round trip's wait (a missing dataset fails
     # the export in _process, once it is this attempt's)
     started, dataset = await asyncio.gather(
-        exports.transition(export_id, ex.PROCESSING, expect=(ex.QUEUED,), at_attempt=attempt - 1,
-                           attempt=attempt, records_done=0),
-        ctx["datasets"].get(export.dataset_id), return_exceptions=True)
+        exports.start(export_id, attempt), ctx["datasets"].get(dataset_id), return_exceptions=True)
+    if isinstance(started, NotFound):
+        return {"export": export_id, "outcome": "deleted"}
     if isinstance(started, BaseException):
         raise started
-    if not started:
-        return {"export": export_id, "outcome": "taken by another attempt"}
+    if started is None:
+        return await _not_this_attempt(exports, export_id, attempt)
+    export = started
     log.info("export started", extra={"export": export_id, "attempt": attempt, "format": export.export_type})
     try:
         async with asyncio.timeout(ctx["settings"].job_timeout):
             return await _process(ctx, export, attempt, dataset)
     except asyncio.CancelledError:
-        await _hand_back(ctx, export_id, attempt)
+        await _hand_back(ctx, export, attempt)
         raise
     except Cancelled:
         log.info("export %s attempt %d: cancelled", export_id, attempt)
@@ -87,13 +87,21 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1) -> d
                            f"the export could not be written ({type(exc).__name__}: {exc}); try again or ask an administrator")
 
 
-async def _hand_back(ctx: dict[str, Any], export_id: str, attempt: int) -> None:
+async def _not_this_attempt(exports: ExportRepo, export_id: str, attempt: int) -> dict[str, Any]:
+    try:
+        export = await exports.get(export_id)
+    except NotFound:
+        return {"export": export_id, "outcome": "deleted"}
+    return {"export": export_id, "outcome": f"not for attempt {attempt}: {export.status} at attempt {export.attempt}"}
+
+
+async def _hand_back(ctx: dict[str, Any], export: Export, attempt: int) -> None:
     """The worker is stopping: give the export to the next attempt now rather than waiting for
     the lease to lapse."""
     with contextlib.suppress(Exception):
-        if await ctx["exports"].transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=attempt):
-            await queue.enqueue_export(ctx["redis"], ctx["settings"].queue_name, export_id, attempt + 1)
-            log.info("export %s attempt %d handed back on shutdown", export_id, attempt)
+        if await ctx["exports"].transition(export.id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=attempt):
+            await queue.enqueue_export(ctx["redis"], ctx["settings"].queue_name, export.id, export.dataset_id, attempt + 1)
+            log.info("export %s attempt %d handed back on shutdown", export.id, attempt)
 
 
 async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: Dataset | BaseException) -> dict[str, Any]:

@@ -89,7 +89,7 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
                 failed += 1
         elif await exports.transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
                                       lease_lapsed=True, lapses=lapses):
-            await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.attempt + 1)
+            await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.dataset_id, export.attempt + 1)
             log.info("export %s: attempt %d lost its worker; attempt %d queued", export_id, export.attempt, export.attempt + 1)
             requeued += 1
     storage = ctx["storage"]
