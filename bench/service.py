@@ -8,7 +8,7 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   workers running 2 exports at a time each (the default), then 1: --drained exports (200; 60
   for make bench QUICK=1) queued while the workers are stopped (SIGSTOP), then drained. The
   drain ends when the last of them entered Redis' index of ready exports (its score), which is
-  looked at every 0.25 s so that looking costs the machine nothing (through the API, the web
+  looked at every 0.1 s so that looking costs the machine nothing (through the API, the web
   process would take CPU from the workers). Printed beside it: the CPU each process spent an
   export and the cores they kept busy. Posting the exports while the workers run would measure
   the web process's POSTs (their CPU is shown apart) competing with the workers for the cores;
@@ -125,7 +125,7 @@ async def drain_rate(service: Service, client: Client, workers: list, count: int
         while await state.zcard(keys.exports_in(READY)) - before_ready < count:
             if time.time() - started > 120:
                 raise RuntimeError("small exports did not end")
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1)
         after = used()
         [(_, ended)] = await state.zrange(keys.exports_in(READY), -1, -1, withscores=True)
         elapsed = ended - started
