@@ -22,6 +22,7 @@ class HeldVersions:
     def __init__(self, small_bytes: int = SMALL_BYTES, held_bytes: int = HELD_BYTES):
         self.small_bytes, self.held_bytes = small_bytes, held_bytes
         self._held: OrderedDict[str, tuple[pads.Dataset, int]] = OrderedDict()
+        self._bytes = 0  # of the held versions together
         self._lock = threading.Lock()  # scans open versions from several threads
 
     def get(self, path: str) -> pads.Dataset | None:
@@ -35,9 +36,11 @@ class HeldVersions:
         table = pq.read_table(path)
         held, size = pads.dataset(table), table.nbytes
         with self._lock:
-            self._held[path] = (held, size)
-            while sum(size for _, size in self._held.values()) > self.held_bytes:
-                self._held.popitem(last=False)
+            if path not in self._held:  # another thread may have read it meanwhile
+                self._held[path] = (held, size)
+                self._bytes += size
+            while self._bytes > self.held_bytes:
+                self._bytes -= self._held.popitem(last=False)[1][1]
         return held
 
 
