@@ -286,6 +286,10 @@ class ExportRepo:
     def lease_until(self) -> float:
         return time.time() + self.lease_seconds
 
+    async def queued_before(self, moment: float, limit: int = 500) -> list[str]:
+        """Exports queued since before `moment` (a Unix time) and still queued."""
+        return await self.redis.zrangebyscore(keys.exports_in(QUEUED), "-inf", moment, start=0, num=limit)
+
     async def lapsed_leases(self, limit: int = 500) -> list[str]:
         """Processing exports whose worker stopped renewing its lease (killed, frozen, cut off)."""
         return await self.redis.zrangebyscore(keys.LEASES, "-inf", time.time(), start=0, num=limit)

@@ -185,6 +185,36 @@ async def test_recover_gives_a_lapsed_export_a_new_attempt_then_fails_it(setting
         await shutdown(ctx)
 
 
+async def test_a_queued_export_whose_job_is_gone_gets_a_new_one_then_fails(settings, client, state, demo_dataset,
+                                                                           start_worker):
+    """Its job lost (the process queuing it stopped before the enqueue, an older worker refused
+    the job's shape): recover queues the next attempt, which a worker finishes; lost too many
+    times, the export fails with a reason rather than staying queued for ever."""
+    exports = ExportRepo(state)
+    lost, lost_again = [export_id(await create(client, ADMIN_TOKEN, t)) for t in ("csv", "json")]  # no worker yet
+    for export in (lost, lost_again):
+        job = keys.export_job_id(export, 1)
+        await state.delete(f"arq:job:{job}")
+        await state.zrem(settings.queue_name, job)
+    await exports.update(lost_again, expect=("queued",), lapses=settings.max_attempts - 1)
+    ctx = {"settings": settings, "redis": await queue.arq_pool(settings.redis_url)}
+    await startup(ctx)
+    try:
+        assert (await recover(ctx))["requeued"] == 0  # queued a moment ago: the enqueue may be on its way
+        await state.zadd(keys.exports_in("queued"), {lost: time.time() - 60, lost_again: time.time() - 60})
+        assert await recover(ctx) == {"requeued": 1, "failed": 1, "partials_removed": 0}
+        queued = await exports.get(lost)
+        assert (queued.status, queued.attempt, queued.lapses) == ("queued", 1, 1)  # attempt 2's job is queued
+        assert await recover(ctx) == {"requeued": 0, "failed": 0, "partials_removed": 0}  # and there
+    finally:
+        await shutdown(ctx)
+        await ctx["redis"].aclose()
+    start_worker()
+    assert (await poll(client, ADMIN_TOKEN, lost))["status"] == "ready"
+    failed = await poll(client, ADMIN_TOKEN, lost_again)
+    assert failed["status"] == "failed" and "job was lost" in failed["detail"]
+
+
 async def test_a_live_lease_is_not_taken(settings, state, worker):
     repo = ExportRepo(state)
     export = Export.new(owner="admin", name="x", export_type="csv", dataset_id="demo-events", resource_href="x")

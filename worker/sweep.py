@@ -1,6 +1,6 @@
 """The sweeps (arq cron jobs), safe with many workers since each change is a compare-and-set:
-- recover: a processing export whose lease lapsed (its worker was killed) goes to a new
-  attempt, or fails after too many;
+- recover: a processing export whose lease lapsed (its worker was killed), or a queued one
+  whose job is gone, goes to a new attempt, or fails after too many;
 - sweep: ready exports past their expiry become expired and lose their files (objects, in a
   bucket); partial files left by dead attempts are removed, so are incomplete multipart
   uploads left by workers killed mid-upload, and this host's cached copies of bucket files
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
+
+from arq.constants import job_key_prefix
 
 from domain import exports as ex
 from domain import keys, metrics, queue
@@ -23,6 +26,7 @@ log = logging.getLogger("exportd.sweep")
 
 PARTIAL_GRACE = 3600  # seconds an untouched untagged partial file (a dead import) is kept before the sweep removes it
 UPLOAD_GRACE = 3600  # seconds an incomplete multipart upload may take before the sweep takes it for dead
+QUEUED_GRACE = 30  # seconds a queued export may be without its job (queued, then enqueued) before recover takes it for lost
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -92,7 +96,40 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
             await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.dataset_id, export.attempt + 1)
             log.info("export %s: attempt %d lost its worker; attempt %d queued", export_id, export.attempt, export.attempt + 1)
             requeued += 1
+    jobs_lost, lost_failed = await _requeue_lost_jobs(ctx, exports, settings)
     storage = ctx["storage"]
     # a dead attempt's half-written file goes at once: no attempt will ever finish it
     removed = storage.sweep_partials(0, await _dead_tags(exports, storage, with_imports=False))
-    return {"requeued": requeued, "failed": failed, "partials_removed": removed}
+    return {"requeued": requeued + jobs_lost, "failed": failed + lost_failed, "partials_removed": removed}
+
+
+async def _requeue_lost_jobs(ctx: dict[str, Any], exports: ExportRepo, settings) -> tuple[int, int]:
+    """Queued exports without a job: what queued one stopped between its transition and its
+    enqueue, or the job ended without taking the export (an older worker refused the job's
+    shape, an error before run_export's own handling). Each goes to a new attempt (the lost
+    one's number is skipped: arq keeps a finished job's id for an hour), or fails after too
+    many losses, counted as lapses. Requeued and failed."""
+    requeued = failed = 0
+    for export_id in await exports.queued_before(time.time() - QUEUED_GRACE):
+        try:
+            export = await exports.get(export_id)
+        except NotFound:
+            continue
+        job = keys.export_job_id(export_id, export.attempt + 1)
+        if export.status != ex.QUEUED or await ctx["redis"].exists(job_key_prefix + job):  # queued or running
+            continue
+        lapses = export.lapses + 1
+        if lapses >= settings.max_attempts:
+            detail = (f"the export's job was lost {lapses} times before a worker took it; "
+                      "try again or ask an administrator")
+            if await exports.transition(export_id, ex.FAILED, expect=(ex.QUEUED,), at_attempt=export.attempt,
+                                        lapses=lapses, detail=detail, processed_date=now()):
+                await metrics.count(exports.redis, "failed", export.export_type)
+                failed += 1
+        elif await exports.update(export_id, expect=(ex.QUEUED,), at_attempt=export.attempt,
+                                  attempt=export.attempt + 1, lapses=lapses):
+            await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.dataset_id, export.attempt + 2)
+            log.info("export %s: the job of attempt %d was lost; attempt %d queued", export_id, export.attempt + 1,
+                     export.attempt + 2)
+            requeued += 1
+    return requeued, failed
