@@ -17,7 +17,7 @@ from arq.constants import job_key_prefix
 from domain import exports as ex
 from domain import keys, metrics, queue
 from domain.errors import NotFound
-from domain.exports import ExportRepo
+from domain.exports import Export, ExportRepo
 from domain.sharing import SharedFiles, drop_files
 from domain.storage import cache_grace
 from domain.timeutil import now
@@ -87,10 +87,7 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
         if lapses >= settings.max_attempts:
             detail = (f"the export stopped its worker {lapses} times (killed, out of memory or cut off); "
                       "ask for fewer records or a lighter format, or ask an administrator")
-            if await exports.transition(export_id, ex.FAILED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
-                                        lease_lapsed=True, lapses=lapses, detail=detail, processed_date=now()):
-                await metrics.count(exports.redis, "failed", export.export_type)
-                failed += 1
+            failed += await _fail_lost(exports, export, lapses, detail, lease_lapsed=True)
         elif await exports.transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
                                       lease_lapsed=True, lapses=lapses):
             await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.dataset_id, export.attempt + 1)
@@ -101,6 +98,16 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
     # a dead attempt's half-written file goes at once: no attempt will ever finish it
     removed = storage.sweep_partials(0, await _dead_tags(exports, storage, with_imports=False))
     return {"requeued": requeued + jobs_lost, "failed": failed + lost_failed, "partials_removed": removed}
+
+
+async def _fail_lost(exports: ExportRepo, export: Export, lapses: int, detail: str, lease_lapsed: bool = False) -> bool:
+    """Fail an export lost too many times, if it is still where and at the attempt it was
+    found (with lease_lapsed, only if its lease is still lapsed); counted in the metrics."""
+    if not await exports.transition(export.id, ex.FAILED, expect=(export.status,), at_attempt=export.attempt,
+                                    lease_lapsed=lease_lapsed, lapses=lapses, detail=detail, processed_date=now()):
+        return False
+    await metrics.count(exports.redis, "failed", export.export_type)
+    return True
 
 
 async def _requeue_lost_jobs(ctx: dict[str, Any], exports: ExportRepo, settings) -> tuple[int, int]:
@@ -122,10 +129,7 @@ async def _requeue_lost_jobs(ctx: dict[str, Any], exports: ExportRepo, settings)
         if lapses >= settings.max_attempts:
             detail = (f"the export's job was lost {lapses} times before a worker took it; "
                       "try again or ask an administrator")
-            if await exports.transition(export_id, ex.FAILED, expect=(ex.QUEUED,), at_attempt=export.attempt,
-                                        lapses=lapses, detail=detail, processed_date=now()):
-                await metrics.count(exports.redis, "failed", export.export_type)
-                failed += 1
+            failed += await _fail_lost(exports, export, lapses, detail)
         elif await exports.update(export_id, expect=(ex.QUEUED,), at_attempt=export.attempt,
                                   attempt=export.attempt + 1, lapses=lapses):
             await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.dataset_id, export.attempt + 2)
