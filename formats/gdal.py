@@ -80,7 +80,7 @@ def point_wkb(column: pa.StructArray, epsg: int = WGS84) -> pa.Array:
     geo_point_2d column moved to `epsg`, packed with numpy rather than built as shapely
     objects: a third of the time of a point export went there."""
     lon, lat = point_coords(column)
-    xs, ys = _moved(lon.to_numpy(zero_copy_only=False), lat.to_numpy(zero_copy_only=False), epsg)
+    xs, ys = moved(lon.to_numpy(zero_copy_only=False), lat.to_numpy(zero_copy_only=False), epsg)
     records = np.empty(len(column), WKB_POINT)
     records["order"], records["type"], records["x"], records["y"] = 1, 1, xs, ys
     offsets = np.arange(0, WKB_POINT.itemsize * (len(column) + 1), WKB_POINT.itemsize, dtype=np.int32)
@@ -104,10 +104,10 @@ def reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
     """Geometries moved from WGS 84 (lon, lat) to `epsg`, all coordinates in one GDAL call."""
     if epsg == WGS84:
         return geoms
-    return shapely.transform(geoms, lambda coords: np.column_stack(_moved(coords[:, 0], coords[:, 1], epsg)))
+    return shapely.transform(geoms, lambda coords: np.column_stack(moved(coords[:, 0], coords[:, 1], epsg)))
 
 
-def _moved(xs: np.ndarray, ys: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray]:
+def moved(xs: np.ndarray, ys: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates moved from WGS 84 (lon, lat) to `epsg`, in one GDAL call."""
     if epsg == WGS84 or not len(xs):
         return xs, ys
