@@ -26,13 +26,14 @@ from formats import fgb_geometry, packed_rtree
 from formats.base import WGS84, Format, Option
 from formats.fgb_geometry import fixed, join
 from formats.gdal import COPY_CHUNK, GdalWriter, check_epsg, moved, geometry_index, reproject
-from formats.values import date_strings, datetime_strings, point_coords
+from formats.values import date_strings, datetime_strings, point_coords, string_bytes
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 MAGIC = b"fgb\x03fgb\x01"
 LAYER = "data"  # the layer name GDAL gave it (after the file it wrote, data.fgb)
 # FlatGeobuf's ColumnType for each field type
 COLUMN_TYPES = {"boolean": 2, "int": 7, "double": 10, "text": 11, "datetime": 11, "date": 13}
+NUMBERS = {"int": "<i8", "double": "<f8", "boolean": "u1"}  # property value types of fixed size
 GATHER = 1 << 16  # features copied into index order at a time
 # A feature's bytes before its geometry: size prefix, then the flatbuffer: root offset, vtable
 # (geometry, properties), table (soffset, geometry, properties); the geometry block at 24.
@@ -59,52 +60,65 @@ class FlatGeobufWriter(GdalWriter):
         self.bounds: list[np.ndarray] = []  # (n, 4) of each feature with a geometry
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        geometry, bounds, present = self._geometry(batch.column(self.geo))
+        blocks, bounds, present = self._geometry(batch.column(self.geo))
         if self.indexed and not present.all():
             self.skipped += int((~present).sum())
-            batch, geometry = batch.filter(pa.array(present)), geometry.filter(pa.array(present))
+            batch = batch.filter(pa.array(present))
+        elif not present.all():
+            at = np.full(len(present), -1, np.int64)
+            at[present] = np.arange(len(blocks.sizes))
+            blocks = blocks.take(at)
         if not batch.num_rows:
             return
-        properties = self._properties(batch)
+        properties, properties_size = self._properties(batch)
         head = np.zeros(batch.num_rows, FEATURE)
         head["root"], head["vtable_size"], head["table_size"], head["properties_at"] = 12, 8, 12, 8
         head["soffset"], head["geometry"] = 8, BEFORE_GEOMETRY + fgb_geometry.TABLE - 16
-        head["geometry_at"] = np.where(geometry.is_valid().to_numpy(zero_copy_only=False), 4, 0)
-        geometry_size = pc.binary_length(geometry).fill_null(0).to_numpy()
-        properties_size = pc.binary_length(properties).to_numpy()
-        head["properties"] = BEFORE_GEOMETRY - 20 + geometry_size
-        head["size"] = BEFORE_GEOMETRY + geometry_size + 4 + properties_size
-        features = pc.binary_join_element_wise(fixed(head), geometry, fixed(properties_size.astype("<u4")), properties,
-                                               b"", null_handling="replace", null_replacement=b"")
-        data = features.buffers()[2]
+        head["geometry_at"] = np.where(blocks.sizes > 0, 4, 0)
+        head["properties"] = BEFORE_GEOMETRY - 20 + blocks.sizes
+        head["size"] = BEFORE_GEOMETRY + blocks.sizes + 4 + properties_size
+        features = pc.binary_join_element_wise(fixed(head), *blocks.pieces, fixed(properties_size.astype("<u4")),
+                                               *properties, b"", null_handling="replace", null_replacement=b"")
+        sizes = head["size"].astype(np.int64) + 4
         with open(self.spill, "ab") as f:
-            f.write(memoryview(data)[: int(head["size"].sum(dtype=np.int64)) + 4 * len(head)])
-        self.sizes.append(head["size"].astype(np.int64) + 4)
+            f.write(memoryview(features.buffers()[2])[: int(sizes.sum())])
+        self.sizes.append(sizes)
         self.bounds.append(bounds[present])
 
-    def _geometry(self, column: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-        """(block of each record's geometry, null where it has none; bounds of each; which have one)."""
+    def _geometry(self, column: pa.Array) -> tuple[fgb_geometry.Blocks, np.ndarray, np.ndarray]:
+        """(blocks of the records with a geometry; bounds of each record; which have one)."""
         if self.points:
             lon, lat = point_coords(column)
             x, y = moved(lon.fill_null(np.nan).to_numpy(), lat.fill_null(np.nan).to_numpy(), self.epsg)
             present = np.isfinite(x) & np.isfinite(y)
-            blocks = fgb_geometry.point_blocks(x[present], y[present])
-            bounds = np.column_stack([x, y, x, y])
-        else:
-            geoms = reproject(shapely.from_wkb(column.to_numpy(zero_copy_only=False)), self.epsg)
-            present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-            blocks = fgb_geometry.blocks(geoms[present])
-            bounds = shapely.bounds(geoms)
-        return _spread(blocks, present), bounds, present
+            return fgb_geometry.point_blocks(x[present], y[present]), np.column_stack([x, y, x, y]), present
+        if self.epsg == WGS84:
+            return fgb_geometry.wkb_blocks(column)
+        geoms = reproject(shapely.from_wkb(column.to_numpy(zero_copy_only=False)), self.epsg)
+        present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+        return fgb_geometry.blocks(geoms[present]), shapely.bounds(geoms), present
 
-    def _properties(self, batch: pa.RecordBatch) -> pa.Array:
-        """Each record's properties: for each value not null, its column's number (uint16) and the
-        value (little-endian numbers, one byte for booleans, text as uint32 length and UTF-8)."""
-        pieces = [_property(number, batch.column(i), self.fields[i].type, self.options["timezone"])
-                  for number, i in enumerate(self.attributes)]
-        if not pieces:
-            return pa.array([b""] * batch.num_rows, pa.binary())
-        return pc.binary_join_element_wise(*pieces, b"", null_handling="replace", null_replacement=b"")
+    def _properties(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], np.ndarray]:
+        """Each record's properties, as pieces to join (null: nothing) and the size of each:
+        for each value not null, its column's number (uint16) and the value (little-endian
+        numbers, one byte for booleans, text as uint32 length and UTF-8)."""
+        pieces: list[pa.Array] = []
+        sizes = np.zeros(batch.num_rows, np.int64)
+        for number, i in enumerate(self.attributes):
+            column, field_type = batch.column(i), self.fields[i].type
+            valid = column.is_valid().to_numpy(zero_copy_only=False)
+            if field_type in NUMBERS:
+                records = np.zeros(len(column), [("column", "<u2"), ("value", NUMBERS[field_type])])
+                records["value"] = column.fill_null(field_type != "boolean" and 0).to_numpy(zero_copy_only=False)
+                pieces.append(fixed(records, valid))
+            else:
+                text = _text(column, field_type, self.options["timezone"]).cast(pa.binary())
+                records = np.zeros(len(column), [("column", "<u2"), ("length", "<u4")])
+                records["length"] = np.diff(string_bytes(text)[1])
+                pieces += [fixed(records, valid), text]
+            records["column"] = number
+            sizes += np.where(valid, records.dtype.itemsize + (0 if field_type in NUMBERS else records["length"]), 0)
+        return pieces, sizes
 
     def _finish(self) -> None:
         sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
@@ -157,31 +171,6 @@ class FlatGeobufWriter(GdalWriter):
             refs[1] = fb.doubles(around)
         index_node_size = packed_rtree.NODE_SIZE if self.indexed and count else 0  # GDAL reads no index of nothing
         return fb.finish(fb.table({2: ("B", 1 if self.points else 0), 8: ("Q", count), 9: ("H", index_node_size)}, refs))
-
-
-def _spread(values: pa.Array, present: np.ndarray) -> pa.Array:
-    """`values` (one for each True of `present`) at those rows, null at the others."""
-    if present.all():
-        return values
-    rows = np.full(len(present), -1, np.int64)
-    rows[present] = np.arange(len(values))
-    return values.take(pa.array(rows, mask=~present))
-
-
-def _property(number: int, column: pa.Array, field_type: str, timezone: str) -> pa.Array:
-    """Each value's property bytes (column number, value), null where the value is."""
-    valid = column.is_valid().to_numpy(zero_copy_only=False)
-    if field_type in ("int", "double", "boolean"):
-        value = {"int": "<i8", "double": "<f8", "boolean": "u1"}[field_type]
-        records = np.zeros(len(column), [("column", "<u2"), ("value", value)])
-        records["column"] = number
-        records["value"] = column.fill_null(False if field_type == "boolean" else 0).to_numpy(zero_copy_only=False)
-        return fixed(records, valid)
-    text = _text(column, field_type, timezone).cast(pa.binary())
-    records = np.zeros(len(column), [("column", "<u2"), ("length", "<u4")])
-    records["column"] = number
-    records["length"] = pc.binary_length(text).fill_null(0).to_numpy()
-    return join(fixed(records, valid), text)
 
 
 def _text(column: pa.Array, field_type: str, timezone: str) -> pa.Array:

@@ -130,3 +130,76 @@ def _parts(data: _Bytes, pos: np.ndarray, end: np.ndarray, parts: np.ndarray,
             rows = np.flatnonzero(here & (kinds == kind))
             pos[rows], ok[rows] = _geometry(data, pos[rows], end[rows], ok[rows], int(kind))
     return pos, ok
+
+
+class Runs(NamedTuple):
+    """The coordinates of vouched values as runs of points, for writers that lay geometries out
+    as coordinate arrays with ends (FlatGeobuf). A value is one shape, except a multipolygon,
+    which is one shape a polygon; a shape is one run (point, linestring) or one a ring or part
+    (polygon, multipoint, multilinestring). Shapes are in row order, runs in shape order."""
+
+    shape_type: np.ndarray  # WKB type of each shape (POINT … MULTILINESTRING; a multipolygon's parts POLYGON)
+    shape_row: np.ndarray  # the row (index among the values walked) each shape is of
+    run_shape: np.ndarray  # the shape each run is of
+    run_points: np.ndarray  # points in each run
+    xy: np.ndarray  # (points, 2) float64: every run's coordinates, one after the other
+
+
+def runs(column: pa.BinaryArray, rows: np.ndarray, types: np.ndarray) -> Runs:
+    """The runs of the values at `rows` of `column`, which the walk vouched for as of `types`."""
+    data, offsets = string_bytes(column)
+    reader = _Bytes(data)
+    starts = offsets[:-1].astype(np.int64)[rows]
+    multi = types == MULTIPOLYGON
+    shape_pos, shape_type, shape_row = [starts[~multi]], [types[~multi]], [np.flatnonzero(~multi)]
+    polygons = np.flatnonzero(multi)
+    at, parts = starts[multi] + HEADER, reader.count(starts[multi] + 5)
+    for _ in range(int(parts.max(initial=0))):
+        here = parts > 0
+        shape_pos.append(at[here])
+        shape_type.append(np.full(int(here.sum()), POLYGON))
+        shape_row.append(polygons[here])
+        at[here] = _polygon_end(reader, at[here])
+        parts -= 1
+    pos, kind = np.concatenate(shape_pos), np.concatenate(shape_type)
+    order = np.argsort(np.concatenate(shape_row), kind="stable")  # a multipolygon's parts stay in order
+    pos, kind, row = pos[order], kind[order], np.concatenate(shape_row)[order]
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (shape, sequence, position, points)
+    shapes = np.arange(len(pos))
+    single = (kind == POINT) | (kind == LINESTRING)
+    found.append((shapes[single], np.zeros(int(single.sum()), np.int64),
+                  np.where(kind[single] == POINT, pos[single] + 5, pos[single] + HEADER),
+                  np.where(kind[single] == POINT, 1, reader.count(pos[single] + 5))))
+    for wanted in (POLYGON, MULTIPOINT, MULTILINESTRING):
+        these = kind == wanted
+        count, at = reader.count(pos[these] + 5), pos[these] + HEADER
+        for k in range(int(count.max(initial=0))):
+            here = k < count
+            if wanted == POLYGON:  # a ring: its point count, then its points
+                n = reader.count(at[here])
+                found.append((shapes[these][here], np.full(len(n), k), at[here] + 4, n))
+                at[here] += 4 + COORD * n
+            elif wanted == MULTIPOINT:  # a whole point WKB
+                found.append((shapes[these][here], np.full(int(here.sum()), k), at[here] + 5, np.ones(int(here.sum()), np.int64)))
+                at[here] += 5 + COORD
+            else:  # a whole linestring WKB
+                n = reader.count(at[here] + 5)
+                found.append((shapes[these][here], np.full(len(n), k), at[here] + HEADER, n))
+                at[here] += HEADER + COORD * n
+    run_shape, sequence, run_pos, run_points = (np.concatenate(column) for column in zip(*found))
+    order = np.lexsort((sequence, run_shape))
+    run_shape, run_pos, run_points = run_shape[order], run_pos[order], run_points[order]
+    first = np.zeros(len(run_points) + 1, np.int64)
+    np.cumsum(run_points, out=first[1:])
+    byte = np.repeat(run_pos - COORD * first[:-1], run_points) + COORD * np.arange(first[-1])
+    xy = reader.xy[byte].view("<f8").reshape(-1, 2) if first[-1] else np.zeros((0, 2))
+    return Runs(kind, row, run_shape, run_points, xy)
+
+
+def _polygon_end(reader: _Bytes, pos: np.ndarray) -> np.ndarray:
+    """Where each polygon WKB starting at `pos` ends."""
+    rings, at = reader.count(pos + 5), pos + HEADER
+    for r in range(int(rings.max(initial=0))):
+        here = r < rings
+        at[here] += 4 + COORD * reader.count(at[here])
+    return at
