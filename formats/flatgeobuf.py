@@ -14,6 +14,8 @@ layer."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 import struct
 from typing import Any, Callable
 
@@ -34,7 +36,7 @@ LAYER = "data"  # the layer name GDAL gave it (after the file it wrote, data.fgb
 # FlatGeobuf's ColumnType for each field type
 COLUMN_TYPES = {"boolean": 2, "int": 7, "double": 10, "text": 11, "datetime": 11, "date": 13}
 NUMBERS = {"int": "<i8", "double": "<f8", "boolean": "u1"}  # property value types of fixed size
-GATHER = 1 << 16  # features copied into index order at a time
+GATHER = 4096  # features copied into index order at a time (a few MB: the allocator reuses them)
 # A feature's bytes before its geometry: size prefix, then the flatbuffer: root offset, vtable
 # (geometry, properties), table (soffset, geometry, properties); the geometry block at 24.
 FEATURE = np.dtype([("size", "<u4"), ("root", "<u4"), ("vtable_size", "<u2"), ("table_size", "<u2"),
@@ -54,8 +56,8 @@ class FlatGeobufWriter(GdalWriter):
         self.indexed = bool(options["spatial_index"])
         self.epsg = options["epsg"]
         check_epsg(self.epsg)
-        self.spill = self.tmp / "features"
-        self.spill.touch()
+        self.spill = Spill(self.tmp / "features")
+        self.feeds.append(self.spill)  # closed before _finish, aborted with the writer
         self.sizes: list[np.ndarray] = []  # of each feature written, in file order
         self.bounds: list[np.ndarray] = []  # (n, 4) of each feature with a geometry
 
@@ -77,11 +79,9 @@ class FlatGeobufWriter(GdalWriter):
         head["geometry_at"] = np.where(blocks.sizes > 0, 4, 0)
         head["properties"] = BEFORE_GEOMETRY - 20 + blocks.sizes
         head["size"] = BEFORE_GEOMETRY + blocks.sizes + 4 + properties_size
-        features = pc.binary_join_element_wise(fixed(head), *blocks.pieces, fixed(properties_size.astype("<u4")),
-                                               *properties, b"", null_handling="replace", null_replacement=b"")
         sizes = head["size"].astype(np.int64) + 4
-        with open(self.spill, "ab") as f:
-            f.write(memoryview(features.buffers()[2])[: int(sizes.sum())])
+        self.spill.append([fixed(head), *blocks.pieces, fixed(properties_size.astype("<u4")), *properties],
+                          int(sizes.sum()))
         self.sizes.append(sizes)
         self.bounds.append(bounds[present])
 
@@ -112,7 +112,7 @@ class FlatGeobufWriter(GdalWriter):
                 records["value"] = column.fill_null(field_type != "boolean" and 0).to_numpy(zero_copy_only=False)
                 pieces.append(fixed(records, valid))
             else:
-                text = _text(column, field_type, self.options["timezone"]).cast(pa.binary())
+                text = _text(column, field_type, self.options["timezone"]).view(pa.binary())
                 records = np.zeros(len(column), [("column", "<u2"), ("length", "<u4")])
                 records["length"] = np.diff(string_bytes(text)[1])
                 pieces += [fixed(records, valid), text]
@@ -134,9 +134,9 @@ class FlatGeobufWriter(GdalWriter):
             if self.indexed and len(sizes):
                 self._indexed_features(f, sizes, bounds, around)
             else:
-                with open(self.spill, "rb") as spill:
+                with open(self.spill.path, "rb") as spill:
                     shutil.copyfileobj(spill, f, COPY_CHUNK)
-        self.spill.unlink()
+        self.spill.path.unlink()
         if self.skipped:
             self.warnings.append(f"{self.skipped} record(s) without geometry skipped (spatial_index needs one)")
         self.copy_out(path)
@@ -152,13 +152,14 @@ class FlatGeobufWriter(GdalWriter):
         f.write(packed_rtree.tree(leaves).view(np.uint8))
         starts = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=starts[1:])
-        with pa.memory_map(str(self.spill)) as source:
-            features = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(sizes),
-                                                        [None, pa.py_buffer(starts), source.read_buffer()])
+        with pa.memory_map(str(self.spill.path)) as source:
+            data = source.read_buffer()
+            features = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(sizes), [None, pa.py_buffer(starts), data])
             for at in range(0, len(order), GATHER):
                 taken = features.take(pa.array(order[at: at + GATHER]))
                 offsets = np.frombuffer(taken.buffers()[1], np.int64, len(taken) + 1)
                 f.write(memoryview(taken.buffers()[2])[offsets[0]: offsets[-1]])
+            del features, data, taken
 
     def _header(self, count: int, around: np.ndarray | None) -> bytes:
         """header.fbs's Header: name, envelope, geometry type, columns, feature count, index node
@@ -171,6 +172,38 @@ class FlatGeobufWriter(GdalWriter):
             refs[1] = fb.doubles(around)
         index_node_size = packed_rtree.NODE_SIZE if self.indexed and count else 0  # GDAL reads no index of nothing
         return fb.finish(fb.table({2: ("B", 1 if self.points else 0), 8: ("Q", count), 9: ("H", index_node_size)}, refs))
+
+
+class Spill:
+    """The scratch file of features in the order they come, appended to on a thread of its own:
+    joining a batch's pieces into features and writing them (both without the GIL) overlap the
+    preparation of the next batch. One batch waits at most; an error is raised by the next
+    append or by close."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.touch()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="fgb-spill")
+        self._pending: Future | None = None
+
+    def append(self, pieces: list[pa.Array], length: int) -> None:
+        """Append the features the pieces make, row by row (null pieces are nothing), `length` bytes."""
+        self.close()
+        self._pending = self._thread.submit(self._append, pieces, length)
+
+    def _append(self, pieces: list[pa.Array], length: int) -> None:
+        features = pc.binary_join_element_wise(*pieces, b"", null_handling="replace", null_replacement=b"")
+        with open(self.path, "ab") as f:
+            f.write(memoryview(features.buffers()[2])[:length])
+
+    def close(self) -> None:
+        """Wait for the batch being written."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def abort(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
 
 
 def _text(column: pa.Array, field_type: str, timezone: str) -> pa.Array:
