@@ -52,6 +52,7 @@ class FlatGeobufWriter(GdalWriter):
         self.points = self.fields[self.geo].type == "geo_point_2d"
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in GEO_TYPES]
         names = self.column_names()
+        self.attribute_types = [self.fields[i].type for i in self.attributes]
         self.columns = [(names[i], COLUMN_TYPES[self.fields[i].type]) for i in self.attributes]
         self.indexed = bool(options["spatial_index"])
         self.epsg = options["epsg"]
@@ -63,6 +64,7 @@ class FlatGeobufWriter(GdalWriter):
 
     def _write(self, batch: pa.RecordBatch) -> None:
         blocks, bounds, present = self._geometry(batch.column(self.geo))
+        batch = batch.select(self.attributes)  # the geometry is in `blocks`: not copied by the filter
         if self.indexed and not present.all():
             self.skipped += int((~present).sum())
             batch = batch.filter(pa.array(present))
@@ -104,8 +106,7 @@ class FlatGeobufWriter(GdalWriter):
         numbers, one byte for booleans, text as uint32 length and UTF-8)."""
         pieces: list[pa.Array] = []
         sizes = np.zeros(batch.num_rows, np.int64)
-        for number, i in enumerate(self.attributes):
-            column, field_type = batch.column(i), self.fields[i].type
+        for number, (column, field_type) in enumerate(zip(batch.columns, self.attribute_types)):
             valid = column.is_valid().to_numpy(zero_copy_only=False)
             if field_type in NUMBERS:
                 records = np.zeros(len(column), [("column", "<u2"), ("value", NUMBERS[field_type])])

@@ -189,11 +189,23 @@ def runs(column: pa.BinaryArray, rows: np.ndarray, types: np.ndarray) -> Runs:
     run_shape, sequence, run_pos, run_points = (np.concatenate(column) for column in zip(*found))
     order = np.lexsort((sequence, run_shape))
     run_shape, run_pos, run_points = run_shape[order], run_pos[order], run_points[order]
-    first = np.zeros(len(run_points) + 1, np.int64)
-    np.cumsum(run_points, out=first[1:])
-    byte = np.repeat(run_pos - COORD * first[:-1], run_points) + COORD * np.arange(first[-1])
-    xy = reader.xy[byte].view("<f8").reshape(-1, 2) if first[-1] else np.zeros((0, 2))
+    xy = segments(reader, run_pos, COORD * run_points).view("<f8").reshape(-1, 2)
     return Runs(kind, row, run_shape, run_points, xy)
+
+
+VIEW = np.dtype([("length", "<i4"), ("prefix", "<u4"), ("buffer", "<i4"), ("offset", "<i4")])  # Arrow's binary view
+
+
+def segments(reader: _Bytes, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The bytes data[starts[i]: starts[i] + lengths[i]] one after the other (every length over
+    12), copied by Arrow: a binary view array of them, cast to binary. Copying them with a
+    numpy index of every coordinate took three times as long."""
+    views = np.empty(len(starts), VIEW)
+    views["length"], views["prefix"], views["buffer"], views["offset"] = lengths, reader.u32[starts], 0, starts
+    array = pa.Array.from_buffers(pa.binary_view(), len(starts), [None, pa.py_buffer(views), pa.py_buffer(reader.data)])
+    copied = array.cast(pa.binary())
+    data = copied.buffers()[2]
+    return np.frombuffer(data, np.uint8, int(lengths.sum())) if data is not None else np.zeros(0, np.uint8)
 
 
 def _polygon_end(reader: _Bytes, pos: np.ndarray) -> np.ndarray:
