@@ -59,7 +59,7 @@ class FlatGeobufWriter(GdalWriter):
         check_epsg(self.epsg)
         self.spill = Spill(self.tmp / "features")
         self.feeds.append(self.spill)  # closed before _finish, aborted with the writer
-        self.sizes: list[np.ndarray] = []  # of each feature written, in file order
+        self.sizes: list[np.ndarray] = []  # bytes of each feature written (uint32), in file order
         self.bounds: list[np.ndarray] = []  # (n, 4) of each feature with a geometry
 
     def _write(self, batch: pa.RecordBatch) -> None:
@@ -81,7 +81,7 @@ class FlatGeobufWriter(GdalWriter):
         head["geometry_at"] = np.where(blocks.sizes > 0, 4, 0)
         head["properties"] = BEFORE_GEOMETRY - 20 + blocks.sizes
         head["size"] = BEFORE_GEOMETRY + blocks.sizes + 4 + properties_size
-        sizes = head["size"].astype(np.int64) + 4
+        sizes = head["size"] + 4
         self.spill.append([fixed(head), *blocks.pieces, fixed(properties_size.astype("<u4")), *properties],
                           int(sizes.sum()))
         self.sizes.append(sizes)
@@ -113,7 +113,7 @@ class FlatGeobufWriter(GdalWriter):
                 records["value"] = column.fill_null(field_type != "boolean" and 0).to_numpy(zero_copy_only=False)
                 pieces.append(fixed(records, valid))
             else:
-                text = _text(column, field_type, self.options["timezone"]).view(pa.binary())
+                text = _text(column, field_type, self.options["timezone"]).cast(pa.binary())
                 records = np.zeros(len(column), [("column", "<u2"), ("length", "<u4")])
                 records["length"] = np.diff(string_bytes(text)[1])
                 pieces += [fixed(records, valid), text]
@@ -189,7 +189,7 @@ class Spill:
 
     def append(self, pieces: list[pa.Array], length: int) -> None:
         """Append the features the pieces make, row by row (null pieces are nothing), `length` bytes."""
-        self.close()
+        self.wait()
         self._pending = self._thread.submit(self._append, pieces, length)
 
     def _append(self, pieces: list[pa.Array], length: int) -> None:
@@ -197,11 +197,13 @@ class Spill:
         with open(self.path, "ab") as f:
             f.write(memoryview(features.buffers()[2])[:length])
 
-    def close(self) -> None:
-        """Wait for the batch being written."""
+    def wait(self) -> None:
+        """Wait for the batch being written; raise what writing it raised."""
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    close = wait  # before the file is read: every batch written
 
     def abort(self) -> None:
         self._thread.shutdown(wait=True, cancel_futures=True)

@@ -47,24 +47,24 @@ def every_kind(rng, n: int) -> list:
     out = []
     for i in range(n):
         cx, cy = rng.uniform(-170, 170), rng.uniform(-80, 80)
-        kind = i % 8
-        if kind == 0:
-            out.append(shapely.Point(cx, cy))
+        kind, k = i % 8, i // 8  # k varies the numbers of points, rings and parts within a type
+        if kind == 0:  # every other one 3D: written 2D, as the layer declares no z
+            out.append(shapely.Point(cx, cy, 5.0) if k % 2 else shapely.Point(cx, cy))
         elif kind == 1:
-            out.append(shapely.LineString(rng.uniform(-1, 1, (2 + i % 4, 2)) + (cx, cy)))
+            out.append(shapely.LineString(rng.uniform(-1, 1, (2 + k % 4, 2)) + (cx, cy)))
         elif kind == 2:
-            out.append(polygon(rng, cx, cy, holes=i % 4))
+            out.append(polygon(rng, cx, cy, holes=k % 4))
         elif kind == 3:
-            out.append(shapely.MultiPoint(rng.uniform(-1, 1, (1 + i % 4, 2)) + (cx, cy)))
+            out.append(shapely.MultiPoint(rng.uniform(-1, 1, (1 + k % 4, 2)) + (cx, cy)))
         elif kind == 4:
-            out.append(shapely.MultiLineString([rng.uniform(-1, 1, (2, 2)) + (cx, cy) for _ in range(1 + i % 3)]))
+            out.append(shapely.MultiLineString([rng.uniform(-1, 1, (2, 2)) + (cx, cy) for _ in range(1 + k % 3)]))
         elif kind == 5:
-            out.append(shapely.MultiPolygon([polygon(rng, cx + 3 * p, cy, holes=p % 2) for p in range(1 + i % 4)]))
+            out.append(shapely.MultiPolygon([polygon(rng, cx + 3 * p, cy, holes=p % 2) for p in range(1 + k % 4)]))
         elif kind == 6:
             out.append(shapely.GeometryCollection([shapely.Point(cx, cy), polygon(rng, cx, cy, holes=1),
-                                                   shapely.MultiLineString([[(cx, cy), (cx + 1, cy + 1)]] * (1 + i % 2))]))
+                                                   shapely.MultiLineString([[(cx, cy), (cx + 1, cy + 1)]] * (1 + k % 2))]))
         else:
-            out.append(None if i % 3 else shapely.Polygon())  # no geometry, or an empty one
+            out.append(None if k % 3 else shapely.Polygon())  # no geometry, or an empty one
     return out
 
 
@@ -95,7 +95,7 @@ def test_every_geometry_type_reads_back(tmp_path, spatial_index):
             continue
         got = shapely.geometry.shape(feature.geometry)
         assert got.geom_type == want.geom_type
-        assert shapely.equals_exact(shapely.normalize(got), shapely.normalize(want), tolerance=0)
+        assert shapely.equals_exact(shapely.normalize(got), shapely.normalize(shapely.force_2d(want)), tolerance=0)
 
 
 def test_the_index_finds_what_a_box_holds(tmp_path):
@@ -165,3 +165,49 @@ def test_tree_levels_and_offsets():
     assert level["offset"].tolist() == [4, 20, 36]  # each node's first child, by node number
     assert level["max_x"].tolist() == [15, 31, 39] and level["min_y"].tolist() == [-15, -31, -39]
     assert nodes[4:]["offset"].tolist() == leaves["offset"].tolist()
+
+
+def spill_threads() -> list:
+    import threading
+    return [t for t in threading.enumerate() if t.name.startswith("fgb-spill")]
+
+
+def test_a_failed_spill_fails_the_writer_and_leaves_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    from formats.flatgeobuf import Spill
+    from tests.formats.samples import open_writer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def no_room(self, pieces, length):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Spill, "_append", no_room)
+    table = shape_table(every_kind(np.random.default_rng(5), 40))
+    writer, _ = open_writer("fgb", table)
+    batches = table.to_batches(max_chunksize=10)
+    writer.write(batches[0])  # handed to the spill thread, which fails
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(batches[1])
+    assert list(tmp_path.iterdir()) == [] and spill_threads() == []
+    writer, _ = open_writer("fgb", table)
+    writer.write(batches[0])
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()
+    assert list(tmp_path.iterdir()) == [] and spill_threads() == []
+
+
+def test_a_dropped_writer_stops_its_thread(tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    from tests.formats.samples import open_writer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    table = shape_table(every_kind(np.random.default_rng(6), 20))
+    writer, _ = open_writer("fgb", table)
+    writer.write(table.to_batches()[0])
+    assert len(spill_threads()) == 1
+    del writer
+    gc.collect()
+    assert spill_threads() == [] and list(tmp_path.iterdir()) == []
