@@ -1,9 +1,10 @@
-"""Plumbing shared by the GDAL formats (shp, fgb; kml and gpx, written as text, take its
-geometry and naming helpers): geometries out of a batch, reprojection for the common `epsg`
-option, attribute columns as GDAL takes them, field-name laundering, a feed thread into
-GDAL's Arrow writer (formats/ogr.py), and a writer base that owns a temporary directory and
-removes it on close, on error, on abort and when dropped. A finished GDAL file becomes the
-output by a rename where the storage allows (domain.storage.base.adopt), else by a copy."""
+"""Plumbing shared by the geographic formats (shp through GDAL; fgb, kml and gpx, written here,
+take its geometry and naming helpers and fgb its writer base): geometries out of a batch,
+reprojection for the common `epsg` option, attribute columns as GDAL takes them, field-name
+laundering, a feed thread into GDAL's Arrow writer (formats/ogr.py), and a writer base that
+owns a temporary directory and removes it on close, on error, on abort and when dropped. A
+file finished there becomes the output by a rename where the storage allows
+(domain.storage.base.adopt), else by a copy."""
 from __future__ import annotations
 
 import contextlib
@@ -152,7 +153,7 @@ class ArrowFeed:
     GDAL writes a batch, without the GIL, while the writer prepares the next. `write` waits
     while a batch is already waiting, so at most three are held (being prepared, waiting,
     being written). The layer stays open until `close`, which lets GDAL finish it once
-    (FlatGeobuf index, KML footer)."""
+    (a shapefile's header and index)."""
 
     _END = object()
     _ABORT = object()

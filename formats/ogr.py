@@ -167,7 +167,7 @@ class Layer:
                 array.release(ctypes.byref(array))
 
     def close(self) -> None:
-        """Finish the file (FlatGeobuf's index, KML's footer are written now); once only."""
+        """Finish the file (a shapefile's header and index are written now); once only."""
         schema, self._schema = getattr(self, "_schema", None), None
         if schema is not None and schema.release:
             schema.release(ctypes.byref(schema))

@@ -253,7 +253,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("export_type", ["json", "fgb"])  # written by us; by GDAL, beside the partial
+@pytest.mark.parametrize("export_type", ["json", "fgb"])  # into the partial; into a scratch file beside it
 async def test_a_full_disk_fails_the_export_with_a_reason(make_settings, start_worker, demo_file, small_disk, export_type):
     settings = make_settings(data_dir=small_disk)
     await load_dataset(settings, demo_file, "demo-events")

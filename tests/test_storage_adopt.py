@@ -1,4 +1,4 @@
-"""The adopt path of Storage.writing: a writer's finished file (GDAL's FlatGeobuf) renamed onto
+"""The adopt path of Storage.writing: a writer's finished file (the FlatGeobuf writer's) renamed onto
 the fresh partial file rather than copied into it, published as the copy would have been, within
 the size limit, removed on failure; and every case where it falls back to the copy (`out`
 already written to, wrapped by gzip, not a partial, on another file system). A killed writer's
@@ -34,7 +34,7 @@ def storage(tmp_path) -> LocalStorage:
 
 
 def finished(out: BinaryIO, data: bytes = DATA) -> Path:
-    """A finished file in a scratch directory beside `out`, as a GDAL writer leaves it."""
+    """A finished file in a scratch directory beside `out`, as the FlatGeobuf writer leaves it."""
     path = gdal.scratch_dir(out) / "data.bin"
     path.write_bytes(data)
     return path
@@ -146,7 +146,7 @@ def awkward_scan(tmp_path) -> Callable[[], Scan]:
 
 @pytest.fixture
 def adopted(monkeypatch) -> list[bool]:
-    """What each of the GDAL writers' calls to adopt answered."""
+    """What each of the writers' calls to adopt (formats.gdal) answered."""
     answers: list[bool] = []
 
     def watched(out, path):
@@ -157,7 +157,7 @@ def adopted(monkeypatch) -> list[bool]:
 
 
 @pytest.mark.backends("local", "s3")
-def test_a_flatgeobuf_export_publishes_gdals_file_renamed(make_settings, awkward_scan, adopted):
+def test_a_flatgeobuf_export_publishes_its_file_renamed(make_settings, awkward_scan, adopted):
     storage = open_storage(make_settings())
     try:
         fmt = REGISTRY.get("fgb")
