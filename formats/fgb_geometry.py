@@ -24,7 +24,6 @@ TABLE = 20  # where a block's table starts, after its vtable (padded to 20 bytes
 FGB_TYPES = np.array([1, 2, 2, 3, 4, 5, 6, 7], np.uint8)
 WITH_PARTS = (6, 7)  # shapely ids of the types whose parts are blocks: multipolygon, collection
 WITH_ENDS = (3, 5)  # polygon (ring ends), multilinestring (linestring ends)
-EMPTY = pa.scalar(b"", pa.binary())
 
 # vtable slots (feature.fbs field order): ends, xy, z, m, t, tm, type, parts
 _VTABLE = [(name, "<u2") for name in ("vtable_size", "table_size", "ends_at", "xy_at", "z_at", "m_at", "t_at", "tm_at",
@@ -84,11 +83,14 @@ class Blocks(NamedTuple):
 
     @staticmethod
     def ordered(parts: list["Blocks"], rows: list[np.ndarray], n: int) -> "Blocks":
-        """n blocks from `parts`, the blocks of parts[i] going to rows[i]; -1 rows are null."""
+        """n blocks from `parts`, the blocks of parts[i] going to rows[i] (-1: dropped); rows
+        that none goes to are null."""
         if len(parts) == 1 and len(rows[0]) == n and (rows[0] == np.arange(n)).all():
             return parts[0]
         where = np.full(n, -1, np.int64)
-        where[np.concatenate(rows)] = np.arange(sum(len(r) for r in rows))
+        targets = np.concatenate(rows)
+        kept = targets >= 0
+        where[targets[kept]] = np.flatnonzero(kept)
         together = Blocks((pa.concat_arrays([part.joined() for part in parts]),),
                           np.concatenate([part.sizes for part in parts]))
         return together.take(where)
@@ -120,8 +122,9 @@ def blocks(geoms: np.ndarray) -> Blocks:
 
 
 def _runs(geoms: np.ndarray, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(coordinates, run of each, points in each run) of geometries without parts blocks: a
-    polygon's runs are its rings, a multilinestring's its linestrings, any other's its points."""
+    """(coordinates, the shape each run is of, points in each run) of geometries whose parts
+    are not blocks: a polygon's runs are its rings, a multilinestring's its linestrings, any
+    other geometry is one run."""
     xy, owners = shapely.get_coordinates(geoms, return_index=True)
     run_shape, run_points = np.arange(len(geoms)), np.bincount(owners, minlength=len(geoms))
     split = np.isin(kinds, WITH_ENDS)
@@ -219,7 +222,7 @@ def wkb_blocks(column: pa.Array) -> tuple[Blocks, np.ndarray, np.ndarray]:
     if len(others):
         geoms = shapely.from_wkb(column.take(pa.array(others)).to_numpy(zero_copy_only=False))
         bounds[others] = shapely.bounds(geoms)
-        keep = ~shapely.is_empty(geoms)
+        keep = ~shapely.is_empty(geoms) & np.isfinite(bounds[others]).all(axis=1)
         parts.append(blocks(geoms[keep]))
         rows.append(others[keep])
     present = np.isfinite(bounds).all(axis=1)

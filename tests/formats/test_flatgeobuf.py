@@ -64,7 +64,7 @@ def every_kind(rng, n: int) -> list:
             out.append(shapely.GeometryCollection([shapely.Point(cx, cy), polygon(rng, cx, cy, holes=1),
                                                    shapely.MultiLineString([[(cx, cy), (cx + 1, cy + 1)]] * (1 + k % 2))]))
         else:
-            out.append(None if k % 3 else shapely.Polygon())  # no geometry, or an empty one
+            out.append((None, shapely.Polygon(), shapely.Point())[k % 3])  # no geometry, an empty one, a NaN point
     return out
 
 
@@ -211,3 +211,18 @@ def test_a_dropped_writer_stops_its_thread(tmp_path, monkeypatch):
     del writer
     gc.collect()
     assert spill_threads() == [] and list(tmp_path.iterdir()) == []
+
+
+def test_values_without_a_geometry_have_no_block():
+    from formats.fgb_geometry import POINT, wkb_blocks
+
+    square = shapely.box(0, 0, 1, 1)
+    column = pa.array([shapely.to_wkb(g) if g is not None else None for g in
+                       [shapely.Point(1, 2), None, square, shapely.Point(3, 4, 5), shapely.Point()]], pa.binary())
+    blocks, bounds, present = wkb_blocks(column)
+    assert present.tolist() == [True, False, True, True, False]
+    assert blocks.sizes.tolist() == [POINT.itemsize, 40 + 16 * 5, POINT.itemsize]  # the 3D point through shapely
+    assert bounds[2].tolist() == [0, 0, 1, 1] and np.isnan(bounds[4]).all()
+    blocks, _, present = wkb_blocks(pa.array([shapely.to_wkb(g) for g in [square, shapely.Point(1, 2), shapely.Point()]]))
+    assert present.tolist() == [True, True, False] and blocks.sizes.tolist() == [40 + 16 * 5, POINT.itemsize]
+    assert np.frombuffer(blocks.joined()[1].as_py()[-16:], "<f8").tolist() == [1, 2]
