@@ -110,7 +110,7 @@ class FlatGeobufWriter(GdalWriter):
             valid = column.is_valid().to_numpy(zero_copy_only=False)
             if field_type in NUMBERS:
                 records = np.zeros(len(column), [("column", "<u2"), ("value", NUMBERS[field_type])])
-                records["value"] = column.fill_null(field_type != "boolean" and 0).to_numpy(zero_copy_only=False)
+                records["value"] = column.fill_null(False if field_type == "boolean" else 0).to_numpy(zero_copy_only=False)
                 pieces.append(fixed(records, valid))
             else:
                 text = _text(column, field_type, self.options["timezone"]).cast(pa.binary())
@@ -124,9 +124,8 @@ class FlatGeobufWriter(GdalWriter):
     def _finish(self) -> None:
         sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
         bounds = np.concatenate(self.bounds) if self.bounds else np.zeros((0, 4))
-        present = bounds[np.isfinite(bounds).all(axis=1)]
-        around = packed_rtree.extent(present)
-        header = self._header(len(sizes), around if len(present) else None)
+        around = packed_rtree.extent(bounds)  # of the features with a geometry
+        header = self._header(len(sizes), around if len(bounds) else None)
         path = self.tmp / "data.fgb"
         with open(path, "wb") as f:
             f.write(MAGIC)
