@@ -138,22 +138,27 @@ async def drain_rate(service: Service, client: Client, workers: list, count: int
             f"of {os.cpu_count()} cores busy; web CPU a POST {post_cost * 1000:.0f} ms)"), rate
 
 
-async def scaling(service: Service, client: Client, jobs: int, first: int, drained: int) -> list[tuple[str, str]]:
-    """Rows of the table: small exports drained by 1 and by 2 workers running `jobs` exports
-    at a time each (EXPORTD_WORKER_JOBS), best of 3 runs each."""
-    worker = service.worker(EXPORTD_WORKER_JOBS=str(jobs))
+# How workers run their exports in the scaling rows: the default, then both slots at once
+WORKER_CONFIGS = (("default: a short export runs alone, a second starts beside one running 1 s", {}),
+                  ("2 exports at once (EXPORTD_WORKER_ALONE_MS=0)", {"EXPORTD_WORKER_ALONE_MS": "0"}))
+
+
+async def scaling(service: Service, client: Client, config: str, env: dict[str, str], first: int,
+                  drained: int) -> list[tuple[str, str]]:
+    """Rows of the table: small exports drained by 1 and by 2 workers configured by `env`
+    (described by `config`), best of 3 runs each."""
+    worker = service.worker(**env)
     await workers_up(client, [worker])
     one = [await drain_rate(service, client, [worker], drained, first + 1_000 * k) for k in range(3)]
-    second = service.worker(EXPORTD_WORKER_JOBS=str(jobs))  # beside the same worker
+    second = service.worker(**env)  # beside the same worker
     await workers_up(client, [second])
     two = [await drain_rate(service, client, [worker, second], drained, first + 5_000 + 1_000 * k) for k in range(3)]
     for process in (worker, second):
         process.kill()
         process.wait(10)
     (one_text, one_rate), (two_text, two_rate) = max(one, key=lambda r: r[1]), max(two, key=lambda r: r[1])
-    each = f"{jobs} export{'s' if jobs > 1 else ''} at a time each"
-    return [(f"{drained} small exports (200 rows) queued, drained by 1 worker, {each} (best of 3)", one_text),
-            (f"{drained} small exports (200 rows) queued, drained by 2 workers, {each} (best of 3)",
+    return [(f"{drained} small exports (200 rows) queued, drained by 1 worker, {config} (best of 3)", one_text),
+            (f"{drained} small exports (200 rows) queued, drained by 2 workers, {config} (best of 3)",
              f"{two_rate / one_rate:.2f}x: {two_text}")]
 
 
@@ -204,8 +209,8 @@ async def main(exports: int, big_rows: int, big_formats: list[str], drained: int
                 worker.kill()
                 worker.wait(10)
                 first = 10_000
-                for jobs in (2, 1):  # the default, then one export at a time a worker
-                    rows += await scaling(service, client, jobs, first, drained)
+                for config, env in WORKER_CONFIGS:
+                    rows += await scaling(service, client, config, env, first, drained)
                     first += 10_000
                 for fmt in big_formats if big_rows else ():
                     big_worker = service.worker()

@@ -32,6 +32,13 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
         raise SettingsError(f"{PREFIX}{name} must be an integer, not {raw!r}") from None
 
 
+def _not_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value is None or value < 0:
+        raise SettingsError(f"{PREFIX}{name} must be 0 or more")
+    return value
+
+
 def _nice(env: Mapping[str, str]) -> int:
     nice = _int(env, "WORKER_NICE", 10)
     if nice is None or not 0 <= nice <= 19:
@@ -75,6 +82,7 @@ class Settings:
     queue_name: str = "exportd:queue"
     worker_jobs: int = 2
     worker_nice: int = 10  # added to a worker process's niceness: exports are batch work
+    worker_alone_ms: int = 1000  # a job runs alone in its worker this long before another starts beside it
     job_timeout: int = 6 * 3600
     shutdown_grace: int = 30
     max_attempts: int = 5
@@ -113,6 +121,7 @@ class Settings:
             queue_name=env.get(PREFIX + "QUEUE") or "exportd:queue",
             worker_jobs=_int(env, "WORKER_JOBS", 2) or 2,
             worker_nice=_nice(env),
+            worker_alone_ms=_not_negative(env, "WORKER_ALONE_MS", 1000),
             job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30) or 0,
             max_attempts=_int(env, "MAX_ATTEMPTS", 5) or 5,

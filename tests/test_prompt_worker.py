@@ -77,3 +77,28 @@ async def test_a_freed_slot_takes_the_next_job_without_waiting_for_the_next_look
     await worker.async_run()
     await worker.close()
     assert sorted(STARTED) == list(range(6)) and time.monotonic() - started < 10  # six looks 30 s apart would take minutes
+
+
+async def test_a_job_runs_alone_until_it_has_run_long_then_one_more_starts_beside_it(settings):
+    STARTED.clear()
+    await enqueue(settings, 4)
+    worker = a_worker(settings, max_jobs=2, alone_for=0.4, ctx={"hold_for": 5})
+    pool = ArqRedis.from_url(settings.redis_url)
+    worker._pool = pool  # looked with by hand, not run
+    try:
+        await worker._look()
+        await worker._look()
+        assert len(worker.tasks) == 1 and worker.free_slots() == 0  # a short job runs alone
+        await asyncio.sleep(0.5)
+        assert worker.free_slots() == 1
+        await worker._look()
+        assert len(worker.tasks) == 2  # the first has run long: the next starts beside it
+        await asyncio.sleep(0.5)
+        await worker._look()
+        assert len(worker.tasks) == 2 and worker.free_slots() == 0  # never past max_jobs
+    finally:
+        for task in worker.tasks.values():
+            task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+    assert worker._started == {}  # forgotten as they ended

@@ -13,11 +13,19 @@ already running here or on another worker, as a running job stays at the head of
 until it ends), then waited for a slot with the rest of the list, which went stale meanwhile.
 Here one Lua script lists the due jobs and claims as many as there are free slots, those with
 no in-progress marker, atomically; the next look lists afresh.
+
+A job runs alone for its first `alone_for` seconds: only once it has run that long does the
+worker take another beside it, up to max_jobs. Short jobs (most exports) thus run one at a
+time, and a worker keeps about one core busy; two jobs at once had kept 1.2 cores busy (one's
+Python beside the other's native code), so two workers on two cores drained only 1.5 times
+what one did, as they took cores from each other and from Redis. A long job (a large export,
+an import) still does not hold back the queue: after `alone_for` the next job starts beside it.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from arq.constants import in_progress_key_prefix
@@ -44,11 +52,26 @@ return claimed
 
 
 class PromptWorker(Worker):
-    def __init__(self, *args: Any, poll_delay: float = 0.5, **kwargs: Any):
+    def __init__(self, *args: Any, poll_delay: float = 0.5, alone_for: float = 0.0, **kwargs: Any):
         super().__init__(*args, poll_delay=0, **kwargs)  # arq's loop then never sleeps on its own
         self.look_every = poll_delay
+        self.alone_for = alone_for
+        self._started: dict[str, float] = {}  # when each running job started (monotonic)
         self._slot_freed = asyncio.Event()
         self._claim = None
+
+    def free_slots(self) -> int:
+        """Jobs a look may start: one while none runs; beside running jobs, one more for each
+        that has run `alone_for` seconds; never past max_jobs (with `alone_for` 0, max_jobs)."""
+        if self.alone_for <= 0:
+            return self.max_jobs - self.job_counter
+        now = time.monotonic()
+        long_running = sum(now - started >= self.alone_for for started in self._started.values())
+        return max(0, min(self.max_jobs, 1 + long_running) - self.job_counter)
+
+    def _ended(self, job_id: str) -> None:
+        self._started.pop(job_id, None)
+        self._release_sem_dec_counter_on_complete()
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -70,7 +93,7 @@ class PromptWorker(Worker):
             if burst_jobs_remaining < 1:
                 return
             count = min(burst_jobs_remaining, count)
-        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+        if self.allow_pick_jobs and self.free_slots():
             await self._claim_and_start(count)
         if self.allow_abort_jobs:
             await self._cancel_aborted_jobs()
@@ -83,7 +106,7 @@ class PromptWorker(Worker):
     async def _claim_and_start(self, listed: int) -> None:
         """Claim up to the free slots' worth of the first `listed` due jobs and run them, as
         arq's start_jobs does one by one."""
-        free = self.max_jobs - self.job_counter
+        free = self.free_slots()
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
         claimed = await self._claim(keys=[self.queue_name], args=[
@@ -93,6 +116,7 @@ class PromptWorker(Worker):
             await self.sem.acquire()  # a free slot: no wait
             self.job_counter += 1
             job_id = job_id.decode()
+            self._started[job_id] = time.monotonic()
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(lambda _, job_id=job_id: self._ended(job_id))
             self.tasks[job_id] = task

@@ -83,6 +83,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         redis_settings=queue.redis_settings(settings.redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
+        alone_for=settings.worker_alone_ms / 1000,  # PromptWorker's: short jobs one at a time
         # running jobs stay in arq's queue until they end: a worker must read past all those
         # running elsewhere to find one it may start
         queue_read_limit=max(settings.queue_read_limit, settings.worker_jobs),
