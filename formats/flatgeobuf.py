@@ -13,11 +13,13 @@ GDAL's driver wrote it (header fields, column types, feature tables), so readers
 layer."""
 from __future__ import annotations
 
+import contextlib
+import mmap
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 import struct
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +38,8 @@ LAYER = "data"  # the layer name GDAL gave it (after the file it wrote, data.fgb
 # FlatGeobuf's ColumnType for each field type
 COLUMN_TYPES = {"boolean": 2, "int": 7, "double": 10, "text": 11, "datetime": 11, "date": 13}
 NUMBERS = {"int": "<i8", "double": "<f8", "boolean": "u1"}  # property value types of fixed size
+RESIDENT = 64 << 20  # scratch files read back past this size let go of their pages as they are read
+CHUNK = 1 << 16  # boxes read at a time (a multiple of the index's node size)
 GATHER = 4096  # features copied into index order at a time (a few MB: the allocator reuses them)
 # A feature's bytes before its geometry: size prefix, then the flatbuffer: root offset, vtable
 # (geometry, properties), table (soffset, geometry, properties); the geometry block at 24.
@@ -60,7 +64,8 @@ class FlatGeobufWriter(GdalWriter):
         self.spill = Spill(self.tmp / "features")
         self.feeds.append(self.spill)  # closed before _finish, aborted with the writer
         self.sizes: list[np.ndarray] = []  # bytes of each feature written (uint32), in file order
-        self.bounds: list[np.ndarray] = []  # (n, 4) of each feature with a geometry
+        self.boxes = self.tmp / "boxes"  # each feature's bounds (4 doubles), in file order, for the index
+        self.around: np.ndarray | None = None  # the extent of every feature with a geometry
 
     def _write(self, batch: pa.RecordBatch) -> None:
         blocks, bounds, present = self._geometry(batch.column(self.geo))
@@ -85,7 +90,20 @@ class FlatGeobufWriter(GdalWriter):
         self.spill.append([fixed(head), *blocks.pieces, fixed(properties_size.astype("<u4")), *properties],
                           int(sizes.sum()))
         self.sizes.append(sizes)
-        self.bounds.append(bounds[present])
+        self._keep(bounds[present])
+
+    def _keep(self, bounds: np.ndarray) -> None:
+        """The bounds of features written: the extent, and each box for the index (on disk: 32
+        bytes a feature, too much to hold for millions)."""
+        if not len(bounds):
+            return
+        around = packed_rtree.extent(bounds)
+        if self.around is not None:
+            around[:2], around[2:] = np.minimum(around[:2], self.around[:2]), np.maximum(around[2:], self.around[2:])
+        self.around = around
+        if self.indexed:
+            with open(self.boxes, "ab") as f:
+                np.ascontiguousarray(bounds, "<f8").tofile(f)
 
     def _geometry(self, column: pa.Array) -> tuple[fgb_geometry.Blocks, np.ndarray, np.ndarray]:
         """(blocks of the records with a geometry; bounds of each record; which have one)."""
@@ -122,17 +140,15 @@ class FlatGeobufWriter(GdalWriter):
         return pieces, sizes
 
     def _finish(self) -> None:
-        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
-        bounds = np.concatenate(self.bounds) if self.bounds else np.zeros((0, 4))
-        around = packed_rtree.extent(bounds)  # of the features with a geometry
-        header = self._header(len(sizes), around if len(bounds) else None)
+        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.uint32)
+        header = self._header(len(sizes), self.around)
         path = self.tmp / "data.fgb"
         with open(path, "wb") as f:
             f.write(MAGIC)
             f.write(struct.pack("<I", len(header)))
             f.write(header)
             if self.indexed and len(sizes):
-                self._indexed_features(f, sizes, bounds, around)
+                self._indexed_features(f, sizes)
             else:
                 with open(self.spill.path, "rb") as spill:
                     shutil.copyfileobj(spill, f, COPY_CHUNK)
@@ -141,25 +157,18 @@ class FlatGeobufWriter(GdalWriter):
             self.warnings.append(f"{self.skipped} record(s) without geometry skipped (spatial_index needs one)")
         self.copy_out(path)
 
-    def _indexed_features(self, f, sizes: np.ndarray, bounds: np.ndarray, around: np.ndarray) -> None:
-        """The index, then the features in its order (gathered from the scratch file)."""
-        order = packed_rtree.hilbert_order(bounds, around)
-        leaves = np.empty(len(order), packed_rtree.NODE)
-        for k, name in enumerate(("min_x", "min_y", "max_x", "max_y")):
-            leaves[name] = bounds[order, k]
-        leaves["offset"][0] = 0
-        np.cumsum(sizes[order][:-1], out=leaves["offset"][1:])
-        f.write(packed_rtree.tree(leaves).view(np.uint8))
+    def _indexed_features(self, f: BinaryIO, sizes: np.ndarray) -> None:
+        """The index, then the features in its order. Boxes and features are read from their
+        scratch files a part at a time, so memory stays flat however many there are: what is
+        held is about 16 bytes a feature (its size, its place in the order, its offset)."""
+        with Mapped(self.boxes) as boxes:
+            order = _hilbert_order(boxes, len(sizes), self.around)
+            f.write(packed_rtree.upper_levels(_sorted_groups(boxes, order), len(order)).view(np.uint8))
+            _write_leaves(f, boxes, order, sizes)
         starts = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=starts[1:])
-        with pa.memory_map(str(self.spill.path)) as source:
-            data = source.read_buffer()
-            features = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(sizes), [None, pa.py_buffer(starts), data])
-            for at in range(0, len(order), GATHER):
-                taken = features.take(pa.array(order[at: at + GATHER]))
-                offsets = np.frombuffer(taken.buffers()[1], np.int64, len(taken) + 1)
-                f.write(memoryview(taken.buffers()[2])[offsets[0]: offsets[-1]])
-            del features, data, taken
+        with Mapped(self.spill.path) as features:
+            _gather(f, features, order, starts)
 
     def _header(self, count: int, around: np.ndarray | None) -> bytes:
         """header.fbs's Header: name, envelope, geometry type, columns, feature count, index node
@@ -172,6 +181,78 @@ class FlatGeobufWriter(GdalWriter):
             refs[1] = fb.doubles(around)
         index_node_size = packed_rtree.NODE_SIZE if self.indexed and count else 0  # GDAL reads no index of nothing
         return fb.finish(fb.table({2: ("B", 1 if self.points else 0), 8: ("Q", count), 9: ("H", index_node_size)}, refs))
+
+
+class Mapped:
+    """A scratch file mapped read-only. Past RESIDENT bytes, `release()` lets go of the pages
+    read so far (they stay in the page cache, not in this process's memory), so that reading
+    a file of gigabytes in any order keeps the process's memory flat."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "rb")
+        self._map = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
+        self.large = len(self._map) > RESIDENT
+
+    def buffer(self) -> pa.Buffer:
+        return pa.py_buffer(self._map)
+
+    def boxes(self, count: int) -> np.ndarray:
+        return np.frombuffer(self._map, "<f8", 4 * count).reshape(count, 4)
+
+    def release(self) -> None:
+        if self.large:
+            self._map.madvise(mmap.MADV_DONTNEED)
+
+    def __enter__(self) -> "Mapped":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        with contextlib.suppress(BufferError):  # a view still held (by a traceback) keeps it mapped until dropped
+            self._map.close()
+        self._file.close()
+
+
+def _hilbert_order(boxes: Mapped, count: int, around: np.ndarray) -> np.ndarray:
+    """The features' order along the Hilbert curve (int32 indices while they fit)."""
+    values = np.empty(count, np.uint32)
+    for at in range(0, count, CHUNK):
+        values[at: at + CHUNK] = packed_rtree.hilbert_values(boxes.boxes(count)[at: at + CHUNK], around)
+        boxes.release()
+    order = np.argsort(values, kind="stable")
+    return order.astype(np.int32) if count < 2**31 else order
+
+
+def _sorted_groups(boxes: Mapped, order: np.ndarray) -> np.ndarray:
+    """The boxes around each 16 features in the order: the level above the leaves."""
+    groups = []
+    for at in range(0, len(order), CHUNK):
+        groups.append(packed_rtree.group_boxes(boxes.boxes(len(order))[order[at: at + CHUNK]]))
+        boxes.release()
+    return np.concatenate(groups)
+
+
+def _write_leaves(f: BinaryIO, boxes: Mapped, order: np.ndarray, sizes: np.ndarray) -> None:
+    """The leaves: each feature's box and its offset among the features written in the order."""
+    done = 0
+    for at in range(0, len(order), CHUNK):
+        rows = order[at: at + CHUNK]
+        lengths = sizes[rows].astype(np.uint64)
+        offsets = np.cumsum(lengths) - lengths + np.uint64(done)
+        done += int(lengths.sum())
+        f.write(packed_rtree.leaves(boxes.boxes(len(order))[rows], offsets).view(np.uint8))
+        boxes.release()
+
+
+def _gather(f: BinaryIO, features: Mapped, order: np.ndarray, starts: np.ndarray) -> None:
+    """The features (starting at `starts` in the scratch file) written in `order`, a few MB at
+    a time (copied by Arrow's take: the allocator reuses the same few MB)."""
+    spilled = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(order),
+                                               [None, pa.py_buffer(starts), features.buffer()])
+    for at in range(0, len(order), GATHER):
+        taken = spilled.take(pa.array(order[at: at + GATHER]))
+        offsets = np.frombuffer(taken.buffers()[1], np.int64, len(taken) + 1)
+        f.write(memoryview(taken.buffers()[2])[offsets[0]: offsets[-1]])
+        features.release()
 
 
 class Spill:

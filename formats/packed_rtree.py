@@ -56,16 +56,15 @@ def _spread(v: np.ndarray) -> np.ndarray:
     return (v | (v << 1)) & 0x55555555
 
 
-def hilbert_order(bounds: np.ndarray, around: np.ndarray) -> np.ndarray:
-    """The order (indices) that sorts the (n, 4) boxes by the Hilbert value of their centres
-    within the extent `around`."""
+def hilbert_values(bounds: np.ndarray, around: np.ndarray) -> np.ndarray:
+    """The Hilbert value of the centre of each of the (n, 4) boxes within the extent `around`."""
     min_x, min_y, max_x, max_y = around
     width, height = max_x - min_x, max_y - min_y
     cx = (bounds[:, 0] + bounds[:, 2]) / 2
     cy = (bounds[:, 1] + bounds[:, 3]) / 2
     x = np.floor(HILBERT_MAX * (cx - min_x) / width) if width else np.zeros(len(bounds))
     y = np.floor(HILBERT_MAX * (cy - min_y) / height) if height else np.zeros(len(bounds))
-    return np.argsort(hilbert(x, y), kind="stable")
+    return hilbert(x, y)
 
 
 def level_sizes(items: int, node_size: int = NODE_SIZE) -> list[int]:
@@ -84,18 +83,46 @@ def index_size(items: int, node_size: int = NODE_SIZE) -> int:
     return sum(level_sizes(items, node_size)) * NODE.itemsize if items else 0
 
 
-def tree(leaves: np.ndarray, node_size: int = NODE_SIZE) -> np.ndarray:
-    """All the nodes, root first, over `leaves` (NODE records in Hilbert order, offsets set)."""
-    sizes = level_sizes(len(leaves), node_size)
-    nodes = np.empty(sum(sizes), NODE)
-    start = len(nodes) - len(leaves)  # where the level below starts
-    nodes[start:] = leaves
-    for below_size, size in zip(sizes, sizes[1:]):
-        below = nodes[start: start + below_size]
+def group_boxes(boxes: np.ndarray, node_size: int = NODE_SIZE) -> np.ndarray:
+    """The box around each `node_size` boxes of the (n, 4) `boxes`, in order (the last group
+    may be short): the level above them."""
+    firsts = np.arange(0, len(boxes), node_size)
+    return np.column_stack([np.minimum.reduceat(boxes[:, 0], firsts), np.minimum.reduceat(boxes[:, 1], firsts),
+                            np.maximum.reduceat(boxes[:, 2], firsts), np.maximum.reduceat(boxes[:, 3], firsts)])
+
+
+def upper_levels(groups: np.ndarray, items: int, node_size: int = NODE_SIZE) -> np.ndarray:
+    """Every node above the leaves, root first, from `groups`: the boxes of the level just above
+    the `items` leaves (group_boxes of the leaves in Hilbert order). Written before the leaves,
+    they let the leaves be written a part at a time."""
+    sizes = level_sizes(items, node_size)
+    upper = np.empty(sum(sizes) - items, NODE)
+    start = len(upper) - sizes[1]  # where the level being filled starts
+    level = upper[start:]
+    for k, name in enumerate(("min_x", "min_y", "max_x", "max_y")):
+        level[name] = groups[:, k]
+    level["offset"] = len(upper) + node_size * np.arange(sizes[1])  # its first leaf, by node number
+    for below_size, size in zip(sizes[1:], sizes[2:]):
+        below = upper[start: start + below_size]
         firsts = np.arange(0, below_size, node_size)
-        level = nodes[start - size: start]
+        level = upper[start - size: start]
         for name, reduce in (("min_x", np.minimum), ("min_y", np.minimum), ("max_x", np.maximum), ("max_y", np.maximum)):
             level[name] = reduce.reduceat(below[name], firsts)
         level["offset"] = start + firsts
         start -= size
+    return upper
+
+
+def leaves(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Leaf nodes: each feature's box and its byte offset among the features."""
+    nodes = np.empty(len(boxes), NODE)
+    for k, name in enumerate(("min_x", "min_y", "max_x", "max_y")):
+        nodes[name] = boxes[:, k]
+    nodes["offset"] = offsets
     return nodes
+
+
+def tree(boxes: np.ndarray, offsets: np.ndarray, node_size: int = NODE_SIZE) -> np.ndarray:
+    """All the nodes, root first, over the (n, 4) `boxes` in Hilbert order and their features'
+    offsets, at once (the writer builds the same a part at a time)."""
+    return np.concatenate([upper_levels(group_boxes(boxes, node_size), len(boxes), node_size), leaves(boxes, offsets)])

@@ -98,7 +98,13 @@ def test_every_geometry_type_reads_back(tmp_path, spatial_index):
         assert shapely.equals_exact(shapely.normalize(got), shapely.normalize(shapely.force_2d(want)), tolerance=0)
 
 
-def test_the_index_finds_what_a_box_holds(tmp_path):
+@pytest.mark.parametrize("in_parts", [False, True])
+def test_the_index_finds_what_a_box_holds(tmp_path, monkeypatch, in_parts):
+    if in_parts:  # as a file of gigabytes is read back: boxes and features in many parts, pages let go
+        from formats import flatgeobuf
+        monkeypatch.setattr(flatgeobuf, "RESIDENT", 0)
+        monkeypatch.setattr(flatgeobuf, "CHUNK", 48)
+        monkeypatch.setattr(flatgeobuf, "GATHER", 7)
     rng = np.random.default_rng(2)
     geoms = [polygon(rng, *rng.uniform(-50, 50, 2)) if i % 2 else shapely.Point(rng.uniform(-50, 50, 2))
              for i in range(5000)]
@@ -153,18 +159,16 @@ def test_hilbert_values_follow_the_curve():
 
 
 def test_tree_levels_and_offsets():
-    leaves = np.zeros(40, packed_rtree.NODE)
-    leaves["min_x"] = leaves["max_x"] = np.arange(40)
-    leaves["min_y"], leaves["max_y"] = -np.arange(40), 0
-    leaves["offset"] = np.arange(40) * 100
+    boxes = np.column_stack([np.arange(40), -np.arange(40), np.arange(40), np.zeros(40)])
     assert packed_rtree.level_sizes(40) == [40, 3, 1] and packed_rtree.level_sizes(1) == [1, 1]
-    nodes = packed_rtree.tree(leaves)
+    nodes = packed_rtree.tree(boxes, np.arange(40) * 100)
     assert len(nodes) == 44 and packed_rtree.index_size(40) == 44 * 40
     root, level = nodes[0], nodes[1:4]
     assert (root["min_x"], root["max_x"], root["min_y"], root["offset"]) == (0, 39, -39, 1)
     assert level["offset"].tolist() == [4, 20, 36]  # each node's first child, by node number
     assert level["max_x"].tolist() == [15, 31, 39] and level["min_y"].tolist() == [-15, -31, -39]
-    assert nodes[4:]["offset"].tolist() == leaves["offset"].tolist()
+    assert nodes[4:]["offset"].tolist() == (np.arange(40) * 100).tolist() and nodes[4:]["min_y"].tolist() == (-np.arange(40)).tolist()
+    assert packed_rtree.tree(boxes[:1], np.zeros(1))["offset"].tolist() == [1, 0]  # a root above a single leaf
 
 
 def spill_threads() -> list:
