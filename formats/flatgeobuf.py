@@ -13,13 +13,11 @@ GDAL's driver wrote it (header fields, column types, feature tables), so readers
 layer."""
 from __future__ import annotations
 
-import contextlib
-import mmap
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 import struct
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +27,7 @@ import shapely
 from formats import fgb_geometry, packed_rtree
 from formats.base import WGS84, Format, Option
 from formats.fgb_geometry import fixed, join
+from formats.permute import permute
 from formats.gdal import COPY_CHUNK, GdalWriter, check_epsg, moved, geometry_index, reproject
 from formats.values import date_strings, datetime_strings, point_coords, string_bytes
 
@@ -38,8 +37,9 @@ LAYER = "data"  # the layer name GDAL gave it (after the file it wrote, data.fgb
 # FlatGeobuf's ColumnType for each field type
 COLUMN_TYPES = {"boolean": 2, "int": 7, "double": 10, "text": 11, "datetime": 11, "date": 13}
 NUMBERS = {"int": "<i8", "double": "<f8", "boolean": "u1"}  # property value types of fixed size
-RESIDENT = 64 << 20  # scratch files read back past this size let go of their pages as they are read
+RESIDENT = 64 << 20  # features up to this size are reordered through a memory map, more by formats/permute.py
 CHUNK = 1 << 16  # boxes read at a time (a multiple of the index's node size)
+BOX = 32  # bytes of a feature's box in the scratch file: four doubles
 GATHER = 4096  # features copied into index order at a time (a few MB: the allocator reuses them)
 # A feature's bytes before its geometry: size prefix, then the flatbuffer: root offset, vtable
 # (geometry, properties), table (soffset, geometry, properties); the geometry block at 24.
@@ -143,7 +143,7 @@ class FlatGeobufWriter(GdalWriter):
         sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.uint32)
         header = self._header(len(sizes), self.around)
         path = self.tmp / "data.fgb"
-        with open(path, "wb") as f:
+        with open(path, "w+b") as f:  # read too: formats/permute.py reorders within it
             f.write(MAGIC)
             f.write(struct.pack("<I", len(header)))
             f.write(header)
@@ -158,17 +158,33 @@ class FlatGeobufWriter(GdalWriter):
         self.copy_out(path)
 
     def _indexed_features(self, f: BinaryIO, sizes: np.ndarray) -> None:
-        """The index, then the features in its order. Boxes and features are read from their
-        scratch files a part at a time, so memory stays flat however many there are: what is
-        held is about 16 bytes a feature (its size, its place in the order, its offset)."""
-        with Mapped(self.boxes) as boxes:
-            order = _hilbert_order(boxes, len(sizes), self.around)
-            f.write(packed_rtree.upper_levels(_sorted_groups(boxes, order), len(order)).view(np.uint8))
-            _write_leaves(f, boxes, order, sizes)
-        starts = np.zeros(len(sizes) + 1, np.int64)
-        np.cumsum(sizes, out=starts[1:])
-        with Mapped(self.spill.path) as features:
-            _gather(f, features, order, starts)
+        """The index, then the features in its order. Boxes and features go into that order
+        from their scratch files through formats/permute.py, read in order a window at a
+        time (features through a memory map while they are few), so memory stays flat
+        however many there are: a few bytes a feature are held (its size, its place)."""
+        count = len(sizes)
+        order = _hilbert_order(self.boxes, count, self.around)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(count, dtype=order.dtype)
+        boxes = self.tmp / "boxes.sorted"
+        with open(self.boxes, "rb") as source, open(boxes, "w+b") as target:
+            permute(source, np.broadcast_to(np.uint32(BOX), count), rank, target.fileno(), 0)
+        self.boxes.unlink()
+        f.write(packed_rtree.upper_levels(np.concatenate([packed_rtree.group_boxes(b) for b in _boxes(boxes, count)]),
+                                          count).view(np.uint8))
+        done = 0
+        for at, chunk in zip(range(0, count, CHUNK), _boxes(boxes, count)):
+            lengths = sizes[order[at: at + CHUNK]].astype(np.uint64)
+            f.write(packed_rtree.leaves(chunk, np.cumsum(lengths) - lengths + np.uint64(done)).view(np.uint8))
+            done += int(lengths.sum())
+        boxes.unlink()
+        f.flush()
+        if done <= RESIDENT:
+            _gather(f, self.spill.path, order, sizes)
+        else:
+            del order
+            with open(self.spill.path, "rb") as source:
+                permute(source, sizes, rank, f.fileno(), f.tell())
 
     def _header(self, count: int, around: np.ndarray | None) -> bytes:
         """header.fbs's Header: name, envelope, geometry type, columns, feature count, index node
@@ -183,76 +199,33 @@ class FlatGeobufWriter(GdalWriter):
         return fb.finish(fb.table({2: ("B", 1 if self.points else 0), 8: ("Q", count), 9: ("H", index_node_size)}, refs))
 
 
-class Mapped:
-    """A scratch file mapped read-only. Past RESIDENT bytes, `release()` lets go of the pages
-    read so far (they stay in the page cache, not in this process's memory), so that reading
-    a file of gigabytes in any order keeps the process's memory flat."""
-
-    def __init__(self, path: Path):
-        self._file = open(path, "rb")
-        self._map = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
-        self.large = len(self._map) > RESIDENT
-
-    def buffer(self) -> pa.Buffer:
-        return pa.py_buffer(self._map)
-
-    def boxes(self, count: int) -> np.ndarray:
-        return np.frombuffer(self._map, "<f8", 4 * count).reshape(count, 4)
-
-    def release(self) -> None:
-        if self.large:
-            self._map.madvise(mmap.MADV_DONTNEED)
-
-    def __enter__(self) -> "Mapped":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        with contextlib.suppress(BufferError):  # a view still held (by a traceback) keeps it mapped until dropped
-            self._map.close()
-        self._file.close()
-
-
-def _hilbert_order(boxes: Mapped, count: int, around: np.ndarray) -> np.ndarray:
-    """The features' order along the Hilbert curve (int32 indices while they fit)."""
-    values = np.empty(count, np.uint32)
-    for at in range(0, count, CHUNK):
-        values[at: at + CHUNK] = packed_rtree.hilbert_values(boxes.boxes(count)[at: at + CHUNK], around)
-        boxes.release()
+def _hilbert_order(path: Path, count: int, around: np.ndarray) -> np.ndarray:
+    """The order of the features (int32 indices while they fit) along the Hilbert curve,
+    from their boxes' file."""
+    values = np.concatenate([packed_rtree.hilbert_values(chunk, around) for chunk in _boxes(path, count)])
     order = np.argsort(values, kind="stable")
     return order.astype(np.int32) if count < 2**31 else order
 
 
-def _sorted_groups(boxes: Mapped, order: np.ndarray) -> np.ndarray:
-    """The boxes around each 16 features in the order: the level above the leaves."""
-    groups = []
-    for at in range(0, len(order), CHUNK):
-        groups.append(packed_rtree.group_boxes(boxes.boxes(len(order))[order[at: at + CHUNK]]))
-        boxes.release()
-    return np.concatenate(groups)
+def _boxes(path: Path, count: int) -> Iterator[np.ndarray]:
+    """The (n, 4) boxes of a file of them, CHUNK at a time."""
+    with open(path, "rb") as f:
+        for at in range(0, count, CHUNK):
+            yield np.fromfile(f, "<f8", 4 * min(CHUNK, count - at)).reshape(-1, 4)
 
 
-def _write_leaves(f: BinaryIO, boxes: Mapped, order: np.ndarray, sizes: np.ndarray) -> None:
-    """The leaves: each feature's box and its offset among the features written in the order."""
-    done = 0
-    for at in range(0, len(order), CHUNK):
-        rows = order[at: at + CHUNK]
-        lengths = sizes[rows].astype(np.uint64)
-        offsets = np.cumsum(lengths) - lengths + np.uint64(done)
-        done += int(lengths.sum())
-        f.write(packed_rtree.leaves(boxes.boxes(len(order))[rows], offsets).view(np.uint8))
-        boxes.release()
-
-
-def _gather(f: BinaryIO, features: Mapped, order: np.ndarray, starts: np.ndarray) -> None:
-    """The features (starting at `starts` in the scratch file) written in `order`, a few MB at
-    a time (copied by Arrow's take: the allocator reuses the same few MB)."""
-    spilled = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(order),
-                                               [None, pa.py_buffer(starts), features.buffer()])
-    for at in range(0, len(order), GATHER):
-        taken = spilled.take(pa.array(order[at: at + GATHER]))
-        offsets = np.frombuffer(taken.buffers()[1], np.int64, len(taken) + 1)
-        f.write(memoryview(taken.buffers()[2])[offsets[0]: offsets[-1]])
-        features.release()
+def _gather(f: BinaryIO, path: Path, order: np.ndarray, sizes: np.ndarray) -> None:
+    """The features of a small scratch file written in `order`: taken from a memory map, a few
+    MB at a time (copied by Arrow's take; the allocator reuses the same few MB)."""
+    starts = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    with pa.memory_map(str(path)) as source:
+        spilled = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(order),
+                                                   [None, pa.py_buffer(starts), source.read_buffer()])
+        for at in range(0, len(order), GATHER):
+            taken = spilled.take(pa.array(order[at: at + GATHER]))
+            offsets = np.frombuffer(taken.buffers()[1], np.int64, len(taken) + 1)
+            f.write(memoryview(taken.buffers()[2])[offsets[0]: offsets[-1]])
 
 
 class Spill:

@@ -101,8 +101,9 @@ def test_every_geometry_type_reads_back(tmp_path, spatial_index):
 @pytest.mark.parametrize("in_parts", [False, True])
 def test_the_index_finds_what_a_box_holds(tmp_path, monkeypatch, in_parts):
     if in_parts:  # as a file of gigabytes is read back: boxes and features in many parts, pages let go
-        from formats import flatgeobuf
+        from formats import flatgeobuf, permute
         monkeypatch.setattr(flatgeobuf, "RESIDENT", 0)
+        monkeypatch.setattr(permute, "WINDOW", 4096)
         monkeypatch.setattr(flatgeobuf, "CHUNK", 48)
         monkeypatch.setattr(flatgeobuf, "GATHER", 7)
     rng = np.random.default_rng(2)
