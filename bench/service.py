@@ -5,7 +5,8 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   each export asks for a different query, so none shares another's file), and of an export
   that shares a ready one's file;
 - exports per second for small exports with 1 and with 2 workers (best of 3 runs each), the
-  workers running 2 exports at a time each (the default), then 1: --drained exports (200; 60
+  workers as configured by default (a short export runs alone), then running 2 exports at
+  once (EXPORTD_WORKER_ALONE_MS=0): --drained exports (200; 60
   for make bench QUICK=1) queued while the workers are stopped (SIGSTOP), then drained. The
   drain ends when the last of them entered Redis' index of ready exports (its score), which is
   looked at every 0.1 s so that looking costs the machine nothing (through the API, the web
@@ -14,7 +15,7 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   the web process's POSTs (their CPU is shown apart) competing with the workers for the cores;
 - GET /api/v1/exports/{id} requests per second (20 × --exports requests);
 - peak RSS of a worker exporting --big-rows records (10,000,000) in each of --big-formats
-  (csv, jsonl, geojson, parquet by default), a fresh worker process for each.
+  (csv, jsonl, geojson, parquet, fgb by default), a fresh worker process for each.
 
 It prints a table and writes it to BENCHMARKS.md. Nothing asserts a time.
 """
@@ -234,6 +235,6 @@ if __name__ == "__main__":
     parser.add_argument("--drained", type=int, default=200, choices=range(1, 1001), metavar="1..1000",
                         help="small exports a drain (more: its first and last moments, workers waking and the last few "
                              "alone, weigh less)")
-    parser.add_argument("--big-formats", default="csv,jsonl,geojson,parquet", help="comma-separated formats of the large exports")
+    parser.add_argument("--big-formats", default="csv,jsonl,geojson,parquet,fgb", help="comma-separated formats of the large exports")
     args = parser.parse_args()
     asyncio.run(main(args.exports, args.big_rows, args.big_formats.split(","), args.drained))
