@@ -75,10 +75,8 @@ class FlatGeobufWriter(GdalWriter):
         if self.indexed and not present.all():
             self.skipped += int((~present).sum())
             batch = batch.filter(pa.array(present))
-        elif not present.all():
-            at = np.full(len(present), -1, np.int64)
-            at[present] = np.arange(len(blocks.sizes))
-            blocks = blocks.take(at)
+        elif not present.all():  # kept without geometry: a null block
+            blocks = fgb_geometry.Blocks.ordered([blocks], [np.flatnonzero(present)], len(present))
         if not batch.num_rows:
             return
         properties, properties_size = self._properties(batch)

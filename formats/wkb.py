@@ -186,7 +186,7 @@ def runs(column: pa.BinaryArray, rows: np.ndarray, types: np.ndarray) -> Runs:
                 n = reader.count(at[here] + 5)
                 found.append((shapes[these][here], np.full(len(n), k), at[here] + HEADER, n))
                 at[here] += HEADER + COORD * n
-    run_shape, sequence, run_pos, run_points = (np.concatenate(column) for column in zip(*found))
+    run_shape, sequence, run_pos, run_points = (np.concatenate(parts) for parts in zip(*found))
     order = np.lexsort((sequence, run_shape))
     run_shape, run_pos, run_points = run_shape[order], run_pos[order], run_points[order]
     xy = segments(reader, run_pos, COORD * run_points).view("<f8").reshape(-1, 2)
