@@ -23,9 +23,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from fiona.crs import CRS
-from fiona.errors import CRSError
-from fiona.transform import transform as fiona_transform
 
 from domain.fields import Field
 from domain.storage.base import adopt
@@ -94,6 +91,8 @@ def check_epsg(epsg: int) -> str:
     up: opening PROJ's database took 3% of a FlatGeobuf export."""
     if epsg == WGS84:
         return f"EPSG:{WGS84}"
+    from fiona.crs import CRS  # GDAL, loaded by the first export that needs it (see ogr.gdal)
+    from fiona.errors import CRSError
     try:
         CRS.from_epsg(epsg)
     except (CRSError, ValueError):
@@ -112,6 +111,7 @@ def moved(xs: np.ndarray, ys: np.ndarray, epsg: int) -> tuple[np.ndarray, np.nda
     """Coordinates moved from WGS 84 (lon, lat) to `epsg`, in one GDAL call."""
     if epsg == WGS84 or not len(xs):
         return xs, ys
+    from fiona.transform import transform as fiona_transform
     moved = fiona_transform("EPSG:4326", f"EPSG:{epsg}", xs.tolist(), ys.tolist())
     return np.asarray(moved[0], np.float64), np.asarray(moved[1], np.float64)
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Mapping
 
 import pyarrow as pa
-import pyogrio
 
 GEOMETRY_TYPES = {"Unknown": 0, "Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5,
                   "MultiPolygon": 6}
@@ -72,7 +71,11 @@ _SIGNATURES = {  # name: (result, arguments)
 
 @cache
 def gdal() -> ctypes.CDLL:
-    """pyogrio's libgdal, with the signatures of the functions used here."""
+    """pyogrio's libgdal, with the signatures of the functions used here. Loaded by the first
+    export that needs it: GDAL (with fiona, pyogrio) makes a worker about 60 MiB larger, which
+    workers that write no shapefile and reproject nothing need not carry."""
+    import pyogrio
+
     libs = Path(pyogrio.__file__).parent.parent / "pyogrio.libs"
     found = sorted(libs.glob("libgdal*.so*")) if libs.is_dir() else []
     if not found:
