@@ -15,6 +15,7 @@ see the same layer. Without the index, memory stays flat; the index's sort holds
 bytes a feature at close (10 million points: a worker peaked near 500 MiB)."""
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,7 +66,8 @@ class FlatGeobufWriter(GdalWriter):
         check_epsg(self.epsg)
         self.spill = Spill(self.tmp / "features")
         self.feeds.append(self.spill)  # closed before _finish, aborted with the writer
-        self.sizes: list[np.ndarray] = []  # bytes of each feature written (uint32), in file order
+        self.count = 0  # features written
+        self.sizes = self.tmp / "sizes"  # bytes of each feature written (uint32), in file order
         self.boxes = self.tmp / "boxes"  # each feature's bounds (4 doubles), in file order, for the index
         self.around: np.ndarray | None = None  # the extent of every feature with a geometry
 
@@ -89,7 +91,10 @@ class FlatGeobufWriter(GdalWriter):
         sizes = head["size"] + 4
         self.spill.append([fixed(head), *blocks.pieces, fixed(properties_size.astype("<u4")), *properties],
                           int(sizes.sum()))
-        self.sizes.append(sizes)
+        self.count += len(sizes)
+        if self.indexed:  # on disk: 4 bytes a feature, 40 MB at 10 million
+            with open(self.sizes, "ab") as f:
+                sizes.astype("<u4").tofile(f)
         self._keep(bounds[present])
 
     def _keep(self, bounds: np.ndarray) -> None:
@@ -140,16 +145,14 @@ class FlatGeobufWriter(GdalWriter):
         return pieces, sizes
 
     def _finish(self) -> None:
-        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.uint32)
-        self.sizes = []
-        header = self._header(len(sizes), self.around)
+        header = self._header(self.count, self.around)
         path = self.tmp / "data.fgb"
         with open(path, "w+b") as f:  # read too: formats/permute.py reorders within it
             f.write(MAGIC)
             f.write(struct.pack("<I", len(header)))
             f.write(header)
-            if self.indexed and len(sizes):
-                self._indexed_features(f, sizes)
+            if self.indexed and self.count:
+                self._indexed_features(f)
             else:
                 with open(self.spill.path, "rb") as spill:
                     shutil.copyfileobj(spill, f, COPY_CHUNK)
@@ -158,37 +161,38 @@ class FlatGeobufWriter(GdalWriter):
             self.warnings.append(f"{self.skipped} record(s) without geometry skipped (spatial_index needs one)")
         self.copy_out(path)
 
-    def _indexed_features(self, f: BinaryIO, sizes: np.ndarray) -> None:
+    def _indexed_features(self, f: BinaryIO) -> None:
         """The index, then the features in its order. Boxes and features go into that order
         from their scratch files through formats/permute.py, which reads them in order a
         window at a time (a few features are taken from a memory map instead): what is held
-        is a few bytes a feature (its size, its place, its sort key), not the data."""
-        count = len(sizes)
+        is 8 to 12 bytes a feature (its place in the order, its size in that order, the sort
+        keys for a while), not the data."""
+        count = self.count
         trim_heap()  # what the batches left in the C allocator's heaps, before the index's arrays
         order, rank = _hilbert_ranks(self.boxes, count, self.around)
-        small = int(sizes.sum(dtype=np.int64)) <= RESIDENT
-        order = order if small else None  # only the memory map takes them by their order
+        if os.path.getsize(self.spill.path) > RESIDENT:
+            order = None  # only the memory map takes the features by their order: the sort keys go
+        placed = np.empty(count, np.uint32)  # each feature's size, by its place
+        for at, sizes in zip(range(0, count, CHUNK), _chunks(self.sizes, count, "<u4")):
+            placed[rank[at: at + len(sizes)]] = sizes
         boxes = self.tmp / "boxes.sorted"
         with open(self.boxes, "rb") as source, open(boxes, "w+b") as target:
-            permute(source, np.broadcast_to(np.uint32(BOX), count), rank, target.fileno(), 0)
+            permute(source, np.broadcast_to(np.uint32(BOX), count), rank, target.fileno(), 0, self.tmp)
         self.boxes.unlink()
         f.write(packed_rtree.upper_levels(np.concatenate([packed_rtree.group_boxes(b) for b in _boxes(boxes, count)]),
                                           count).view(np.uint8))
-        in_order = np.empty_like(sizes)
-        in_order[rank] = sizes
         done = 0
         for at, chunk in zip(range(0, count, CHUNK), _boxes(boxes, count)):
-            lengths = in_order[at: at + CHUNK].astype(np.uint64)
+            lengths = placed[at: at + CHUNK].astype(np.uint64)
             f.write(packed_rtree.leaves(chunk, np.cumsum(lengths) - lengths + np.uint64(done)).view(np.uint8))
             done += int(lengths.sum())
-        del in_order
         boxes.unlink()
         f.flush()
         if order is not None:
-            _gather(f, self.spill.path, order, sizes)
+            _gather(f, self.spill.path, order, np.fromfile(self.sizes, "<u4"))
         else:
             with open(self.spill.path, "rb") as source:
-                permute(source, sizes, rank, f.fileno(), f.tell())
+                permute(source, placed, rank, f.fileno(), f.tell(), self.tmp)
 
     def _header(self, count: int, around: np.ndarray | None) -> bytes:
         """header.fbs's Header: name, envelope, geometry type, columns, feature count, index node
@@ -228,9 +232,15 @@ def _hilbert_ranks(path: Path, count: int, around: np.ndarray) -> tuple[np.ndarr
 
 def _boxes(path: Path, count: int) -> Iterator[np.ndarray]:
     """The (n, 4) boxes of a file of them, CHUNK at a time."""
+    for chunk in _chunks(path, 4 * count, "<f8", 4 * CHUNK):
+        yield chunk.reshape(-1, 4)
+
+
+def _chunks(path: Path, count: int, dtype: Any, step: int = CHUNK) -> Iterator[np.ndarray]:
+    """The `count` values of a file of them, `step` at a time."""
     with open(path, "rb") as f:
-        for at in range(0, count, CHUNK):
-            yield np.fromfile(f, "<f8", 4 * min(CHUNK, count - at)).reshape(-1, 4)
+        for at in range(0, count, step):
+            yield np.fromfile(f, dtype, min(step, count - at))
 
 
 def _gather(f: BinaryIO, path: Path, order: np.ndarray, sizes: np.ndarray) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import tempfile
 from functools import cache
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -20,46 +22,59 @@ import pyarrow as pa
 
 WINDOW = 16 << 20  # bytes read, or reordered, at a time
 SCAN = 1 << 20  # records whose sizes are summed at a time
+WINDOW_RECORDS = 1 << 16  # records first looked at for a window (more while they fill less)
 
 
-def permute(source: BinaryIO, sizes: np.ndarray, rank: np.ndarray, out: int, at: int, window: int | None = None) -> int:
-    """Write the records of `source` (one after the other from where it stands, record i `sizes[i]`
-    bytes) to the file descriptor `out` (open for reading and writing) from offset `at`, record
-    i at place `rank[i]` of the new order (`rank` a permutation of 0…n-1). Returns the bytes
-    written."""
-    n, window = len(sizes), window or WINDOW
+def permute(source: BinaryIO, placed: np.ndarray, rank: np.ndarray, out: int, at: int, scratch: Path,
+            window: int | None = None) -> int:
+    """Write the records of `source` (one after the other from where it stands) to the file
+    descriptor `out` (open for reading and writing) from offset `at`, record i at place
+    `rank[i]` of the new order (`rank` a permutation of 0…n-1), the record at place p being
+    `placed[p]` bytes long: the sizes in the new order, which the caller has (a second array of
+    them, or the inverse permutation, would take as much memory again). A scratch file in the
+    directory `scratch` holds each bucket's places meanwhile (8 bytes a record). Returns the
+    bytes written."""
+    n, window = len(rank), window or WINDOW
     if not n:
         return 0
-    bucket, bounds = _buckets(sizes, rank, window)
+    first_place, bounds = _buckets(placed, window)
     filled = bounds[:-1].copy()  # where each bucket's next record goes, from `at`
+    counted = first_place[:-1].copy()  # where each bucket's next place goes, in places
     done = 0
     # one buffer for every window read: a new one each time left the C allocator's heap grown
-    space = np.empty(max(window, int(sizes.max()), int(np.diff(bounds).max())), np.uint8)
-    for first, last in _windows(sizes, window):  # pass 1: each record into its bucket, in file order
-        records = _read(source, sizes[first:last], space)
-        by_bucket = np.argsort(bucket[first:last], kind="stable")
-        grouped = records.take(pa.array(by_bucket))
-        data = _data(grouped)
-        lengths = np.bincount(bucket[first:last], weights=sizes[first:last], minlength=len(filled)).astype(np.int64)
-        offset = 0
-        for k in np.flatnonzero(lengths):
-            _write_at(out, data[offset: offset + lengths[k]], at + filled[k])
-            filled[k] += lengths[k]
-            offset += lengths[k]
-        done += int(lengths.sum())
-        del records, grouped, data
-        trim_heap()
-    for k in range(len(bounds) - 1):  # pass 2: each bucket into order
-        members = np.flatnonzero(bucket == k)  # in file order, as pass 1 put them
-        if not len(members):
-            continue
-        start, length = int(bounds[k]), int(bounds[k + 1] - bounds[k])
-        if os.preadv(out, [space[:length]], at + start) != length:
-            raise OSError("the output ended early")
-        records = _array(space[:length], sizes[members])
-        _write_at(out, _data(records.take(pa.array(np.argsort(rank[members])))), at + start)
-        del records
-        trim_heap()
+    space = np.empty(max(window, int(placed.max()), int(np.diff(bounds).max())), np.uint8)
+    with tempfile.TemporaryFile(dir=scratch, prefix="places-") as places_file:
+        places_out = places_file.fileno()
+        for first, last in _windows(placed, rank, window):  # pass 1: each record into its bucket, in file order
+            places = rank[first:last]
+            sizes = placed[places]
+            buckets = np.searchsorted(first_place, places, side="right") - 1
+            by_bucket = np.argsort(buckets, kind="stable")
+            grouped = _read(source, sizes, space).take(pa.array(by_bucket))
+            data, places = _data(grouped), places[by_bucket].astype("<i8")
+            lengths = np.bincount(buckets, weights=sizes, minlength=len(filled)).astype(np.int64)
+            counts = np.bincount(buckets, minlength=len(filled))
+            offset, count = 0, 0
+            for k in np.flatnonzero(counts):
+                _write_at(out, data[offset: offset + lengths[k]], at + filled[k])
+                _write_at(places_out, memoryview(places[count: count + counts[k]]).cast("B"), 8 * counted[k])
+                filled[k], counted[k] = filled[k] + lengths[k], counted[k] + counts[k]
+                offset, count = offset + lengths[k], count + counts[k]
+            done += int(lengths.sum())
+            del grouped, data
+            trim_heap()
+        for k in range(len(bounds) - 1):  # pass 2: each bucket into order
+            members = int(first_place[k + 1] - first_place[k])
+            if not members:
+                continue
+            places = np.empty(members, "<i8")  # of the bucket's records, in the order pass 1 wrote them
+            _read_at(places_out, places, 8 * int(first_place[k]))
+            start, length = int(bounds[k]), int(bounds[k + 1] - bounds[k])
+            _read_at(out, space[:length], at + start)
+            records = _array(space[:length], placed[places])
+            _write_at(out, _data(records.take(pa.array(np.argsort(places)))), at + start)
+            del records
+            trim_heap()
     return done
 
 
@@ -82,39 +97,38 @@ def _libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
-def _buckets(sizes: np.ndarray, rank: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bucket of each record, in file order; byte bounds of the buckets in the output): the
-    output cut into runs of about `window` bytes, a record in the run it starts in. About 10
-    bytes a record at most, then 2."""
-    by_rank = np.empty(len(sizes), np.uint32)
-    by_rank[rank] = sizes
-    of_rank = np.empty(len(sizes), np.int32)
-    firsts: list[tuple[np.ndarray, np.ndarray]] = []  # (bucket, first byte) where a bucket begins
+def _buckets(placed: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first place of each bucket and one past the last; byte bounds of the buckets in the
+    output): the output cut into runs of about `window` bytes, a record in the run it starts
+    in. A bucket may be empty (a record longer than a window before it)."""
+    firsts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (bucket, first place, first byte) where one begins
     total, last = 0, -1
-    for first in range(0, len(sizes), SCAN):
-        lengths = by_rank[first: first + SCAN].astype(np.int64)
+    for first in range(0, len(placed), SCAN):
+        lengths = placed[first: first + SCAN].astype(np.int64)
         begins = np.cumsum(lengths) - lengths + total
         buckets = begins // window
         new = np.flatnonzero(np.diff(buckets, prepend=last))
-        firsts.append((buckets[new], begins[new]))
-        of_rank[first: first + SCAN] = buckets
+        firsts.append((buckets[new], new + first, begins[new]))
         total, last = int(begins[-1] + lengths[-1]), int(buckets[-1])
-    del by_rank
+    first_place = np.full(last + 2, len(placed), np.int64)
     bounds = np.full(last + 2, total, np.int64)
-    for buckets, begins in firsts:
-        bounds[buckets] = begins
-    bounds = np.minimum.accumulate(bounds[::-1])[::-1]  # an empty bucket (a record longer than a window) ends where it starts
-    bucket = np.empty(len(sizes), np.uint16 if last < 1 << 16 else np.int32)
-    for first in range(0, len(sizes), SCAN):
-        bucket[first: first + SCAN] = of_rank[rank[first: first + SCAN]]
-    return bucket, bounds
+    for buckets, places, begins in firsts:
+        first_place[buckets], bounds[buckets] = places, begins
+    # an empty bucket starts where the next one does
+    return np.minimum.accumulate(first_place[::-1])[::-1], np.minimum.accumulate(bounds[::-1])[::-1]
 
 
-def _windows(sizes: np.ndarray, window: int):
-    """(first, last) record of consecutive runs of about `window` bytes (one record at least)."""
+def _windows(placed: np.ndarray, rank: np.ndarray, window: int):
+    """(first, last) record, in file order, of consecutive runs of about `window` bytes (one
+    record at least)."""
     first = 0
-    while first < len(sizes):
-        ends = np.cumsum(sizes[first: first + SCAN], dtype=np.int64)
+    while first < len(rank):
+        scan = WINDOW_RECORDS
+        while True:  # sizes summed over enough records to fill the window
+            ends = np.cumsum(placed[rank[first: first + scan]], dtype=np.int64)
+            if ends[-1] > window or first + scan >= len(rank):
+                break
+            scan *= 4
         last = first + max(int(np.searchsorted(ends, window, side="right")), 1)
         yield first, last
         first = last
@@ -125,6 +139,15 @@ def _read(source: BinaryIO, sizes: np.ndarray, space: np.ndarray) -> pa.LargeBin
     if source.readinto(memoryview(space[:length])) != length:
         raise OSError("the scratch file ended early")
     return _array(space[:length], sizes)
+
+
+def _read_at(fd: int, into: np.ndarray, position: int) -> None:
+    view = memoryview(into).cast("B")
+    while view:
+        got = os.preadv(fd, [view], position)
+        if not got:
+            raise OSError("a scratch file ended early")
+        view, position = view[got:], position + got
 
 
 def _array(data: np.ndarray, sizes: np.ndarray) -> pa.LargeBinaryArray:
