@@ -78,11 +78,6 @@ def level_sizes(items: int, node_size: int = NODE_SIZE) -> list[int]:
             return sizes
 
 
-def index_size(items: int, node_size: int = NODE_SIZE) -> int:
-    """Bytes of the index of `items` features (none for no feature)."""
-    return sum(level_sizes(items, node_size)) * NODE.itemsize if items else 0
-
-
 def group_boxes(boxes: np.ndarray, node_size: int = NODE_SIZE) -> np.ndarray:
     """The box around each `node_size` boxes of the (n, 4) `boxes`, in order (the last group
     may be short): the level above them."""
