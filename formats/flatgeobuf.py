@@ -30,10 +30,10 @@ import shapely
 
 from formats import fgb_geometry, packed_rtree
 from formats.base import WGS84, Format, Option
-from formats.fgb_geometry import fixed, join
-from formats.gdal import COPY_CHUNK, GdalWriter, check_epsg, geometry_index, moved, reproject
+from formats.binary import fixed, join
+from formats.gdal import COPY_CHUNK, GdalWriter, check_epsg, geometry_index, point_xy, reproject
 from formats.permute import permute, trim_heap
-from formats.values import date_strings, datetime_strings, point_coords, string_bytes
+from formats.values import date_strings, datetime_strings, string_bytes
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 MAGIC = b"fgb\x03fgb\x01"
@@ -114,8 +114,7 @@ class FlatGeobufWriter(GdalWriter):
     def _geometry(self, column: pa.Array) -> tuple[fgb_geometry.Blocks, np.ndarray, np.ndarray]:
         """(blocks of the records with a geometry; bounds of each record; which have one)."""
         if self.points:
-            lon, lat = point_coords(column)
-            x, y = moved(lon.fill_null(np.nan).to_numpy(), lat.fill_null(np.nan).to_numpy(), self.epsg)
+            x, y = point_xy(column, self.epsg)
             present = np.isfinite(x) & np.isfinite(y)
             return fgb_geometry.point_blocks(x[present], y[present]), np.column_stack([x, y, x, y]), present
         if self.epsg == WGS84:

@@ -77,13 +77,18 @@ def point_wkb(column: pa.StructArray, epsg: int = WGS84) -> pa.Array:
     """WKB points (as shapely.to_wkb writes them; null where the point is null) of a
     geo_point_2d column moved to `epsg`, packed with numpy rather than built as shapely
     objects: a third of the time of a point export went there."""
-    lon, lat = point_coords(column)
-    xs, ys = moved(lon.to_numpy(zero_copy_only=False), lat.to_numpy(zero_copy_only=False), epsg)
+    xs, ys = point_xy(column, epsg)
     records = np.empty(len(column), WKB_POINT)
     records["order"], records["type"], records["x"], records["y"] = 1, 1, xs, ys
     offsets = np.arange(0, WKB_POINT.itemsize * (len(column) + 1), WKB_POINT.itemsize, dtype=np.int32)
     points = pa.BinaryArray.from_buffers(pa.binary(), len(column), [None, pa.py_buffer(offsets), pa.py_buffer(records)])
     return pc.if_else(column.is_valid(), points, pa.scalar(None, pa.binary()))
+
+
+def point_xy(column: pa.StructArray, epsg: int = WGS84) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of each point of a geo_point_2d column moved to `epsg`; NaN where it is null."""
+    lon, lat = point_coords(column)
+    return moved(lon.fill_null(np.nan).to_numpy(), lat.fill_null(np.nan).to_numpy(), epsg)
 
 
 def check_epsg(epsg: int) -> str:
@@ -159,7 +164,7 @@ class ArrowFeed:
     _ABORT = object()
 
     def __init__(self, path: Path, schema: pa.Schema, **layer_options: Any):
-        self.path = path
+        self.path, self.schema = path, schema
         self.error: BaseException | None = None
         self._layer = ogr.Layer(path, schema, **layer_options)
         self._inbox: queue.Queue[Any] = queue.Queue(maxsize=1)

@@ -10,17 +10,18 @@ ENOSPC when writing failed on a file system with no room left (GDAL's message th
 "I/O failure", and the export should say the disk is full)."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import shutil
 from functools import cache
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import pyarrow as pa
 
 GEOMETRY_TYPES = {"Unknown": 0, "Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5,
-                  "MultiPolygon": 6}
+                  "MultiPolygon": 6, "None": 100}  # None: a table, no geometry (a shapefile's .dbf alone)
 OAMS_TRADITIONAL_GIS_ORDER = 0  # longitude, latitude, as WKB holds them
 FULL_BELOW = 1 << 20  # bytes free under which a failed write is put down to a full disk
 
@@ -62,6 +63,8 @@ _SIGNATURES = {  # name: (result, arguments)
     "OSRSetFromUserInput": (ctypes.c_int, [_P, ctypes.c_char_p]),
     "OSRSetAxisMappingStrategy": (None, [_P, ctypes.c_int]),
     "OSRRelease": (None, [_P]),
+    "OSRExportToWktEx": (ctypes.c_int, [_P, ctypes.POINTER(_P), _P]),
+    "VSIFree": (None, [_P]),
     "OGR_L_CreateFieldFromArrowSchema": (ctypes.c_bool, [_P, ctypes.POINTER(ArrowSchema), _P]),
     "OGR_L_WriteArrowBatch": (ctypes.c_bool, [_P, ctypes.POINTER(ArrowSchema), ctypes.POINTER(ArrowArray), _P]),
     "CPLErrorReset": (None, []),
@@ -115,6 +118,37 @@ def _full(directory: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _srs(crs: str | None) -> Iterator[ctypes.c_void_p | None]:
+    """GDAL's spatial reference for `crs` (as OSRSetFromUserInput takes it: 'EPSG:4326'), axes
+    in longitude, latitude order; None for None."""
+    if not crs:
+        yield None
+        return
+    lib = gdal()
+    srs = lib.OSRNewSpatialReference(None)
+    try:
+        if lib.OSRSetFromUserInput(srs, crs.encode()) != 0:
+            raise _failed(f"read the CRS {crs!r}")
+        lib.OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER)
+        yield srs
+    finally:
+        lib.OSRRelease(srs)
+
+
+def esri_wkt(crs: str) -> str:
+    """`crs` as WKT 1 in ESRI's dialect: what GDAL's shapefile driver writes in a .prj."""
+    lib = gdal()
+    text = _P()
+    with _srs(crs) as srs:
+        if lib.OSRExportToWktEx(srs, ctypes.byref(text), _Options({"FORMAT": "WKT1_ESRI"}).pointer) != 0:
+            raise _failed(f"write the CRS {crs!r} as WKT")
+    try:
+        return ctypes.string_at(text).decode()
+    finally:
+        lib.VSIFree(text)
+
+
 class Layer:
     """A new file at `path` with one layer of `schema`'s columns, the `geometry_name` column
     (WKB) as its geometry, written batch by batch; close() finishes the file."""
@@ -131,15 +165,10 @@ class Layer:
         self._dataset = lib.GDALCreate(handle, str(path).encode(), 0, 0, 0, 0, _Options(dataset_options).pointer)
         if not self._dataset:
             raise _failed(f"create {path.name}", path)
-        srs = None
         try:
-            if crs:
-                srs = lib.OSRNewSpatialReference(None)
-                if lib.OSRSetFromUserInput(srs, crs.encode()) != 0:
-                    raise _failed(f"read the CRS {crs!r}")
-                lib.OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER)
-            self._layer = lib.GDALDatasetCreateLayer(self._dataset, (layer or path.stem).encode(), srs,
-                                                     GEOMETRY_TYPES[geometry_type], _Options(layer_options).pointer)
+            with _srs(crs) as srs:
+                self._layer = lib.GDALDatasetCreateLayer(self._dataset, (layer or path.stem).encode(), srs,
+                                                         GEOMETRY_TYPES[geometry_type], _Options(layer_options).pointer)
             if not self._layer:
                 raise _failed(f"create the layer of {path.name}")
             self._schema = ArrowSchema()
@@ -152,9 +181,6 @@ class Layer:
         except BaseException:
             self.close()
             raise
-        finally:
-            if srs:
-                lib.OSRRelease(srs)
         self._write_options = _Options({"GEOMETRY_NAME": geometry_name})
 
     def write(self, batch: pa.RecordBatch) -> None:

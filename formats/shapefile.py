@@ -13,10 +13,14 @@
   time). Widths come from the data: GDAL writes text 80 wide (growing a field when a value
   needs it) and numbers 18 wide; the copy into the zip narrows them (formats/dbf.py), as
   GDAL's RESIZE would, 30 times faster.
-- Each layer streams through GDAL's Arrow writer (formats/ogr.py, on a thread of its own,
-  without the GIL) into a temporary directory. Stored WKB goes to GDAL as it is wherever
-  formats/wkb.py's numpy walk vouches for it (kinds read from its type), and only the rest is
-  parsed with shapely. GDAL writes the DBF without its end-of-file byte
+- Each file is written into a temporary directory a batch at a time. The .shp and .shx are
+  written here with numpy (formats/shapes.py): GDAL's driver held every record's offset and
+  size until it closed the file. The DBF streams through GDAL's Arrow writer as a table
+  without geometry (formats/ogr.py, on a thread of its own, without the GIL), meanwhile;
+  with no attribute it gets GDAL's FID column (the record's index) as a shapefile of GDAL's
+  does. The .prj is GDAL's ESRI WKT for the `epsg` option. Stored WKB is read from its bytes
+  wherever formats/wkb.py's numpy walk vouches for it (kinds read from its type), and only
+  the rest is parsed with shapely. GDAL writes the DBF without its end-of-file byte
   (DBF_EOF_CHAR=NO): with it, every record rewrote the byte and seeked back over it, three
   system calls a record and two thirds of GDAL's time; the copy into the zip puts it back.
 - Close zips the files into `out` with ISA-L's deflate (formats/zipstream.py), six times
@@ -38,7 +42,9 @@ import shapely
 from formats.base import WGS84, Format
 from formats.dbf import copy_narrowed
 from formats.gdal import (COPY_CHUNK, ArrowFeed, GdalWriter, attribute, attribute_type, check_epsg, geometry_index,
-                          launder, point_wkb, reproject, wkb)
+                          launder, point_xy, reproject, wkb)
+from formats.ogr import esri_wkt
+from formats.shapes import ShapeFile
 from formats.wkb import MULTIPOINT, walk
 from formats.zipstream import DeflatedSpool, Entry, ZipWriter
 
@@ -50,7 +56,6 @@ ZIP_LEVEL = 2
 ZIP_THREADS = 2  # files deflated at once
 PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 DBF_END = b"\x1a"  # the byte after a DBF's last record
-SHAPE_TYPES = {"point": "Point", "multipoint": "MultiPoint", "line": "MultiLineString", "polygon": "MultiPolygon"}
 KIND_ORDER = ("point", "multipoint", "line", "polygon")
 # kind by shapely type id: Point, LineString, LinearRing, Polygon, MultiPoint, MultiLineString,
 # MultiPolygon; collections go nowhere
@@ -72,6 +77,26 @@ def cut_text(column: pa.Array, limit: int = MAX_TEXT) -> tuple[pa.Array, int]:
     return pa.array(values, pa.string()), count
 
 
+class _Shapefile:
+    """One shapefile being written: its DBF by GDAL (on the feed's thread), its .shp and .shx
+    here."""
+
+    def __init__(self, dbf: ArrowFeed, shapes: ShapeFile):
+        self.dbf, self.shapes = dbf, shapes
+
+    def write(self, columns: list[pa.Array], geometry: pa.BinaryArray | tuple[np.ndarray, np.ndarray]) -> None:
+        """Records of the attribute `columns` (none: the FID column is made here) and
+        `geometry`: WKB, or the (x, y) of points."""
+        n = len(geometry[0]) if isinstance(geometry, tuple) else len(geometry)
+        if not columns:
+            columns = [pa.array(np.arange(self.shapes.records, self.shapes.records + n))]
+        self.dbf.write(pa.record_batch(columns, schema=self.dbf.schema))
+        if isinstance(geometry, tuple):
+            self.shapes.write_points(*geometry)
+        else:
+            self.shapes.write_wkb(geometry)
+
+
 class ShapefileWriter(GdalWriter):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
@@ -81,20 +106,23 @@ class ShapefileWriter(GdalWriter):
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in ("geo_shape", "geo_point_2d")]
         names = self.column_names()
         self.names = launder([names[i] for i in self.attributes], MAX_NAME)
-        self.arrow_schema = pa.schema(
+        self.dbf_schema = pa.schema(
             [pa.field(n, attribute_type(self.fields[i].type)) for n, i in zip(self.names, self.attributes)]
-            + [pa.field("geometry", pa.binary())]
+            or [pa.field("FID", pa.int64())]
         )
-        self.layers: dict[str, ArrowFeed] = {}
+        self.layers: dict[str, _Shapefile] = {}
         self.cut = dict.fromkeys(self.names, 0)
         self.collections = 0
+        self.prj: str | None = None
 
-    def _layer(self, kind: str) -> ArrowFeed:
+    def _layer(self, kind: str) -> _Shapefile:
         if kind not in self.layers:
-            self.layers[kind] = self.feed(
-                f"{self.stem}_{kind}.shp", self.arrow_schema, driver="ESRI Shapefile", geometry_name="geometry",
-                geometry_type=SHAPE_TYPES[kind], crs=self.crs, layer_options={"ENCODING": "UTF-8", "DBF_EOF_CHAR": "NO"},
-            )
+            path = self.tmp / f"{self.stem}_{kind}.shp"
+            dbf = self.feed(path.with_suffix(".dbf").name, self.dbf_schema, driver="ESRI Shapefile", geometry_type="None",
+                            layer_options={"ENCODING": "UTF-8", "DBF_EOF_CHAR": "NO"})
+            self.prj = self.prj or esri_wkt(self.crs)
+            path.with_suffix(".prj").write_text(self.prj)
+            self.layers[kind] = _Shapefile(dbf, ShapeFile(path, kind))
         return self.layers[kind]
 
     def _columns(self, batch: pa.RecordBatch) -> list[pa.Array]:
@@ -109,19 +137,19 @@ class ShapefileWriter(GdalWriter):
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self.fields[self.geo].type == "geo_point_2d":  # points and nulls: all for the point file
-            geometry = point_wkb(batch.column(self.geo), self.options["epsg"])
-            self._layer("point").write(pa.record_batch(self._columns(batch) + [geometry], schema=self.arrow_schema))
+            self._layer("point").write(self._columns(batch), point_xy(batch.column(self.geo), self.options["epsg"]))
             return
         geometry, kinds = self._shapes(batch.column(self.geo).cast(pa.binary()))
         self.collections += int(np.sum(kinds == ""))
         self.skipped += int(np.sum(kinds == ""))
-        records = pa.record_batch(self._columns(batch) + [geometry], schema=self.arrow_schema)
+        columns = self._columns(batch)
         for kind in KIND_ORDER:
             rows = kinds == kind
             if rows.all():
-                self._layer(kind).write(records)
+                self._layer(kind).write(columns, geometry)
             elif rows.any():
-                self._layer(kind).write(records.filter(pa.array(rows)))
+                mask = pa.array(rows)
+                self._layer(kind).write([c.filter(mask) for c in columns], geometry.filter(mask))
 
     def _shapes(self, column: pa.BinaryArray) -> tuple[pa.BinaryArray, np.ndarray]:
         """The WKB to write for a geo_shape column and each row's kind. A value the numpy walk
@@ -144,7 +172,9 @@ class ShapefileWriter(GdalWriter):
 
     def _finish(self) -> None:
         if not self.layers:
-            self._layer("point").close()  # an empty dataset still gets a (point) shapefile
+            self._layer("point").dbf.close()  # an empty dataset still gets a (point) shapefile
+        for layer in self.layers.values():
+            layer.shapes.close()
         for name, count in self.cut.items():
             if count:
                 self.warnings.append(f"{count} value(s) of DBF field {name!r} cut to {MAX_TEXT} bytes")
