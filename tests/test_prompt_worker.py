@@ -59,6 +59,34 @@ async def test_a_look_claims_only_what_the_free_slots_take_of_the_due_jobs_nobod
         await pool.aclose()
 
 
+async def test_a_look_lists_past_many_running_jobs_up_to_the_read_limit(settings):
+    """The claim lists the due ids a few at a time (4, 8, 16, …): jobs running elsewhere at
+    the head of the queue, more than one listing holds, are passed over, as far as
+    queue_read_limit reaches and no further."""
+    STARTED.clear()
+    await enqueue(settings, 14)
+    pool = ArqRedis.from_url(settings.redis_url)
+    worker = a_worker(settings)
+    worker._pool = pool
+    try:
+        due = [job_id.decode() for job_id in await pool.zrange("test:queue", 0, -1)]  # in queue order
+        for job_id in due[:11]:  # run by other workers
+            await pool.psetex(in_progress_key_prefix + job_id, 60_000, b"1")
+        worker.queue_read_limit = 11
+        await worker._look()
+        assert worker.tasks == {}  # the first 11 listed are all running
+        worker.queue_read_limit = 13
+        await worker._look()
+        assert set(worker.tasks) == set(due[11:13])
+        await asyncio.gather(*worker.tasks.values())
+        assert len(STARTED) == 2
+    finally:
+        for task in worker.tasks.values():
+            task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+
+
 async def test_workers_looking_together_never_claim_a_job_twice(settings):
     STARTED.clear()
     await enqueue(settings, 30)

@@ -33,19 +33,28 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker
 
 # KEYS[1]: the queue. ARGV: now (ms), the in-progress marker's lifetime (ms), how many to claim,
-# the marker's key prefix, then where to start listing and how many to list. Returns the
-# claimed ids and their scores.
+# the marker's key prefix, then where to start listing and how many to list at most. Returns the
+# claimed ids and their scores. The due ids are listed a few at a time, more each time, until
+# enough are claimed: listing all 100 (arq's queue_read_limit) for every claim was a tenth of
+# Redis' time an export, when the ids wanted are nearly always among the first.
 CLAIM = """
 local claimed = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', ARGV[5], ARGV[6])
-for i = 1, #due, 2 do
-  if #claimed >= 2 * tonumber(ARGV[3]) then break end
-  local marker = ARGV[4] .. due[i]
-  if redis.call('EXISTS', marker) == 0 then
-    redis.call('PSETEX', marker, ARGV[2], '1')
-    table.insert(claimed, due[i])
-    table.insert(claimed, due[i + 1])
+local wanted, first, limit = 2 * tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local listed, step = 0, 4
+while listed < limit and #claimed < wanted do
+  local n = math.min(step, limit - listed)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', first + listed, n)
+  for i = 1, #due, 2 do
+    if #claimed >= wanted then break end
+    local marker = ARGV[4] .. due[i]
+    if redis.call('EXISTS', marker) == 0 then
+      redis.call('PSETEX', marker, ARGV[2], '1')
+      table.insert(claimed, due[i])
+      table.insert(claimed, due[i + 1])
+    end
   end
+  if #due < 2 * n then break end
+  listed, step = listed + n, step * 2
 end
 return claimed
 """
