@@ -166,7 +166,7 @@ def _write_gdal_source(bench: Bench) -> None:
     """The dataset as FlatGeobuf with a WKB geometry, via pyogrio's Arrow writer."""
     import pyogrio
 
-    from formats.gdal import geometries, geometry_index, wkb
+    from formats.geo import geometries, geometry_index, wkb
 
     fields = bench.dataset.fields
     geo = geometry_index(fields)

@@ -9,7 +9,7 @@ feature of a batch is built as bytes at once (geometries in formats/fgb_geometry
 properties below) and appended to a scratch file, on a thread of its own (Spill); at close
 the header, the index (formats/packed_rtree.py) and the features in the index's order
 (formats/permute.py, reading the scratch files in order a window at a time) make the file,
-which becomes `out` by a rename where the storage allows (GdalWriter.copy_out). The file is
+which becomes `out` by a rename where the storage allows (ScratchWriter.copy_out). The file is
 laid out as GDAL's driver wrote it (header fields, column types, feature tables), so readers
 see the same layer. Without the index, memory stays flat; with it, sizes and boxes stay on
 disk while writing and the close holds 8 to 12 bytes a feature (10 million points: a worker
@@ -31,7 +31,7 @@ import shapely
 from formats import fgb_geometry, packed_rtree
 from formats.base import WGS84, Format, Option
 from formats.binary import fixed, join
-from formats.gdal import COPY_CHUNK, GdalWriter, check_epsg, geometry_index, point_xy, reproject
+from formats.geo import COPY_CHUNK, ScratchWriter, check_epsg, geometry_index, point_xy, reproject
 from formats.permute import permute, trim_heap
 from formats.values import date_strings, datetime_strings, string_bytes
 
@@ -53,7 +53,7 @@ FEATURE = np.dtype([("size", "<u4"), ("root", "<u4"), ("vtable_size", "<u2"), ("
 BEFORE_GEOMETRY = FEATURE.itemsize - 4  # the flatbuffer's bytes before the geometry block (24)
 
 
-class FlatGeobufWriter(GdalWriter):
+class FlatGeobufWriter(ScratchWriter):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.geo = geometry_index(self.fields)
@@ -66,7 +66,7 @@ class FlatGeobufWriter(GdalWriter):
         self.epsg = options["epsg"]
         check_epsg(self.epsg)
         self.spill = Spill(self.tmp / "features")
-        self.feeds.append(self.spill)  # closed before _finish, aborted with the writer
+        self.threads.append(self.spill)  # closed before _finish, aborted with the writer
         self.count = 0  # features written
         self.sizes = self.tmp / "sizes"  # bytes of each feature written (uint32), in file order
         self.boxes = self.tmp / "boxes"  # each feature's bounds (4 doubles), in file order, for the index

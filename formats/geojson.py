@@ -5,7 +5,7 @@ The geometry is the first geo_shape field, else the first geo_point_2d; records 
 get `"geometry": null`. Every other field is a property, rendered as formats/json.py renders
 it — including a second geo field (a geo_point_2d next to the geo_shape stays a {"lon", "lat"}
 property, so nothing is lost). Coordinates are EPSG:4326 as stored, or moved to the `epsg` option's
-system through GDAL (formats.gdal.reproject), named in a legacy `crs` member.
+system through GDAL (formats.geo.reproject), named in a legacy `crs` member.
 
 Nothing goes through Python objects per record: shapes are rendered with shapely.to_geojson,
 points as text from their coordinates by polars; the properties are the JSON export's records
@@ -24,7 +24,7 @@ import shapely
 
 from domain.fields import Field
 from formats.base import WGS84, Format, FormatNotApplicable, Writer
-from formats.gdal import check_epsg, reproject
+from formats.geo import check_epsg, reproject
 from formats.json import buffer_of, joined, object_texts, polars_batch, polars_ready
 from formats.parallel import OrderedRendering
 from formats.values import point_coords, shape_geojson_strings

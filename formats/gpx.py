@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import shapely
 
 from formats.base import Format, Option, Writer
-from formats.gdal import geometry_index, launder
+from formats.geo import geometry_index, launder
 from formats.json import buffer_of
 from formats.kml import check_wgs84, name_index
 from formats.values import as_text, coordinate_strings, point_coords, xml_text

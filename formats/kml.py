@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import shapely
 
 from formats.base import WGS84, Format, Option, OptionError, Writer
-from formats.gdal import geometry_index
+from formats.geo import geometry_index
 from formats.json import buffer_of
 from formats.values import as_text, coordinate_strings, point_coords, xml_text
 

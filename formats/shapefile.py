@@ -10,52 +10,51 @@
 - DBF names laundered to 10 ASCII characters, unique and deterministic (organiser_,
   organise_1). Text is cut to 254 bytes at a character boundary, with a warning. Dates are
   DBF dates; datetimes are text, ISO 8601 in the `timezone` option (a DBF date would lose the
-  time). Widths come from the data: GDAL writes text 80 wide (growing a field when a value
-  needs it) and numbers 18 wide; the copy into the zip narrows them (formats/dbf.py), as
-  GDAL's RESIZE would, 30 times faster.
-- Each file is written into a temporary directory a batch at a time. The .shp and .shx are
-  written here with numpy (formats/shapes.py): GDAL's driver held every record's offset and
-  size until it closed the file. The DBF streams through GDAL's Arrow writer as a table
-  without geometry (formats/ogr.py, on a thread of its own, without the GIL), meanwhile;
-  with no attribute it gets GDAL's FID column (the record's index) as a shapefile of GDAL's
-  does. The .prj is GDAL's ESRI WKT for the `epsg` option. Stored WKB is read from its bytes
-  wherever formats/wkb.py's numpy walk vouches for it (kinds read from its type), and only
-  the rest is parsed with shapely. GDAL writes the DBF without its end-of-file byte
-  (DBF_EOF_CHAR=NO): with it, every record rewrote the byte and seeked back over it, three
-  system calls a record and two thirds of GDAL's time; the copy into the zip puts it back.
-- Close zips the files into `out` with ISA-L's deflate (formats/zipstream.py), six times
-  faster than zlib's level 1 for 8% more bytes, two files at a time (ISA-L lets go of the
-  GIL): the .shp beside the DBF's narrowing copy.
+  time). Every text and whole-number field is as wide as its widest value, as GDAL's RESIZE
+  leaves them. With no attribute, the DBF gets GDAL's FID column (the record's index).
+- Written here, not by GDAL, file by file as GDAL's driver wrote them (byte for byte on the
+  bench data; the departures are in formats/dbf.py): the .shp and .shx with numpy
+  (formats/shapes.py; GDAL held every record's offset and size until it closed the file, 447
+  MiB at 10 million points), the DBF with pyarrow.compute (formats/dbf.py; GDAL wrote 10 µs
+  a record). The .prj is GDAL's ESRI WKT for the `epsg` option; in WGS 84, the default, it is
+  known, and GDAL is not loaded at all. Stored WKB is read from its bytes wherever
+  formats/wkb.py's numpy walk vouches for it (kinds read from its type), and only the rest is
+  parsed with shapely.
+- Each file is written into a temporary directory a batch at a time; close zips them into
+  `out` with ISA-L's deflate (formats/zipstream.py), six times faster than zlib's level 1 for
+  8% more bytes, two files at a time (ISA-L lets go of the GIL).
 """
 from __future__ import annotations
 
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
+from formats import dbf
 from formats.base import WGS84, Format
-from formats.dbf import copy_narrowed
-from formats.gdal import (COPY_CHUNK, ArrowFeed, GdalWriter, attribute, attribute_type, check_epsg, geometry_index,
-                          launder, point_xy, reproject, wkb)
-from formats.ogr import esri_wkt
+from formats.dbf import MAX_TEXT, DbfWriter
+from formats.geo import (COPY_CHUNK, ScratchWriter, attribute, attribute_type, check_epsg, esri_wkt, geometry_index,
+                         launder, point_xy, reproject, wkb)
 from formats.shapes import ShapeFile
 from formats.wkb import MULTIPOINT, walk
 from formats.zipstream import DeflatedSpool, Entry, ZipWriter
 
 MAX_NAME = 10
-MAX_TEXT = 254  # bytes in a DBF character field
 # ISA-L deflate level (0-3); on a 100,000-polygon .shp: 0 211 ms, 28.3 MB; 1 259 ms, 23.1 MB; 2 256 ms,
 # 22.4 MB; 3 344 ms, 22.4 MB (zlib's level 1, which this used: 1,496 ms, 20.4 MB)
 ZIP_LEVEL = 2
 ZIP_THREADS = 2  # files deflated at once
 PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-DBF_END = b"\x1a"  # the byte after a DBF's last record
+WGS84_PRJ = ('GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",SPHEROID["WGS_1984",6378137.0,298.257223563]],'
+             'PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]]')  # GDAL's .prj for EPSG:4326
 KIND_ORDER = ("point", "multipoint", "line", "polygon")
 # kind by shapely type id: Point, LineString, LinearRing, Polygon, MultiPoint, MultiLineString,
 # MultiPolygon; collections go nowhere
@@ -78,11 +77,12 @@ def cut_text(column: pa.Array, limit: int = MAX_TEXT) -> tuple[pa.Array, int]:
 
 
 class _Shapefile:
-    """One shapefile being written: its DBF by GDAL (on the feed's thread), its .shp and .shx
-    here."""
+    """One shapefile being written: its .shp and .shx, and its DBF."""
 
-    def __init__(self, dbf: ArrowFeed, shapes: ShapeFile):
-        self.dbf, self.shapes = dbf, shapes
+    def __init__(self, path: Path, kind: str, fields: list[dbf.Field]):
+        self.shapes = ShapeFile(path, kind)
+        self.table = DbfWriter(path.with_suffix(".dbf-blocks"), fields)
+        self.dbf = path.with_suffix(".dbf")
 
     def write(self, columns: list[pa.Array], geometry: pa.BinaryArray | tuple[np.ndarray, np.ndarray]) -> None:
         """Records of the attribute `columns` (none: the FID column is made here) and
@@ -90,14 +90,14 @@ class _Shapefile:
         n = len(geometry[0]) if isinstance(geometry, tuple) else len(geometry)
         if not columns:
             columns = [pa.array(np.arange(self.shapes.records, self.shapes.records + n))]
-        self.dbf.write(pa.record_batch(columns, schema=self.dbf.schema))
+        self.table.write(columns)
         if isinstance(geometry, tuple):
             self.shapes.write_points(*geometry)
         else:
             self.shapes.write_wkb(geometry)
 
 
-class ShapefileWriter(GdalWriter):
+class ShapefileWriter(ScratchWriter):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.crs = check_epsg(options["epsg"])
@@ -106,10 +106,8 @@ class ShapefileWriter(GdalWriter):
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in ("geo_shape", "geo_point_2d")]
         names = self.column_names()
         self.names = launder([names[i] for i in self.attributes], MAX_NAME)
-        self.dbf_schema = pa.schema(
-            [pa.field(n, attribute_type(self.fields[i].type)) for n, i in zip(self.names, self.attributes)]
-            or [pa.field("FID", pa.int64())]
-        )
+        self.dbf_fields = [dbf.field_of(n, attribute_type(self.fields[i].type)) for n, i in zip(self.names, self.attributes)]
+        self.dbf_fields = self.dbf_fields or [dbf.field_of("FID", pa.int64())]
         self.layers: dict[str, _Shapefile] = {}
         self.cut = dict.fromkeys(self.names, 0)
         self.collections = 0
@@ -118,11 +116,11 @@ class ShapefileWriter(GdalWriter):
     def _layer(self, kind: str) -> _Shapefile:
         if kind not in self.layers:
             path = self.tmp / f"{self.stem}_{kind}.shp"
-            dbf = self.feed(path.with_suffix(".dbf").name, self.dbf_schema, driver="ESRI Shapefile", geometry_type="None",
-                            layer_options={"ENCODING": "UTF-8", "DBF_EOF_CHAR": "NO"})
-            self.prj = self.prj or esri_wkt(self.crs)
+            self.layers[kind] = _Shapefile(path, kind, self.dbf_fields)
+            if self.prj is None:
+                self.prj = WGS84_PRJ if self.options["epsg"] == WGS84 else esri_wkt(self.options["epsg"])
             path.with_suffix(".prj").write_text(self.prj)
-            self.layers[kind] = _Shapefile(dbf, ShapeFile(path, kind))
+            path.with_suffix(".cpg").write_text("UTF-8")
         return self.layers[kind]
 
     def _columns(self, batch: pa.RecordBatch) -> list[pa.Array]:
@@ -172,7 +170,7 @@ class ShapefileWriter(GdalWriter):
 
     def _finish(self) -> None:
         if not self.layers:
-            self._layer("point").dbf.close()  # an empty dataset still gets a (point) shapefile
+            self._layer("point")  # an empty dataset still gets a (point) shapefile
         for layer in self.layers.values():
             layer.shapes.close()
         for name, count in self.cut.items():
@@ -181,26 +179,29 @@ class ShapefileWriter(GdalWriter):
         if self.collections:
             self.warnings.append(f"{self.collections} geometry collection(s) skipped: a shapefile cannot hold them")
         single = len(self.layers) == 1
-        paths = [self.tmp / f"{self.stem}_{kind}{part}" for kind in KIND_ORDER if kind in self.layers for part in PARTS]
-        paths = [path for path in paths if path.exists()]
+        entries = []  # (entry name, what writes it into a file)
+        for kind, layer in sorted(self.layers.items(), key=lambda item: KIND_ORDER.index(item[0])):
+            name = self.stem if single else f"{self.stem}_{kind}"
+            for part in PARTS:
+                source = layer.table.copy if part == ".dbf" else partial(_copy, self.tmp / f"{self.stem}_{kind}{part}")
+                entries.append((name + part, source))
         with ExitStack() as stack, ThreadPoolExecutor(ZIP_THREADS) as pool:
-            spools = [stack.enter_context(closing(DeflatedSpool(ZIP_LEVEL))) for _ in paths]
-            names = [f"{self.stem}{path.suffix}" if single else path.name for path in paths]
+            spools = [stack.enter_context(closing(DeflatedSpool(ZIP_LEVEL))) for _ in entries]
             archive = ZipWriter(self.out)
-            for entry in pool.map(_deflated, paths, spools, names):
+            for entry in pool.map(_deflated, entries, spools):
                 archive.add(entry)
             archive.close()
 
 
-def _deflated(path: Path, spool: DeflatedSpool, name: str) -> Entry:
-    """A file deflated into `spool` as the entry `name`; a DBF narrowed on the way and given
-    the end-of-file byte GDAL was told not to write."""
+def _copy(path: Path, dst: BinaryIO) -> None:
     with open(path, "rb") as src:
-        if path.suffix == ".dbf":
-            copy_narrowed(src, spool)
-            spool.write(DBF_END)
-        else:
-            shutil.copyfileobj(src, spool, COPY_CHUNK)
+        shutil.copyfileobj(src, dst, COPY_CHUNK)
+
+
+def _deflated(entry: tuple[str, Callable[[BinaryIO], None]], spool: DeflatedSpool) -> Entry:
+    """The file that `entry`'s source writes, deflated into `spool` as the entry it names."""
+    name, source = entry
+    source(spool)
     return spool.entry(name)
 
 

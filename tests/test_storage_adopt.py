@@ -20,7 +20,7 @@ from domain.fields import fields_of
 from domain.query import RecordQuery, Scan
 from domain.storage import ExportTooLarge, LocalStorage, Storage, open_storage
 from domain.storage.base import adopt
-from formats import REGISTRY, gdal
+from formats import REGISTRY, geo
 from tests.formats.samples import awkward_table, write
 from worker.writing import Progress, write_export
 
@@ -35,7 +35,7 @@ def storage(tmp_path) -> LocalStorage:
 
 def finished(out: BinaryIO, data: bytes = DATA) -> Path:
     """A finished file in a scratch directory beside `out`, as the FlatGeobuf writer leaves it."""
-    path = gdal.scratch_dir(out) / "data.bin"
+    path = geo.scratch_dir(out) / "data.bin"
     path.write_bytes(data)
     return path
 
@@ -146,13 +146,13 @@ def awkward_scan(tmp_path) -> Callable[[], Scan]:
 
 @pytest.fixture
 def adopted(monkeypatch) -> list[bool]:
-    """What each of the writers' calls to adopt (formats.gdal) answered."""
+    """What each of the writers' calls to adopt (formats.geo) answered."""
     answers: list[bool] = []
 
     def watched(out, path):
         answers.append(adopt(out, path))
         return answers[-1]
-    monkeypatch.setattr(gdal, "adopt", watched)
+    monkeypatch.setattr(geo, "adopt", watched)
     return answers
 
 

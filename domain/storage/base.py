@@ -115,7 +115,7 @@ class Storage:
     def sweep_partials(self, older_than_seconds: float, dead_tags: set[str]) -> int:
         """Remove the partial files of `dead_tags` untouched for that long (left by killed
         workers and dead imports: the untagged ""), and the directories of temporary files
-        their writers made beside them (named after them: formats/gdal.py). The caller judges
+        their writers made beside them (named after them: formats/geo.py). The caller judges
         the tags it listed with `partial_tags`: a partial begun since is of none of them, so
         a writer that started meanwhile never loses its file."""
         cutoff = time.time() - older_than_seconds
@@ -215,7 +215,7 @@ class Bounded(io.RawIOBase):
 
     @property
     def name(self) -> str:
-        """The file's name, as the file it wraps has one (formats/gdal.py puts its temporary
+        """The file's name, as the file it wraps has one (formats/geo.py puts its temporary
         files beside it)."""
         return self.inner.name
 

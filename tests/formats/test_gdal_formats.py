@@ -169,7 +169,7 @@ def test_temporary_files_removed_on_error(tmp_path, monkeypatch, name):
 def test_point_wkb_is_what_shapely_writes(epsg):
     import pyarrow as pa
 
-    from formats.gdal import geometries, point_wkb, reproject, wkb
+    from formats.geo import geometries, point_wkb, reproject, wkb
     column = awkward_table().column("geo_point_2d").combine_chunks()
     for part in (column, column.slice(2, 3)):
         want = wkb(reproject(geometries(part, "geo_point_2d"), epsg))

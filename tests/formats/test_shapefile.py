@@ -142,8 +142,8 @@ def test_temporary_files_removed_on_error_and_when_dropped(tmp_path, monkeypatch
 
 
 def test_dbf_fields_are_as_wide_as_their_widest_value(tmp_path):
-    """GDAL writes text 80 wide (growing past it for LONG_TEXT) and integers 18 wide; the copy
-    into the zip narrows them to the data, trailing spaces being DBF padding."""
+    """Text and whole numbers as wide as their widest value (as GDAL's RESIZE leaves them),
+    trailing spaces being DBF padding; doubles 24.15 as GDAL declares them."""
     data, _ = write("shp", awkward_table().drop_columns(["geo_shape"]))
     (schema, _, features), = layers(data, tmp_path).values()
     assert dict(schema["properties"]) == {
@@ -227,7 +227,7 @@ def test_walk_tells_type_and_count_of_the_values_it_vouches_for():
 
 @pytest.mark.parametrize("table", [awkward_table(), empty_table()], ids=["awkward", "empty"])
 def test_each_dbf_ends_with_one_end_of_file_byte(table):
-    """GDAL writes the DBF without it (DBF_EOF_CHAR=NO, much faster); the zip copy adds it."""
+    """The record count and lengths in the header match the file, which ends with 0x1A."""
     archive = zipfile.ZipFile(io.BytesIO(write("shp", table)[0]))
     dbfs = [n for n in archive.namelist() if n.endswith(".dbf")]
     assert dbfs

@@ -1,19 +1,15 @@
-"""Plumbing shared by the geographic formats (shp through GDAL; fgb, kml and gpx, written here,
-take its geometry and naming helpers and fgb its writer base): geometries out of a batch,
-reprojection for the common `epsg` option, attribute columns as GDAL takes them, field-name
-laundering, a feed thread into GDAL's Arrow writer (formats/ogr.py), and a writer base that
-owns a temporary directory and removes it on close, on error, on abort and when dropped. A
-file finished there becomes the output by a rename where the storage allows
-(domain.storage.base.adopt), else by a copy."""
+"""Plumbing shared by the geographic formats (shp, fgb, kml, gpx, all written here): geometries
+out of a batch, reprojection for the common `epsg` option and the CRS's names (through GDAL,
+fiona's, loaded by the first export that needs it), attribute columns as the layers take them,
+field-name laundering, and a writer base that owns a temporary directory and removes it on
+close, on error, on abort and when dropped. A file finished there becomes the output by a
+rename where the storage allows (domain.storage.base.adopt), else by a copy."""
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import re
 import shutil
 import tempfile
-import threading
 import unicodedata
 import weakref
 from pathlib import Path
@@ -26,9 +22,7 @@ import shapely
 
 from domain.fields import Field
 from domain.storage.base import adopt
-from formats import ogr
 from formats.base import WGS84, OptionError, Writer
-from formats.parallel import put_while_alive
 from formats.values import datetime_strings, point_coords
 from formats.wkb import checked_wkb
 
@@ -85,6 +79,13 @@ def point_wkb(column: pa.StructArray, epsg: int = WGS84) -> pa.Array:
     return pc.if_else(column.is_valid(), points, pa.scalar(None, pa.binary()))
 
 
+def esri_wkt(epsg: int) -> str:
+    """The CRS `epsg` as WKT 1 in ESRI's dialect: what GDAL's shapefile driver writes in a .prj."""
+    from fiona.crs import CRS
+
+    return CRS.from_epsg(epsg).to_wkt(version="WKT1_ESRI")
+
+
 def point_xy(column: pa.StructArray, epsg: int = WGS84) -> tuple[np.ndarray, np.ndarray]:
     """x and y of each point of a geo_point_2d column moved to `epsg`; NaN where it is null."""
     lon, lat = point_coords(column)
@@ -96,7 +97,7 @@ def check_epsg(epsg: int) -> str:
     up: opening PROJ's database took 3% of a FlatGeobuf export."""
     if epsg == WGS84:
         return f"EPSG:{WGS84}"
-    from fiona.crs import CRS  # GDAL, loaded by the first export that needs it (see ogr.gdal)
+    from fiona.crs import CRS  # GDAL, loaded by the first export that needs it
     from fiona.errors import CRSError
     try:
         CRS.from_epsg(epsg)
@@ -142,7 +143,7 @@ def launder(names: Sequence[str], max_length: int | None = None, reserved: Seque
 
 
 def attribute_type(field_type: str) -> pa.DataType:
-    """How an attribute goes to GDAL: plain types as they are, dates as date32, datetimes as
+    """How an attribute is written: plain types as they are, dates as date32, datetimes as
     ISO 8601 text in the `timezone` option."""
     if field_type in PLAIN:
         return PLAIN[field_type]
@@ -153,80 +154,26 @@ def attribute(column: pa.Array, field_type: str, timezone: str) -> pa.Array:
     return datetime_strings(column, timezone) if field_type == "datetime" else column
 
 
-class ArrowFeed:
-    """One GDAL layer (formats/ogr.py) written on a thread of its own, fed one batch at a time:
-    GDAL writes a batch, without the GIL, while the writer prepares the next. `write` waits
-    while a batch is already waiting, so at most three are held (being prepared, waiting,
-    being written). The layer stays open until `close`, which lets GDAL finish it once
-    (a shapefile's header and index)."""
-
-    _END = object()
-    _ABORT = object()
-
-    def __init__(self, path: Path, schema: pa.Schema, **layer_options: Any):
-        self.path, self.schema = path, schema
-        self.error: BaseException | None = None
-        self._layer = ogr.Layer(path, schema, **layer_options)
-        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name="gdal-feed", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while (batch := self._inbox.get()) is not self._END and batch is not self._ABORT:
-                self._layer.write(batch)
-        except BaseException as exc:  # handed to the writing thread
-            self.error = exc
-
-    def _put(self, item: Any) -> None:
-        if not put_while_alive(self._inbox, item, self._thread):
-            raise self.error or RuntimeError(f"GDAL stopped writing {self.path.name}")
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if self.error is not None:
-            raise self.error
-        self._put(batch)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._put(self._END)
-            self._thread.join()
-        if self.error is not None:
-            self.abort()
-            raise self.error
-        self._layer.close()
-
-    def abort(self) -> None:
-        """Stop writing; the file is left unfinished (its directory goes)."""
-        if self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._inbox.get_nowait()  # only this thread puts: room for the stop now
-            self._inbox.put(self._ABORT)
-            self._thread.join()
-        with contextlib.suppress(ogr.OgrError):
-            self._layer.close()
-
-
 def scratch_dir(out: BinaryIO) -> Path:
-    """A new temporary directory for GDAL's files: beside `out`'s file when it has one, named
-    after it (`<name>.gdal-xxxxxxxx`), else in the system's temporary directory. Beside it, a
+    """A new temporary directory for a writer's files: beside `out`'s file when it has one, named
+    after it (`<name>.scratch-xxxxxxxx`), else in the system's temporary directory. Beside it, a
     finished file can be renamed onto `out` rather than copied (the system's one is often
     another file system, a tmpfs); and the storage's partial sweep takes a directory named
     after a partial file for that partial's, so a killed worker's is removed with its partial."""
     name = getattr(out, "name", None)
     if isinstance(name, str) and os.path.isfile(name):
-        return Path(tempfile.mkdtemp(prefix=f"{os.path.basename(name)}.gdal-", dir=os.path.dirname(name)))
-    return Path(tempfile.mkdtemp(prefix="exportd-gdal-"))
+        return Path(tempfile.mkdtemp(prefix=f"{os.path.basename(name)}.scratch-", dir=os.path.dirname(name)))
+    return Path(tempfile.mkdtemp(prefix="exportd-scratch-"))
 
 
-def _remove(directory: Path, feeds: list[ArrowFeed]) -> None:
-    for feed in feeds:
-        feed.abort()
+def _remove(directory: Path, threads: list[Any]) -> None:
+    for thread in threads:
+        thread.abort()
     shutil.rmtree(directory, ignore_errors=True)
 
 
-class GdalWriter(Writer):
-    """A writer whose GDAL output goes to a temporary directory first. Subclasses implement
+class ScratchWriter(Writer):
+    """A writer whose files go to a temporary directory first. Subclasses implement
     `_write` and `_finish` (which hands the result to `out`: copy_out); the directory is removed
     after close, after any exception in write or close, on `abort()`, and if the writer is
     dropped unclosed (garbage collection)."""
@@ -234,13 +181,8 @@ class GdalWriter(Writer):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.tmp = scratch_dir(out)
-        self.feeds: list[ArrowFeed] = []
-        self._cleanup = weakref.finalize(self, _remove, self.tmp, self.feeds)
-
-    def feed(self, filename: str, schema: pa.Schema, **write_options: Any) -> ArrowFeed:
-        feed = ArrowFeed(self.tmp / filename, schema, **write_options)
-        self.feeds.append(feed)
-        return feed
+        self.threads: list[Any] = []  # helpers writing on threads of their own: closed before _finish, aborted with it
+        self._cleanup = weakref.finalize(self, _remove, self.tmp, self.threads)
 
     def write(self, batch: pa.RecordBatch) -> None:
         try:
@@ -251,14 +193,14 @@ class GdalWriter(Writer):
 
     def close(self) -> None:
         try:
-            for feed in self.feeds:
-                feed.close()
+            for thread in self.threads:
+                thread.close()
             self._finish()
         finally:
             self.abort()
 
     def abort(self) -> None:
-        """Stop GDAL and remove every temporary file; safe to call more than once."""
+        """Remove every temporary file; safe to call more than once."""
         self._cleanup()
 
     def copy_out(self, path: Path) -> None:
