@@ -182,22 +182,42 @@ class DbfWriter:
 
     def copy(self, dst: BinaryIO) -> None:
         """Write the whole DBF to `dst`: header, descriptors, records at the final widths, end."""
-        record = 1 + sum(self.widths)
+        dst.write(self.head())
+        self.copy_records(self.blocks, dst, last=True)
+
+    def head(self) -> bytes:
+        """The header and field descriptors, at the final widths."""
         today = time.localtime()
-        dst.write(struct.pack("<4BIHH20x", 3, today.tm_year - 1900, today.tm_mon, today.tm_mday, self.records,
-                              HEADER + DESCRIPTOR * len(self.fields) + 1, record))
+        head = [struct.pack("<4BIHH20x", 3, today.tm_year - 1900, today.tm_mon, today.tm_mday, self.records,
+                            HEADER + DESCRIPTOR * len(self.fields) + 1, 1 + sum(self.widths))]
         for field, width in zip(self.fields, self.widths):
-            dst.write(struct.pack("<11sc4xBB14x", field.name.encode(), field.kind.encode(), width, field.decimals))
-        dst.write(END_OF_HEADER)
+            head.append(struct.pack("<11sc4xBB14x", field.name.encode(), field.kind.encode(), width, field.decimals))
+        return b"".join(head) + END_OF_HEADER
+
+    def groups(self, n: int) -> list[list[_Block]]:
+        """The blocks in at most `n` runs of about as many records each (one, maybe empty, at
+        least), for the records to be written by several threads, each run after the last."""
+        groups: list[list[_Block]] = [[]]
+        for block in self.blocks:
+            if len(groups) < n and groups[-1] and sum(b.rows for b in groups[-1]) >= self.records / n:
+                groups.append([])
+            groups[-1].append(block)
+        return groups
+
+    def copy_records(self, blocks: list[_Block], dst: BinaryIO, last: bool) -> None:
+        """Write the records of `blocks` at the final widths to `dst`, then the file's end if
+        they are the `last`."""
+        record = 1 + sum(self.widths)
         with open(self.path, "rb") as src:
-            for block in self.blocks:
+            for block in blocks:
                 src.seek(block.at)
                 cells = [(np.frombuffer(src.read(block.rows), np.uint8), np.frombuffer(src.read(size), np.uint8))
                          for size in block.sizes]
                 per_step = max(1, BLOCK_BYTES // record)
                 for first in range(0, block.rows, per_step):
                     dst.write(memoryview(self._records(cells, first, min(block.rows, first + per_step), record)))
-        dst.write(END_OF_FILE)
+        if last:
+            dst.write(END_OF_FILE)
 
     def _records(self, cells: list[tuple[np.ndarray, np.ndarray]], first: int, last: int, record: int) -> np.ndarray:
         """Records first..last of a block at the final widths, as bytes."""

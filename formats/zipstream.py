@@ -13,11 +13,10 @@ zip64 records they did not need.
 """
 from __future__ import annotations
 
-import shutil
 import struct
 import tempfile
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import BinaryIO, Sequence
 
 import numpy as np
 from isal import isal_zlib
@@ -73,20 +72,30 @@ def _compressor(level: int) -> "isal_zlib.Compress":
 
 
 @dataclass
+class Part:
+    """Deflated bytes in a spool's file (its first `compressed` bytes), flushed to a byte
+    boundary so that another part's deflate stream may follow: `size` bytes, CRC-32 `crc`."""
+
+    crc: int
+    size: int
+    file: BinaryIO
+    compressed: int
+
+
+@dataclass
 class Entry:
-    """A deflated entry ready to write: its first deflated bytes, then `rest_size` more read
-    from `rest`, if any."""
+    """A deflated entry ready to write: its first deflated bytes, then the parts read from
+    their files, one after the other."""
 
     name: str
     crc: int
     size: int
     deflated_head: bytes
-    rest: BinaryIO | None = None
-    rest_size: int = 0
+    parts: list[Part] = field(default_factory=list)
 
     @property
     def compressed_size(self) -> int:
-        return len(self.deflated_head) + self.rest_size
+        return len(self.deflated_head) + sum(part.compressed for part in self.parts)
 
     @classmethod
     def of(cls, name: str, data: bytes, level: int) -> "Entry":
@@ -109,14 +118,22 @@ class DeflatedSpool:
         self.size += memoryview(data).nbytes
         self.file.write(self.compressor.compress(data))
 
-    def entry(self, name: str, head: bytes = b"") -> Entry:
-        """The finished entry, `head` in front of what was written. The spool must stay open
-        until the entry is added to the zip."""
+    def part(self) -> Part:
+        """What was written, as a part that another may follow in its entry."""
+        self.file.write(self.compressor.flush(isal_zlib.Z_SYNC_FLUSH))
+        return Part(self.crc, self.size, self.file, self.file.tell())
+
+    def entry(self, name: str, head: bytes = b"", before: Sequence[Part] = ()) -> Entry:
+        """The finished entry: `head`, then the parts `before` (of other spools), then what was
+        written here. The spools must stay open until the entry is added to the zip."""
         self.file.write(self.compressor.flush())
         head_compressor = _compressor(self.level)
         deflated_head = head_compressor.compress(head) + head_compressor.flush(isal_zlib.Z_SYNC_FLUSH)
-        return Entry(name, crc32_combine(isal_zlib.crc32(head), self.crc, self.size), len(head) + self.size,
-                     deflated_head, self.file, self.file.tell())
+        parts = [*before, Part(self.crc, self.size, self.file, self.file.tell())]
+        crc, size = isal_zlib.crc32(head), len(head)
+        for part in parts:
+            crc, size = crc32_combine(crc, part.crc, part.size), size + part.size
+        return Entry(name, crc, size, deflated_head, parts)
 
     def close(self) -> None:
         self.file.close()
@@ -133,6 +150,15 @@ class _Written:
     @property
     def zip64(self) -> bool:
         return self.size >= ZIP64_LIMIT or self.compressed_size >= ZIP64_LIMIT
+
+
+def _copy_exactly(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+    while size > 0:
+        chunk = src.read(min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("a deflated part is shorter than it said")
+        dst.write(chunk)
+        size -= len(chunk)
 
 
 class ZipWriter:
@@ -155,10 +181,10 @@ class ZipWriter:
         self._write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if w.zip64 else 20, 0, DEFLATED, 0, DOS_DATE,
                                 w.crc, *sizes, len(w.name), len(extra)) + w.name + extra)
         self._write(entry.deflated_head)
-        if entry.rest is not None:
-            entry.rest.seek(0)
-            shutil.copyfileobj(entry.rest, self.out, 1 << 20)
-            self.offset += entry.rest_size
+        for part in entry.parts:
+            part.file.seek(0)
+            _copy_exactly(part.file, self.out, part.compressed)
+            self.offset += part.compressed
         self.written.append(w)
 
     def close(self) -> None:

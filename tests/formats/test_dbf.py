@@ -121,3 +121,23 @@ def test_every_arrow_type_written_has_a_field():
     with pytest.raises(TypeError):
         field_of("f", pa.binary())
     assert dbf.MAX_TEXT == 254
+
+
+def test_records_written_in_parts_make_the_same_file(tmp_path):
+    """The runs of blocks `groups` gives cover every block once, in order, about evenly; their
+    records written one run after the other make the file `copy` makes."""
+    names = ["t", "n"]
+    writer = DbfWriter(tmp_path / "t.blocks", [field_of("t", pa.string()), field_of("n", pa.int64())])
+    for size in (5, 1, 7, 3, 4):
+        writer.write([pa.array(["x" * size] * size), pa.array(range(size))])
+    groups = writer.groups(2)
+    assert [b for group in groups for b in group] == writer.blocks
+    assert [sum(b.rows for b in group) for group in groups] == [13, 7]
+    whole, parts = io.BytesIO(), io.BytesIO()
+    writer.copy(whole)
+    parts.write(writer.head())
+    for i, group in enumerate(groups):
+        writer.copy_records(group, parts, last=i == len(groups) - 1)
+    assert parts.getvalue() == whole.getvalue()
+    assert len(decode(whole.getvalue())[1]) == 20 and names == [f[0] for f in decode(whole.getvalue())[0]]
+    assert DbfWriter(tmp_path / "e.blocks", writer.fields).groups(2) == [[]]

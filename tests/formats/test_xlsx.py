@@ -302,3 +302,24 @@ def test_zip64_fields_where_sizes_and_offsets_need_them(monkeypatch: pytest.Monk
         assert sheet.file_size > 1_000 and sheet.extract_version == 45
     assert b"PK\x06\x06" in data and b"PK\x06\x07" in data  # zip64 end of directory and its locator
     assert sheets(data)["Sheet1"][1][0].value == "Fête de la musique"
+
+
+def test_an_entry_chains_a_head_and_parts_deflated_apart() -> None:
+    """Parts deflated by separate spools (side by side, in threads) and a head deflated last
+    make one entry zipfile inflates whole, its CRC-32 right."""
+    rng = np.random.default_rng(2)
+    pieces = [rng.integers(0, 8, size, dtype=np.uint8).tobytes() for size in (70_000, 0, 5, 300_000)]
+    spools = [zipstream.DeflatedSpool(2) for _ in pieces]
+    try:
+        for spool, piece in zip(spools, pieces):
+            spool.write(piece)
+        out = io.BytesIO()
+        archive = zipstream.ZipWriter(out)
+        archive.add(spools[-1].entry("data.bin", b"HEAD", [spool.part() for spool in spools[:-1]]))
+        archive.close()
+    finally:
+        for spool in spools:
+            spool.close()
+    with zipfile.ZipFile(out) as package:
+        assert package.testzip() is None
+        assert package.read("data.bin") == b"HEAD" + b"".join(pieces)
