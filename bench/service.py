@@ -56,8 +56,10 @@ async def create(client: Client, export_type: str, dataset: str, where: str | No
         return (await response.json())["_links"]["self"]["href"]
 
 
-async def ready_after(client: Client, export_type: str, dataset: str, where: str | None = None) -> float:
-    """Seconds from POST to ready, waiting with ?wait= as a client should."""
+async def ready_after(client: Client, export_type: str, dataset: str, where: str | None = None,
+                      delete: bool = False) -> float:
+    """Seconds from POST to ready, waiting with ?wait= as a client should; the export deleted
+    once ready if asked (a large file the run need not keep)."""
     started = time.monotonic()
     export = await create(client, export_type, dataset, where)
     status = ""
@@ -66,7 +68,11 @@ async def ready_after(client: Client, export_type: str, dataset: str, where: str
             status = (await response.json())["status"]
     if status != "ready":
         raise RuntimeError(f"export {export} failed")
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    if delete:
+        async with client.session.delete(export, headers=client.headers) as response:
+            response.raise_for_status()
+    return seconds
 
 
 async def workers_up(client: Client, processes: list) -> None:
@@ -216,7 +222,7 @@ async def main(exports: int, big_rows: int, big_formats: list[str], drained: int
                 for fmt in big_formats if big_rows else ():
                     big_worker = service.worker()
                     await workers_up(client, [big_worker])
-                    seconds = await ready_after(client, fmt, "big")
+                    seconds = await ready_after(client, fmt, "big", delete=True)
                     rows.append((f"worker exporting {big_rows:,} rows as {fmt}",
                                  f"peak RSS {peak_rss_mib(big_worker.pid):.0f} MiB, {big_rows / seconds:,.0f} rows/s"))
                     big_worker.kill()
@@ -235,6 +241,6 @@ if __name__ == "__main__":
     parser.add_argument("--drained", type=int, default=200, choices=range(1, 1001), metavar="1..1000",
                         help="small exports a drain (more: its first and last moments, workers waking and the last few "
                              "alone, weigh less)")
-    parser.add_argument("--big-formats", default="csv,jsonl,geojson,parquet,fgb", help="comma-separated formats of the large exports")
+    parser.add_argument("--big-formats", default="csv,json,jsonl,geojson,parquet,fgb,shp,kml,gpx,xlsx,ical,ov2", help="comma-separated formats of the large exports")
     args = parser.parse_args()
     asyncio.run(main(args.exports, args.big_rows, args.big_formats.split(","), args.drained))
