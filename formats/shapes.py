@@ -1,6 +1,6 @@
 """The .shp and .shx of a shapefile, written here with numpy a batch at a time: GDAL's driver
 kept every record's offset and size in memory until it closed the file (a 10-million-point
-export peaked at 447 MiB), and this is faster. The DBF stays GDAL's (formats/shapefile.py).
+export peaked at 447 MiB), and this is faster. The DBF is formats/dbf.py's.
 
 ESRI's Shapefile Technical Description (1998): a .shp is a 100-byte header (file code 9994,
 file length in 16-bit words, both big-endian; version 1000, shape type and bounding box,
@@ -159,7 +159,8 @@ class ShapeFile:
         records["type"] = np.where(present, POINT, NULL)
         records["x"], records["y"] = x, y
         if present.any():
-            self._grow_box(np.column_stack([x[present], y[present]]), np.column_stack([x[present], y[present]]))
+            xy = np.column_stack([x[present], y[present]])
+            self._grow_box(xy, xy)
         if present.all():
             self._append(records.view(np.uint8), np.full(n, POINT_RECORD.itemsize))
         else:
