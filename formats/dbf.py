@@ -13,13 +13,14 @@ each field), then 0x1A. Cells as GDAL writes them:
   widest value without them. At most 254 bytes (the caller cuts longer text).
 - N (int64): right-aligned digits; null is all `*`.
 - N 24.15 (double): `%24.15f`; null is all `*`. A value that does not fit in 24 characters
-  so (from 10^8 up) is written `%.15e`, which readers parse: GDAL cut it to 24 characters,
-  another number, and warned.
+  so (from 10^8 up, -10^7 down) is written `%24.15e`, which readers parse: GDAL cut it to 24
+  characters, another number, and warned.
 - L (boolean): T or F; null `?`. D (date): YYYYMMDD; null 00000000.
 
-The final widths are known only at the end, so each batch is written to a scratch file as a
-block of records at that batch's own widths; `copy` writes the header, then each block
-re-laid at the final widths, a few MiB at a time."""
+The final widths are known only at the end, so each batch's cells go to a scratch file as a
+block (each cell's length, then the cells, field by field); at the end the records are laid
+out at the final widths from the blocks, a few MiB at a time, in runs of blocks that threads
+write side by side (formats/shapefile.py deflates them into one zip entry)."""
 from __future__ import annotations
 
 import struct
@@ -133,10 +134,6 @@ _NEGATIVE = np.array([int.from_bytes(b" " * (6 - d) + b"-" * (d < 7) + bytes(d +
 def _digits(n: int) -> np.ndarray:
     """The n ASCII digits of each number below 10**n, zero-padded: ((10**n), n) uint8."""
     return np.frombuffer("".join(f"{i:0{n}d}" for i in range(10**n)).encode(), np.uint8).reshape(-1, n)
-
-
-def _concat(*texts: pa.Array | str) -> pa.Array:
-    return pc.binary_join_element_wise(*texts, "")
 
 
 class _Block(NamedTuple):
