@@ -17,14 +17,12 @@ from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import shapely
 
 from domain.fields import Field
 from domain.storage.base import adopt
 from formats.base import WGS84, OptionError, Writer
 from formats.values import datetime_strings, point_coords
-from formats.wkb import checked_wkb
 
 PLAIN = {"text": pa.string(), "int": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
 COPY_CHUNK = 1 << 20
@@ -52,31 +50,6 @@ def geometries(column: pa.Array, field_type: str) -> np.ndarray:
 
 def wkb(geoms: np.ndarray) -> pa.Array:
     return pa.array(shapely.to_wkb(geoms), pa.binary())
-
-
-def geometry_wkb(column: pa.Array, field_type: str, epsg: int = WGS84) -> pa.Array:
-    """WKB geometries (null where missing) of a geo_shape or geo_point_2d column, in `epsg`.
-    In WGS 84 the stored WKB goes on as it is, checked (a broken one raises here, not in GDAL)
-    but not parsed: writing it again took 60% of a polygon export's Python time, parsing it
-    a quarter of the rest (formats/wkb.py)."""
-    if field_type == "geo_point_2d":
-        return point_wkb(column, epsg)
-    return checked_wkb(column) if epsg == WGS84 else wkb(reproject(geometries(column, field_type), epsg))
-
-
-WKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])  # packed: 21 bytes
-
-
-def point_wkb(column: pa.StructArray, epsg: int = WGS84) -> pa.Array:
-    """WKB points (as shapely.to_wkb writes them; null where the point is null) of a
-    geo_point_2d column moved to `epsg`, packed with numpy rather than built as shapely
-    objects: a third of the time of a point export went there."""
-    xs, ys = point_xy(column, epsg)
-    records = np.empty(len(column), WKB_POINT)
-    records["order"], records["type"], records["x"], records["y"] = 1, 1, xs, ys
-    offsets = np.arange(0, WKB_POINT.itemsize * (len(column) + 1), WKB_POINT.itemsize, dtype=np.int32)
-    points = pa.BinaryArray.from_buffers(pa.binary(), len(column), [None, pa.py_buffer(offsets), pa.py_buffer(records)])
-    return pc.if_else(column.is_valid(), points, pa.scalar(None, pa.binary()))
 
 
 def esri_wkt(epsg: int) -> str:

@@ -83,7 +83,6 @@ class _Shapefile:
     def __init__(self, path: Path, kind: str, fields: list[dbf.Field]):
         self.shapes = ShapeFile(path, kind)
         self.table = DbfWriter(path.with_suffix(".dbf-blocks"), fields)
-        self.dbf = path.with_suffix(".dbf")
 
     def write(self, columns: list[pa.Array], geometry: pa.BinaryArray | tuple[np.ndarray, np.ndarray]) -> None:
         """Records of the attribute `columns` (none: the FID column is made here) and
@@ -101,7 +100,7 @@ class _Shapefile:
 class ShapefileWriter(ScratchWriter):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
-        self.crs = check_epsg(options["epsg"])
+        check_epsg(options["epsg"])
         self.stem = options.get("stem") or "export"
         self.geo = geometry_index(self.fields)
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in ("geo_shape", "geo_point_2d")]
@@ -112,16 +111,10 @@ class ShapefileWriter(ScratchWriter):
         self.layers: dict[str, _Shapefile] = {}
         self.cut = dict.fromkeys(self.names, 0)
         self.collections = 0
-        self.prj: str | None = None
 
     def _layer(self, kind: str) -> _Shapefile:
         if kind not in self.layers:
-            path = self.tmp / f"{self.stem}_{kind}.shp"
-            self.layers[kind] = _Shapefile(path, kind, self.dbf_fields)
-            if self.prj is None:
-                self.prj = WGS84_PRJ if self.options["epsg"] == WGS84 else esri_wkt(self.options["epsg"])
-            path.with_suffix(".prj").write_text(self.prj)
-            path.with_suffix(".cpg").write_text("UTF-8")
+            self.layers[kind] = _Shapefile(self.tmp / f"{self.stem}_{kind}.shp", kind, self.dbf_fields)
         return self.layers[kind]
 
     def _columns(self, batch: pa.RecordBatch) -> list[pa.Array]:
@@ -180,20 +173,24 @@ class ShapefileWriter(ScratchWriter):
         if self.collections:
             self.warnings.append(f"{self.collections} geometry collection(s) skipped: a shapefile cannot hold them")
         single = len(self.layers) == 1
+        epsg = self.options["epsg"]
+        texts = {".prj": (WGS84_PRJ if epsg == WGS84 else esri_wkt(epsg)).encode(), ".cpg": b"UTF-8"}
         jobs: list[Callable[[BinaryIO], None]] = []  # each writes a spool, on the pool's threads
         entries: list[tuple[str, bytes, int, int]] = []  # (name, head, its spools: first, end)
         for kind, layer in sorted(self.layers.items(), key=lambda item: KIND_ORDER.index(item[0])):
             name = self.stem if single else f"{self.stem}_{kind}"
             for part in PARTS:
-                first = len(jobs)
-                if part == ".dbf":  # its records in parts, deflated side by side
-                    groups = layer.table.groups(DBF_PARTS)
-                    jobs += [partial(layer.table.copy_records, group, last=i == len(groups) - 1)
-                             for i, group in enumerate(groups)]
-                    entries.append((name + part, layer.table.head(), first, len(jobs)))
+                head = b""
+                if part == ".dbf":  # its records in runs, deflated side by side
+                    head, groups = layer.table.head(), layer.table.groups(DBF_PARTS)
+                    writes = [partial(layer.table.copy_records, group, last=i == len(groups) - 1)
+                              for i, group in enumerate(groups)]
+                elif part in texts:
+                    writes = [partial(_put, texts[part])]
                 else:
-                    jobs.append(partial(_copy, self.tmp / f"{self.stem}_{kind}{part}"))
-                    entries.append((name + part, b"", first, len(jobs)))
+                    writes = [partial(_copy, self.tmp / f"{self.stem}_{kind}{part}")]
+                entries.append((name + part, head, len(jobs), len(jobs) + len(writes)))
+                jobs += writes
         with ExitStack() as stack, ThreadPoolExecutor(ZIP_THREADS) as pool:
             spools = [stack.enter_context(closing(DeflatedSpool(ZIP_LEVEL))) for _ in jobs]
             list(pool.map(lambda job, spool: job(spool), jobs, spools))  # all written (or the first error raised)
@@ -201,6 +198,10 @@ class ShapefileWriter(ScratchWriter):
             for name, head, first, end in entries:
                 archive.add(spools[end - 1].entry(name, head, [spool.part() for spool in spools[first:end - 1]]))
             archive.close()
+
+
+def _put(data: bytes, dst: BinaryIO) -> None:
+    dst.write(data)
 
 
 def _copy(path: Path, dst: BinaryIO) -> None:

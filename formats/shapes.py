@@ -52,7 +52,7 @@ class Runs:
     def __init__(self, row: np.ndarray, points: np.ndarray, first: np.ndarray, xy: np.ndarray):
         self.row = row  # the row each run is of, sorted
         self.points = points  # points in each run (at least one)
-        self.first = first  # whether it is the first run of its polygon (its outer ring)
+        self.first = first  # whether it is the first run of its shape (a polygon's: its outer ring)
         self.xy = xy  # (points, 2) float64, every run's one after the other
 
     @staticmethod
@@ -76,7 +76,7 @@ class Runs:
     def of_geometries(geoms: np.ndarray, rows: np.ndarray) -> "Runs":
         """The runs of shapely geometries (None: none) that are of `rows`."""
         parts, owner = shapely.get_parts(geoms, return_index=True)
-        first = np.ones(len(parts), bool)
+        first = _starts_group(owner)
         polygons = shapely.get_type_id(parts) == 3
         if polygons.any():  # a polygon's runs are its rings, the outer first; other parts are one run
             rings, ring_of = shapely.get_rings(parts[polygons], return_index=True)

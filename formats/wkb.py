@@ -1,8 +1,8 @@
-"""WKB checked without building geometries: a geo_shape column goes to GDAL as the WKB it is
-stored as, but a broken value must raise in our writer (where the export fails with shapely's
-reason) rather than become a null geometry in GDAL. shapely.from_wkb builds a GEOS geometry a
-value (a quarter of a FlatGeobuf polygon export's time); the usual values are walked here with
-numpy instead, one nesting level at a time over the whole batch.
+"""WKB read without building geometries: the shapefile and FlatGeobuf writers take a geo_shape
+column's coordinates straight from the WKB it is stored as. shapely.from_wkb builds a GEOS
+geometry a value (a quarter of a FlatGeobuf polygon export's time); the usual values are walked
+here with numpy instead, one nesting level at a time over the whole batch, and a broken value
+still raises in the writer (the export fails with shapely's reason).
 
 The walk is only ever a shortcut: it accepts 2D little-endian points, linestrings (two points
 or more), polygons (closed rings of four points or more) and their multi- forms, exactly as
@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import shapely
 
 from formats.values import string_bytes
 
@@ -32,16 +31,6 @@ class Walk(NamedTuple):
     vouched: np.ndarray  # a value (not null) it read to the end: 2D little-endian WKB shapely reads
     types: np.ndarray  # the WKB geometry type (POINT … MULTIPOLYGON) of a vouched value, 0 for the others
     counts: np.ndarray  # the points of its linestring, rings of its polygon or parts of its multi-geometry
-
-
-def checked_wkb(column: pa.Array) -> pa.Array:
-    """The binary column as it is, once every value is known to be WKB shapely reads (else
-    shapely's GEOSException)."""
-    column = column.cast(pa.binary())
-    suspicious = column.is_valid().to_numpy(zero_copy_only=False) & ~walk(column).vouched
-    if suspicious.any():
-        shapely.from_wkb(column.filter(pa.array(suspicious)).to_numpy(zero_copy_only=False))
-    return column
 
 
 def walk(column: pa.BinaryArray) -> Walk:

@@ -165,17 +165,6 @@ def test_temporary_files_removed_on_error(tmp_path, monkeypatch, name):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("epsg", [4326, 2154])
-def test_point_wkb_is_what_shapely_writes(epsg):
-    import pyarrow as pa
-
-    from formats.geo import geometries, point_wkb, reproject, wkb
-    column = awkward_table().column("geo_point_2d").combine_chunks()
-    for part in (column, column.slice(2, 3)):
-        want = wkb(reproject(geometries(part, "geo_point_2d"), epsg))
-        assert point_wkb(part, epsg).equals(want) and want.type == pa.binary()
-
-
 GPX = "{http://www.topografix.com/GPX/1/1}"
 OGR = "{http://osgeo.org/gdal}"
 
@@ -241,24 +230,3 @@ def test_gpx_is_streamed_without_temporary_files(tmp_path, monkeypatch):
     assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="exportd"')
     assert data.endswith(b"</wpt>\n</gpx>\n") and list(tmp_path.iterdir()) == []
     assert [m["<name>"] for m in waypoints(data)] == [r["title"] for r in expected_records() if r["point"]]
-
-
-def test_checked_wkb_accepts_what_shapely_reads_and_raises_as_it_does():
-    import pyarrow as pa
-
-    from formats.wkb import checked_wkb
-    ring = [(0, 0), (4, 0), (4, 4), (0, 0)]
-    hole = [(1, 1), (2, 1), (2, 2), (1, 1)]
-    geoms = [shapely.Point(1, 2), shapely.Point(), shapely.LineString([(0, 0), (1, 1)]), shapely.Polygon(ring, [hole]),
-             shapely.MultiPoint([(0, 0), (1, 1)]), shapely.MultiLineString([[(0, 0), (1, 1)], [(2, 2), (3, 3)]]),
-             shapely.MultiPolygon([shapely.Polygon(ring), shapely.Polygon(hole)]), shapely.Polygon(),
-             shapely.GeometryCollection([shapely.Point(1, 1)]), shapely.Point(1, 2, 3), shapely.Point(1, 2).buffer(1)]
-    values = [shapely.to_wkb(g) for g in geoms] + [shapely.to_wkb(g, byte_order=0) for g in geoms] + [None]
-    column = pa.array(values, pa.binary())
-    assert checked_wkb(column).equals(column)
-    assert checked_wkb(column.slice(3, 4)).equals(column.slice(3, 4))
-    polygon = shapely.to_wkb(shapely.Polygon(ring))
-    unclosed = polygon[:-16] + shapely.to_wkb(shapely.Point(9, 9))[5:]
-    for broken in (b"junk", polygon[:-3], unclosed, polygon[:9] + (2**31).to_bytes(4, "little") + polygon[13:]):
-        with pytest.raises(shapely.errors.GEOSException):
-            checked_wkb(pa.array([polygon, broken, None], pa.binary()))

@@ -163,3 +163,29 @@ def test_a_file_past_what_a_shapefile_can_hold_fails(tmp_path, monkeypatch):
     shapefile.write_points(np.arange(3.0), np.arange(3.0))
     with pytest.raises(ValueError, match="4 GiB"):
         shapefile.write_points(np.arange(2.0), np.arange(2.0))
+
+
+def test_runs_read_from_bytes_agree_with_shapely_s_and_broken_values_raise():
+    """Values the numpy walk reads (little-endian) and values shapely reads (big-endian, 3D,
+    collections) give the runs shapely's own reading gives; a broken value raises as
+    shapely.from_wkb does, so the export fails with its reason. (Empty points are not runs'
+    business: the point file reads them as null shapes.)"""
+    from formats.shapes import Runs
+    ring = [(0, 0), (4, 0), (4, 4), (0, 0)]
+    hole = [(1, 1), (2, 1), (2, 2), (1, 1)]
+    geoms = [shapely.Point(1, 2), shapely.LineString([(0, 0), (1, 1)]), shapely.Polygon(ring, [hole]),
+             shapely.MultiPoint([(0, 0), (1, 1)]), shapely.MultiLineString([[(0, 0), (1, 1)], [(2, 2), (3, 3)]]),
+             shapely.MultiPolygon([shapely.Polygon(ring), shapely.Polygon(hole)]), shapely.Polygon(),
+             shapely.GeometryCollection([shapely.Point(1, 1)]), shapely.Point(1, 2, 3), shapely.Point(1, 2).buffer(1)]
+    values = [shapely.to_wkb(g) for g in geoms] + [shapely.to_wkb(g, byte_order=0) for g in geoms] + [None]
+    column = pa.array(values, pa.binary())
+    for part in (column, column.slice(3, 4)):
+        got = Runs.of_wkb(part)
+        want = Runs.of_geometries(shapely.from_wkb(part.to_numpy(zero_copy_only=False)), np.arange(len(part)))
+        assert got.row.tolist() == want.row.tolist() and got.points.tolist() == want.points.tolist()
+        assert got.first.tolist() == want.first.tolist() and np.array_equal(got.xy, want.xy)
+    polygon = shapely.to_wkb(shapely.Polygon(ring))
+    unclosed = polygon[:-16] + shapely.to_wkb(shapely.Point(9, 9))[5:]
+    for broken in (b"junk", polygon[:-3], unclosed, polygon[:9] + (2**31).to_bytes(4, "little") + polygon[13:]):
+        with pytest.raises(shapely.errors.GEOSException):
+            Runs.of_wkb(pa.array([polygon, broken, None], pa.binary()))
