@@ -98,12 +98,12 @@ WGS84 = 4326  # the EPSG code geometries are stored in
 
 
 def require_wgs84(options: Mapping[str, Any], format_name: str) -> None:
-    """Refuse an `epsg` other than 4326, for formats that hold WGS 84 only (OV2) or whose
-    reprojection is not written yet (Parquet, XLSX)."""
+    """Refuse an `epsg` other than 4326, for formats that hold WGS 84 only (OV2, KML, GPX) or
+    whose reprojection is not written yet (Parquet, XLSX)."""
     if options.get("epsg", WGS84) != WGS84:
         raise OptionError(
             f"option 'epsg': format {format_name!r} writes EPSG:4326 only; "
-            f"reprojection to EPSG:{options['epsg']} is supported for geojson and the GDAL formats"
+            f"reprojection to EPSG:{options['epsg']} is supported for geojson, shp and fgb"
         )
 
 

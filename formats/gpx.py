@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from formats.base import Format, Option, Writer
+from formats.base import Format, Option, Writer, require_wgs84
 from formats.geo import geometry_index, launder
 from formats.json import buffer_of
-from formats.kml import check_wgs84, name_index
+from formats.kml import name_index
 from formats.values import as_text, coordinate_strings, point_coords, xml_text
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
@@ -58,7 +58,7 @@ def element(tag: str, text: pa.Array, indent: str = "  ") -> pa.Array:
 
 class GpxWriter(Writer):
     def __init__(self, out, schema, fields, options):
-        check_wgs84(options)
+        require_wgs84(options, "gpx")
         super().__init__(out, schema, fields, options)
         self.geo = geometry_index(self.fields, ("geo_point_2d", "geo_shape"))
         self.labels = self.column_names()

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from formats.base import WGS84, Format, Option, OptionError, Writer
+from formats.base import Format, Option, Writer, require_wgs84
 from formats.geo import geometry_index
 from formats.json import buffer_of
 from formats.values import as_text, coordinate_strings, point_coords, xml_text
@@ -40,11 +40,6 @@ FOOTER = b"</Folder>\n</Document></kml>\n"
 SLICE_ROWS = 4096  # rows made into text at a time: whole 16k-row batches of polygons peaked 60 MiB higher
 NO_TEXT = pa.scalar(None, pa.string())
 PLAIN_TEXT = frozenset({"int", "double", "boolean", "date", "datetime"})  # written without characters to escape
-
-
-def check_wgs84(options) -> None:
-    if options["epsg"] != WGS84:
-        raise OptionError(f"option 'epsg': coordinates of this format are WGS 84 (4326), not {options['epsg']}")
 
 
 def name_index(fields, wanted: str | None) -> int | None:
@@ -148,7 +143,7 @@ def escaped(names: list[str]) -> list[str]:
 
 class KmlWriter(Writer):
     def __init__(self, out, schema, fields, options):
-        check_wgs84(options)
+        require_wgs84(options, "kml")
         super().__init__(out, schema, fields, options)
         self.geo = geometry_index(self.fields)
         self.name = name_index(self.fields, options["name_field"])

@@ -5,8 +5,9 @@ A key is a relative path such as `exports/<id>/<attempt>/<name>.csv`. A file bec
 under its key only when whole: `writing()` hands out a partial file under the host's data
 directory (`.partial/`, named by a tag saying whose it is), and on success flushes, fsyncs and
 publishes it (the backend's `_publish`: a rename, or a completed multipart upload); on any
-error nothing is published and the partial is removed. A writer whose library writes a file of
-its own (GDAL) may hand that file over whole instead (`adopt`: a rename, not a copy). A worker
+error nothing is published and the partial is removed. A writer that finishes a file of its
+own elsewhere (FlatGeobuf, whose features go in after its index) may hand that file over whole
+instead (`adopt`: a rename, not a copy). A worker
 killed mid-write leaves only a partial (and whatever its writer made beside it, named after
 it), which `sweep_partials` removes.
 """
@@ -145,7 +146,7 @@ _OPEN_PARTIALS: dict[int, Path] = {}
 def adopt(out: BinaryIO, path: Path) -> bool:
     """Make the finished file at `path` the whole content of `out`, by renaming it onto the
     partial file, when `out` is one `writing` handed out (bounded or not) and nothing has been
-    written to it yet: a writer whose library writes a file of its own (GDAL) saves copying
+    written to it yet: a writer that finishes a file of its own (FlatGeobuf) saves copying
     it, and `writing` fsyncs the adopted file instead. Past the size limit it raises
     ExportTooLarge, as the copy would. False, with nothing done, in any other case (`out`
     wrapped by something else, such as gzip, or already written to; `path` on another file
