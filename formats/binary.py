@@ -19,11 +19,17 @@ def fixed(records: np.ndarray, valid: np.ndarray | None = None) -> pa.BinaryArra
                                        null_count=nulls)
 
 
+def running_totals(counts: np.ndarray) -> np.ndarray:
+    """0, then the running totals of `counts` (n + 1 int64): where each of n runs of those
+    sizes starts, one after the other, and where the last ends."""
+    totals = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=totals[1:])
+    return totals
+
+
 def sliced(data: np.ndarray, counts: np.ndarray, unit: int) -> pa.BinaryArray:
     """Binary values cut one after the other from `data`'s bytes, value i `counts[i] * unit` long."""
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    offsets *= unit
+    offsets = running_totals(counts) * unit
     return pa.BinaryArray.from_buffers(pa.binary(), len(counts), [None, pa.py_buffer(offsets.astype(np.int32)),
                                                                    pa.py_buffer(np.ascontiguousarray(data))])
 

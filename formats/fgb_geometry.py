@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import shapely
 
 from formats import wkb
-from formats.binary import fixed, join, sliced
+from formats.binary import fixed, join, running_totals, sliced
 
 TABLE = 20  # where a block's table starts, after its vtable (padded to 20 bytes)
 # shapely's type ids (Point … GeometryCollection, LinearRing as a linestring) -> FlatGeobuf's GeometryType
@@ -132,14 +132,12 @@ def simple_blocks(types: np.ndarray, xy: np.ndarray, run_shape: np.ndarray, run_
     lengths = np.where(with_ends, 1 + runs + (runs % 2 == 0), 0)  # uint32s: count, ends, padding to 8
     ends = np.zeros(int(lengths.sum()), np.uint32)
     if with_ends.any():
-        first_word = np.zeros(n + 1, np.int64)
-        np.cumsum(lengths, out=first_word[1:])
+        first_word = running_totals(lengths)
         ends[first_word[:-1][with_ends]] = runs[with_ends]
         kept = with_ends[run_shape]
         shape, points = run_shape[kept], run_points[kept]
         total = np.cumsum(points)
-        first_run = np.zeros(n + 1, np.int64)
-        np.cumsum(runs * with_ends, out=first_run[1:])
+        first_run = running_totals(runs * with_ends)
         before = np.concatenate([[0], total])[first_run[shape]]  # points of the kept runs before the shape's
         ends[first_word[shape] + 1 + np.arange(len(shape)) - first_run[shape]] = total - before
     return Blocks((fixed(head), sliced(xy, counts, 16), sliced(ends, lengths, 4)), SIMPLE.itemsize + 16 * counts + 4 * lengths)
@@ -165,15 +163,12 @@ def multi_blocks(types: np.ndarray, inner: Blocks, owners: np.ndarray) -> Blocks
     head["type"], head["parts_count"] = types, k
     vector_words = k + (k % 2 == 0)  # offsets, and padding so the first part starts at a multiple of 8
     first_part = 36 + 4 * vector_words  # from the block's start
-    first_of = np.zeros(n + 1, np.int64)
-    np.cumsum(k, out=first_of[1:])
-    before = np.zeros(len(sizes) + 1, np.int64)  # bytes of the blocks before each part, across the run
-    np.cumsum(sizes, out=before[1:])
+    first_of = running_totals(k)
+    before = running_totals(sizes)  # bytes of the blocks before each part, across the run
     j = np.arange(len(sizes)) - first_of[owners]
     within = before[:-1] - before[first_of[owners]]
     offsets = np.zeros(int(vector_words.sum()), np.uint32)
-    word_start = np.zeros(n + 1, np.int64)
-    np.cumsum(vector_words, out=word_start[1:])
+    word_start = running_totals(vector_words)
     offsets[word_start[owners] + j] = first_part[owners] + within + TABLE - (36 + 4 * j)
     grouped = pa.ListArray.from_arrays(pa.array(first_of.astype(np.int32)), inner.joined())
     return Blocks((fixed(head), sliced(offsets, vector_words, 4), pc.binary_join(grouped, b"")),
@@ -214,8 +209,7 @@ def _vouched_blocks(runs: wkb.Runs, types: np.ndarray, bounds: np.ndarray, rows:
     """Blocks of the walked values at `rows` (of WKB `types`), their bounds put in `bounds`."""
     n = len(rows)
     points = np.bincount(runs.shape_row[runs.run_shape], weights=runs.run_points, minlength=n).astype(np.int64)
-    firsts = np.zeros(n, np.int64)
-    np.cumsum(points[:-1], out=firsts[1:])
+    firsts = running_totals(points)[:-1]
     bounds[rows, :2] = np.minimum.reduceat(runs.xy, firsts, axis=0)
     bounds[rows, 2:] = np.maximum.reduceat(runs.xy, firsts, axis=0)
     shapes = simple_blocks(runs.shape_type.astype(np.uint8), runs.xy, runs.run_shape, runs.run_points)

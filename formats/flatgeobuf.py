@@ -30,7 +30,7 @@ import shapely
 
 from formats import fgb_geometry, packed_rtree
 from formats.base import WGS84, Format, Option
-from formats.binary import fixed, join
+from formats.binary import fixed, join, running_totals
 from formats.geo import COPY_CHUNK, ScratchWriter, check_epsg, geometry_index, point_xy, reproject
 from formats.permute import permute, trim_heap
 from formats.values import date_strings, datetime_strings, string_bytes
@@ -246,8 +246,7 @@ def _chunks(path: Path, count: int, dtype: Any, step: int = CHUNK) -> Iterator[n
 def _gather(f: BinaryIO, path: Path, order: np.ndarray, sizes: np.ndarray) -> None:
     """The features of a small scratch file written in `order`: taken from a memory map, a few
     MB at a time (copied by Arrow's take; the allocator reuses the same few MB)."""
-    starts = np.zeros(len(sizes) + 1, np.int64)
-    np.cumsum(sizes, out=starts[1:])
+    starts = running_totals(sizes)
     with pa.memory_map(str(path)) as source:
         spilled = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(order),
                                                    [None, pa.py_buffer(starts), source.read_buffer()])

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import shapely
 
 from formats.base import Format, Option, Writer, require_wgs84
+from formats.binary import running_totals
 from formats.geo import geometry_index
 from formats.json import buffer_of
 from formats.values import as_text, coordinate_strings, point_coords, xml_text
@@ -66,8 +67,7 @@ def coordinate_text(coords: np.ndarray) -> pa.Array:
 
 def grouped(texts: pa.Array, owners: np.ndarray, n: int, separator: str = "") -> pa.Array:
     """For each of n owners, the texts it owns (owners: the sorted owner of each text) joined."""
-    offsets = np.zeros(n + 1, np.int32)
-    np.cumsum(np.bincount(owners, minlength=n), out=offsets[1:])
+    offsets = running_totals(np.bincount(owners, minlength=n)).astype(np.int32)
     return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), texts), separator)
 
 

@@ -20,6 +20,8 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from formats.binary import running_totals
+
 WINDOW = 16 << 20  # bytes read, or reordered, at a time
 SCAN = 1 << 20  # records whose sizes are summed at a time
 WINDOW_RECORDS = 1 << 16  # records first looked at for a window (more while they fill less)
@@ -151,8 +153,7 @@ def _read_at(fd: int, into: np.ndarray, position: int) -> None:
 
 
 def _array(data: np.ndarray, sizes: np.ndarray) -> pa.LargeBinaryArray:
-    offsets = np.zeros(len(sizes) + 1, np.int64)
-    np.cumsum(sizes, out=offsets[1:])
+    offsets = running_totals(sizes)
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(sizes), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 

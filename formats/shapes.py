@@ -28,7 +28,7 @@ import pyarrow as pa
 import shapely
 
 from formats import wkb
-from formats.binary import join, sliced
+from formats.binary import join, running_totals, sliced
 from formats.values import string_bytes
 
 NULL, POINT, POLYLINE, POLYGON, MULTIPOINT = 0, 1, 3, 5, 8
@@ -111,7 +111,7 @@ class Runs:
         """The runs as polygon rings: outer rings clockwise, holes counter-clockwise."""
         if not len(self.points):
             return self
-        starts = _exclusive_cumsum(self.points)
+        starts = running_totals(self.points)[:-1]
         relative = self.xy - np.repeat(self.xy[starts], self.points, axis=0)  # small numbers: exact signs
         cross = relative[:-1, 0] * relative[1:, 1] - relative[1:, 0] * relative[:-1, 1]
         cross = np.append(cross, 0.0)
@@ -177,7 +177,7 @@ class ShapeFile:
         heads["number"] = self._numbers(n)
         heads["type"] = np.where(present, self.shape_type, NULL)
         heads["points"] = points
-        first_point = _exclusive_cumsum(points)
+        first_point = running_totals(points)[:-1]
         if present.any():
             low = np.minimum.reduceat(runs.xy, first_point[present], axis=0)
             high = np.maximum.reduceat(runs.xy, first_point[present], axis=0)
@@ -188,7 +188,7 @@ class ShapeFile:
         pieces = []
         if self.shape_type != MULTIPOINT:
             heads["parts"] = parts
-            part_starts = (_exclusive_cumsum(runs.points) - first_point[runs.row]).astype("<i4")
+            part_starts = (running_totals(runs.points)[:-1] - first_point[runs.row]).astype("<i4")
             pieces.append(sliced(part_starts.view(np.uint8), parts, 4))
             sizes += 4 * parts
         heads["length"] = (sizes - 8) // 2
@@ -209,7 +209,7 @@ class ShapeFile:
         if self.size + total > MAX_BYTES:
             raise ValueError(f"{self.shp.name} would pass the 4 GiB a shapefile can hold")
         index = np.empty(len(sizes), INDEX_ENTRY)
-        index["offset"] = (self.size + _exclusive_cumsum(sizes)) // 2
+        index["offset"] = (self.size + running_totals(sizes)[:-1]) // 2
         index["length"] = (sizes - 8) // 2
         with open(self.shp, "ab") as shp, open(self.shx, "ab") as shx:
             shp.write(memoryview(data[:total]))
@@ -256,9 +256,3 @@ def _cut(records: np.ndarray, whole: np.ndarray, short: int) -> np.ndarray:
 def _starts_group(group: np.ndarray) -> np.ndarray:
     """Whether each element of a sorted array differs from the one before it."""
     return np.concatenate([[True], group[1:] != group[:-1]]) if len(group) else np.zeros(0, bool)
-
-
-def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(counts), np.int64)
-    np.cumsum(counts[:-1], out=out[1:])
-    return out
