@@ -32,18 +32,14 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
         raise SettingsError(f"{PREFIX}{name} must be an integer, not {raw!r}") from None
 
 
-def _not_negative(env: Mapping[str, str], name: str, default: int) -> int:
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None,
+             meaning: str = "") -> int:
+    """An integer setting from `low` to `high` (or up), else SettingsError; `meaning` glosses `low`."""
     value = _int(env, name, default)
-    if value is None or value < 0:
-        raise SettingsError(f"{PREFIX}{name} must be 0 or more")
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low}{meaning} to {high}" if high is not None else f"{low} or more"
+        raise SettingsError(f"{PREFIX}{name} must be {bounds}")
     return value
-
-
-def _nice(env: Mapping[str, str]) -> int:
-    nice = _int(env, "WORKER_NICE", 10)
-    if nice is None or not 0 <= nice <= 19:
-        raise SettingsError(f"{PREFIX}WORKER_NICE must be from 0 (the priority it was started with) to 19")
-    return nice
 
 
 def stored_secret(data_dir: Path, name: str) -> str:
@@ -120,8 +116,8 @@ class Settings:
             origin_system=env.get(PREFIX + "ORIGIN_SYSTEM") or "exportd",
             queue_name=env.get(PREFIX + "QUEUE") or "exportd:queue",
             worker_jobs=_int(env, "WORKER_JOBS", 2) or 2,
-            worker_nice=_nice(env),
-            worker_alone_ms=_not_negative(env, "WORKER_ALONE_MS", 1000),
+            worker_nice=_bounded(env, "WORKER_NICE", 10, 0, 19, " (the priority it was started with)"),
+            worker_alone_ms=_bounded(env, "WORKER_ALONE_MS", 1000, 0),
             job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30) or 0,
             max_attempts=_int(env, "MAX_ATTEMPTS", 5) or 5,
