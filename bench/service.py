@@ -15,7 +15,8 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   the web process's POSTs (their CPU is shown apart) competing with the workers for the cores;
 - GET /api/v1/exports/{id} requests per second (20 × --exports requests);
 - peak RSS of a worker exporting --big-rows records (10,000,000) in each of --big-formats
-  (csv, jsonl, geojson, parquet, fgb by default), a fresh worker process for each.
+  (every format of the issue by default, each export deleted once measured), a fresh worker
+  process for each.
 
 It prints a table and writes it to BENCHMARKS.md. Nothing asserts a time.
 """
