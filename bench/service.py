@@ -8,12 +8,12 @@ with real processes (redis-server, `python -m api`, `python -m worker`):
   each a 1-worker drain then a 2-worker one), the workers as configured by default (a short
   export runs alone), then running 2 exports at once (EXPORTD_WORKER_ALONE_MS=0): --drained
   exports (400; 60 for make bench QUICK=1) queued while the workers are stopped (SIGSTOP),
-  then drained. The
-  drain ends when the last of them entered Redis' index of ready exports (its score), which is
-  looked at every 0.1 s so that looking costs the machine nothing (through the API, the web
-  process would take CPU from the workers). Printed beside it: the CPU each process spent an
-  export and the cores they kept busy. Posting the exports while the workers run would measure
-  the web process's POSTs (their CPU is shown apart) competing with the workers for the cores;
+  then drained. The drain ends when the last of them entered Redis' index of ready exports
+  (its score), which is looked at every 0.1 s so that looking costs the machine nothing
+  (through the API, the web process would take CPU from the workers). Printed beside it: the
+  CPU each process spent an export and the cores they kept busy. Posting the exports while
+  the workers run would measure the web process's POSTs (their CPU is shown apart) competing
+  with the workers for the cores;
 - GET /api/v1/exports/{id} requests per second (20 × --exports requests);
 - peak RSS of a worker exporting --big-rows records (10,000,000) in each of --big-formats
   (every format of the issue by default, each export deleted once measured), a fresh worker
