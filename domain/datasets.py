@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -47,9 +47,8 @@ class Dataset:
     metadata: dict = field(default_factory=dict)  # keywords, license, … (management API; title/description above)
 
     def to_json(self) -> bytes:
-        data = asdict(self)
-        data["fields"] = [f.as_dict() for f in self.fields]
-        return orjson.dumps(data)
+        # not dataclasses.asdict, which deep-copied every value, the fields only to be replaced
+        return orjson.dumps({**vars(self), "fields": [f.as_dict() for f in self.fields]})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "Dataset":
