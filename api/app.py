@@ -20,6 +20,8 @@ from domain.storage import cache_grace, open_storage
 from domain.users import UserRepo
 
 MAX_BODY = 1 << 20  # JSON bodies; uploads (management API) stream past this limit on their own
+# A request line may carry an ODSQL query up to the term limit (aiohttp's default is 8 KiB)
+MAX_REQUEST_LINE = 32 * 1024
 EVICT_EVERY = 600  # seconds between looks for cached copies of bucket files unread for long
 
 
@@ -62,7 +64,8 @@ async def _queue(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY,
+                          handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_state)

@@ -121,20 +121,20 @@ class RecordQuery:
     def aggregated(self) -> bool:
         return bool(self.group_by)
 
-    def filter(self, fields: list[Field]) -> pads.Expression | None:
-        where = odsql.where_all(list(self.where), fields)
-        refined = odsql.refine_exclude(list(self.refine), list(self.exclude), fields)
-        if where is None:
-            return refined
-        return where if refined is None else where & refined
+    def filter(self, fields: list[Field], budget: odsql.Budget | None = None) -> pads.Expression | None:
+        budget = budget or odsql.Budget()
+        return odsql.all_of([odsql.where_all(list(self.where), fields, budget=budget),
+                             odsql.refine_exclude(list(self.refine), list(self.exclude), fields, budget=budget)])
 
     def validate(self, fields: list[Field]) -> pads.Expression | None:
-        """Compile every part now: a malformed query is a 400 before any work. The filter."""
-        condition = self.filter(fields)
-        select = odsql.parse_select(self.select, fields)
-        group = odsql.parse_group_by(self.group_by, fields)
+        """Compile every part now, against one term budget for the whole query: a malformed or
+        too costly query is a 400 before any work. The filter."""
+        budget = odsql.Budget()
+        condition = self.filter(fields, budget)
+        select = odsql.parse_select(self.select, fields, budget)
+        group = odsql.parse_group_by(self.group_by, fields, budget)
         names = [item.alias for item in select.items] + [item.alias for item in group] + [f.name for f in fields]
-        odsql.parse_order_by(self.order_by, names)
+        odsql.parse_order_by(self.order_by, names, budget)
         return condition
 
     def count(self, source: pads.Dataset, fields: list[Field]) -> int:

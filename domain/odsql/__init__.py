@@ -22,47 +22,51 @@ import pyarrow.dataset as pads
 from domain.fields import Field
 from domain.odsql import ast, runner
 from domain.odsql.compiler import Compiler, known
+from domain.odsql.cost import MAX_TERMS, Budget, all_of
 from domain.odsql.errors import ODSQLError
 from domain.odsql.parser import parse_where
 from domain.odsql.select import Select, SelectItem, parse_group_by, parse_order_by, parse_select
 from domain.odsql.values import midnight, operand, parse_day, period_end, zone
 
 __all__ = [
-    "ODSQLError", "Select", "SelectItem", "compile_where", "count", "parse_group_by", "parse_order_by",
+    "MAX_TERMS", "Budget", "ODSQLError", "Select", "all_of", "SelectItem", "compile_where", "count", "parse_group_by", "parse_order_by",
     "parse_select", "refine_exclude", "run", "scan_batches", "where_all",
 ]
 
 
 def compile_where(text: str | None, fields: Sequence[Field], *, timezone: str = "UTC",
-                  clause: str = "where") -> pc.Expression | None:
+                  clause: str = "where", budget: Budget | None = None) -> pc.Expression | None:
     """The Expression of a where clause; None when `text` is empty. Date literals without an
-    offset are read in `timezone`."""
+    offset are read in `timezone`. Its terms are spent from `budget` (else a budget of its own)."""
     if text is None or not text.strip():
         return None
-    node = parse_where(text, clause)
+    node = parse_where(text, clause, budget)
     if node is None:
         return None
     return Compiler(fields, zone(timezone, clause), clause).compile(node)
 
 
 def where_all(clauses: Sequence[str] | str | None, fields: Sequence[Field], *,
-              timezone: str = "UTC") -> pc.Expression | None:
-    """Several where clauses (the API takes where= more than once), ANDed."""
+              timezone: str = "UTC", budget: Budget | None = None) -> pc.Expression | None:
+    """Several where clauses (the API takes where= more than once), ANDed; one budget for all."""
     if isinstance(clauses, str):
         clauses = [clauses]
-    return _and(compile_where(text, fields, timezone=timezone) for text in clauses or ())
+    budget = budget or Budget()
+    return all_of(compile_where(text, fields, timezone=timezone, budget=budget) for text in clauses or ())
 
 
 def refine_exclude(refine: Sequence[str] | None, exclude: Sequence[str] | None, fields: Sequence[Field], *,
-                   timezone: str = "UTC") -> pc.Expression | None:
+                   timezone: str = "UTC", budget: Budget | None = None) -> pc.Expression | None:
     """"facet:value" filters, ANDed: a refine keeps the records whose field equals the value, an
     exclude drops them (and keeps records where the field is null). On a date or datetime field
     the value may be a year ("2024"), a month ("2024-06" or "2024/06") or a day."""
     by_name = {f.name: f for f in fields}
     tz = zone(timezone)
+    budget = budget or Budget()
     parts = []
     for clause, values in (("refine", refine), ("exclude", exclude)):
         for text in values or ():
+            budget.spend(0, clause)
             facet, sep, value = text.partition(":")
             if not sep:
                 raise ODSQLError("expected FACET:VALUE", 0, clause)
@@ -82,15 +86,7 @@ def refine_exclude(refine: Sequence[str] | None, exclude: Sequence[str] | None, 
                 else:
                     matches = (column >= pa.scalar(midnight(start, tz))) & (column < pa.scalar(midnight(end, tz)))
             parts.append(matches if clause == "refine" else ~known(matches))
-    return _and(parts)
-
-
-def _and(parts) -> pc.Expression | None:
-    result = None
-    for part in parts:
-        if part is not None:
-            result = part if result is None else result & part
-    return result
+    return all_of(parts)
 
 
 def run(source: pads.Dataset, fields: Sequence[Field], *, select: str | None = None,
@@ -104,7 +100,7 @@ def run(source: pads.Dataset, fields: Sequence[Field], *, select: str | None = N
     if limit is not None and limit < 0 or offset < 0:
         raise ODSQLError("limit and offset must not be negative", 0, "limit")
     zone(timezone)
-    condition = _and([where_all(where, fields, timezone=timezone), filter])
+    condition = all_of([where_all(where, fields, timezone=timezone), filter])
     keys = parse_group_by(group_by, fields)
     if keys or parse_select(select, fields).aggregated:
         table = runner.aggregate(source, fields, condition, select, keys, timezone)
@@ -117,7 +113,7 @@ def run(source: pads.Dataset, fields: Sequence[Field], *, select: str | None = N
 def count(source: pads.Dataset, fields: Sequence[Field], where: str | Sequence[str] | None = None, *,
           timezone: str = "UTC", filter: pc.Expression | None = None) -> int:
     """How many records match `where` (and `filter`, an already compiled condition)."""
-    condition = _and([where_all(where, fields, timezone=timezone), filter])
+    condition = all_of([where_all(where, fields, timezone=timezone), filter])
     threads = runner.worth_threads(source)
     return source.count_rows(use_threads=threads) if condition is None else source.count_rows(filter=condition, use_threads=threads)
 
@@ -133,7 +129,7 @@ def scan_batches(source: pads.Dataset, fields: Sequence[Field], *, select: str |
     `filter`, an already compiled condition, is ANDed with `where`."""
     if limit is not None and limit < 0:
         raise ODSQLError("limit must not be negative", 0, "limit")
-    condition = _and([where_all(where, fields, timezone=timezone), filter])
+    condition = all_of([where_all(where, fields, timezone=timezone), filter])
     projection = runner.plan(fields, select, order_by, timezone, fields_only=True)
     scanned = source.scanner(columns=projection.columns).projected_schema
     schema = runner.output_schema(source, projection, scanned)

@@ -18,6 +18,7 @@ import shapely
 
 from domain.fields import DATETIME, Field
 from domain.odsql import ast
+from domain.odsql.cost import all_of, any_of
 from domain.odsql.errors import ODSQLError
 from domain.odsql.values import operand
 
@@ -28,6 +29,12 @@ _COMPARE: dict[str, Callable[[pc.Expression, object], pc.Expression]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
+
+
+def one_of(column: pc.Expression, values: pa.Array) -> pc.Expression:
+    """`column` IN `values` with SQL's nulls, as the ORed equalities it replaces: unknown (null)
+    where the column is null, so that NOT leaves those records out too."""
+    return column.isin(values) | (column.is_null() & pc.scalar(pa.scalar(None, pa.bool_())))
 
 
 def known(value: pc.Expression) -> pc.Expression:
@@ -69,11 +76,37 @@ class Compiler:
             raise self.error(f"cannot evaluate this condition ({exc})", node) from None
 
     def _boolop(self, node: ast.BoolOp) -> pc.Expression:
-        parts = [self.compile(item) for item in node.items]
-        result = parts[0]
-        for part in parts[1:]:
-            result = (result & part) if node.op == "and" else (result | part)
-        return result
+        if node.op == "and":
+            return all_of(self.compile(item) for item in node.items)
+        # OR-ed equalities of one field become one set lookup, the rest a balanced tree
+        parts: list[pc.Expression] = []
+        equal: dict[tuple[str, pa.DataType], list[pa.Scalar]] = {}
+        for item in node.items:
+            pair = self.equality(item)
+            if pair is None:
+                parts.append(self.compile(item))
+            else:
+                equal.setdefault((pair[0], pair[1].type), []).append(pair[1])
+        for (name, kind), values in equal.items():
+            column = pc.field(name)
+            parts.append(column == values[0] if len(values) == 1 else one_of(column, pa.array([v.as_py() for v in values], kind)))
+        return any_of(parts)
+
+    def equality(self, node: ast.Node) -> tuple[str, pa.Scalar] | None:
+        """(field name, value) of a `field = literal` comparison (either way round) that compares
+        the stored column itself; None for any other node."""
+        if not (isinstance(node, ast.Compare) and node.op == "="):
+            return None
+        ref, value = (node.left, node.right) if isinstance(node.left, ast.FieldRef) else (node.right, node.left)
+        if not (isinstance(ref, ast.FieldRef) and isinstance(value, ast.Literal)) or value.kind == "null":
+            return None
+        try:
+            column, scalar = operand(self.field(ref), value, self.tz, self.clause)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+            raise self.error(f"cannot evaluate this condition ({exc})", node) from None
+        if not column.equals(pc.field(ref.name)) or (isinstance(scalar.as_py(), float) and math.isnan(scalar.as_py())):
+            return None  # a cast column, or NaN, which a set lookup would match
+        return ref.name, scalar
 
     def _not(self, node: ast.Not) -> pc.Expression:
         return ~self.compile(node.operand)
@@ -121,10 +154,7 @@ class Compiler:
         column, first = pairs[0]
         if all(c.equals(column) and v.type == first.type for c, v in pairs):
             return column.isin(pa.array([v.as_py() for _, v in pairs], first.type))
-        result = pairs[0][0] == pairs[0][1]
-        for c, v in pairs[1:]:
-            result = result | (c == v)
-        return result
+        return any_of(c == v for c, v in pairs)
 
     def _inrange(self, node: ast.InRange) -> pc.Expression:
         field = self.field(node.target)
@@ -150,13 +180,9 @@ class Compiler:
     @staticmethod
     def words_in(names: Sequence[str], text: str) -> pc.Expression:
         """Records in which each word of `text` is found in at least one of the `names` fields."""
-        result = pc.scalar(True)
-        for word in text.split():
-            found = pc.scalar(False)
-            for name in names:
-                found = found | known(pc.match_substring(pc.field(name), word, ignore_case=True))
-            result = result & found
-        return result
+        found = [any_of(known(pc.match_substring(pc.field(name), word, ignore_case=True)) for name in names)
+                 for word in text.split()]
+        return all_of(f if f is not None else pc.scalar(False) for f in found) if found else pc.scalar(True)
 
     def _call(self, node: ast.Call) -> pc.Expression:
         return getattr(self, "_call_" + node.name)(node)

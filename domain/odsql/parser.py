@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from domain.odsql import ast
+from domain.odsql.cost import MAX_LIST_VALUES, Budget, check_length
 from domain.odsql.errors import ODSQLError
 from domain.odsql.lexer import Token, tokenize
 
@@ -27,10 +28,13 @@ T = TypeVar("T")
 
 
 class Parser:
-    """A cursor over one clause's tokens."""
+    """A cursor over one clause's tokens, spending `budget` (a request's, or the clause's own)
+    a term at a time."""
 
-    def __init__(self, text: str, clause: str) -> None:
+    def __init__(self, text: str, clause: str, budget: Budget | None = None) -> None:
         self.clause = clause
+        self.budget = budget or Budget()
+        check_length(text, clause)
         self.tokens = tokenize(text, clause)
         self.index = 0
         self.depth = 0
@@ -62,6 +66,9 @@ class Parser:
     def expect_end(self) -> None:
         if self.token.kind != "eof":
             raise self.error()
+
+    def spend(self, token: Token) -> None:
+        self.budget.spend(token.pos, self.clause)
 
     def accept_keyword(self, *words: str) -> Token | None:
         return self.advance() if self.token.is_keyword(*words) else None
@@ -115,6 +122,7 @@ class Parser:
                 self.expect_punct(")")
                 return inner
             if token.kind == "string":
+                self.spend(token)
                 self.advance()
                 return ast.FullText(token.value, pos=token.pos)
             if token.kind == "name" and self.peek().is_punct("("):
@@ -130,6 +138,7 @@ class Parser:
 
     def predicate(self) -> ast.Node:
         start = self.token
+        self.spend(start)
         left = self.operand()
         token = self.token
         if token.kind == "op":
@@ -170,6 +179,8 @@ class Parser:
             values = [self.literal()]
             while self.token.is_punct(","):
                 self.advance()
+                if len(values) == MAX_LIST_VALUES:
+                    raise self.error(f"more than {MAX_LIST_VALUES} values in an IN list, the limit")
                 values.append(self.literal())
             self.expect_punct(")")
             return ast.InList(target, tuple(values), pos=target.pos)
@@ -184,6 +195,7 @@ class Parser:
         raise self.error(f"unexpected {opener.show()}, expected '(' or '[' after IN", opener)
 
     def filter_call(self) -> ast.Call:
+        self.spend(self.token)
         name = self.advance()
         function = name.value.lower()
         if function not in FILTER_FUNCTIONS:
@@ -247,18 +259,20 @@ class Parser:
         return token.value
 
     def items(self, item: Callable[[], T]) -> list[T]:
-        """A comma-separated list of `item()`, to the end of the clause."""
+        """A comma-separated list of `item()`, to the end of the clause; each item is a term."""
+        self.spend(self.token)
         found = [item()]
         while self.token.is_punct(","):
             self.advance()
+            self.spend(self.token)
             found.append(item())
         self.expect_end()
         return found
 
 
-def parse_where(text: str, clause: str = "where") -> ast.Node | None:
+def parse_where(text: str, clause: str = "where", budget: Budget | None = None) -> ast.Node | None:
     """The condition in `text`, or None when it is blank."""
-    parser = Parser(text, clause)
+    parser = Parser(text, clause, budget)
     if parser.token.kind == "eof":
         return None
     node = parser.condition()

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from domain.fields import Field
 from domain.odsql import ast
+from domain.odsql.cost import Budget
 from domain.odsql.errors import ODSQLError
 from domain.odsql.parser import Parser
 
@@ -92,13 +93,13 @@ def _item(parser: Parser, fields: dict[str, Field]) -> list[SelectItem]:
     return [SelectItem(expression, alias or ast.render(expression))]
 
 
-def parse_select(text: str | None, fields: Sequence[Field]) -> Select:
+def parse_select(text: str | None, fields: Sequence[Field], budget: Budget | None = None) -> Select:
     """The select clause: None, "" and "*" select every field under its own name; "a, b as
     bee, *" puts a and bee first, then every field not yet output under its name."""
     by_name = {f.name: f for f in fields}
     if not text or not text.strip():
         text = "*"
-    parser = Parser(text, "select")
+    parser = Parser(text, "select", budget)
     items: list[SelectItem] = []
     seen: set[str] = set()
     for group in parser.items(lambda: (parser.token, _item(parser, by_name))):
@@ -115,13 +116,13 @@ def parse_select(text: str | None, fields: Sequence[Field]) -> Select:
     return Select(tuple(items), aggregated)
 
 
-def parse_group_by(text: str | None, fields: Sequence[Field]) -> tuple[SelectItem, ...]:
+def parse_group_by(text: str | None, fields: Sequence[Field], budget: Budget | None = None) -> tuple[SelectItem, ...]:
     """The group_by keys: fields, year/month/day/hour/minute/second(f) and
     date_format(f, 'yyyy-MM'), each with an optional alias."""
     if not text or not text.strip():
         return ()
     by_name = {f.name: f for f in fields}
-    parser = Parser(text, "group_by")
+    parser = Parser(text, "group_by", budget)
 
     def key() -> SelectItem:
         token = parser.token
@@ -141,12 +142,12 @@ def parse_group_by(text: str | None, fields: Sequence[Field]) -> tuple[SelectIte
     return tuple(keys)
 
 
-def parse_order_by(text: str | None, names: Sequence[str]) -> tuple[tuple[str, str], ...]:
+def parse_order_by(text: str | None, names: Sequence[str], budget: Budget | None = None) -> tuple[tuple[str, str], ...]:
     """(column, "ascending" | "descending") pairs; a column is one of `names` (the result's
     columns, aliases included), named directly or by its expression (`count(*) desc`)."""
     if not text or not text.strip():
         return ()
-    parser = Parser(text, "order_by")
+    parser = Parser(text, "order_by", budget)
 
     def key() -> tuple[str, str]:
         token = parser.token
