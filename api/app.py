@@ -9,7 +9,8 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from api.errors import error_middleware
-from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, USERS, WAITERS
+from api.isolation.pool import QueryPool
+from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, USERS, WAITERS
 from api.routes import add_routes
 from api.waiting import StatusWaiters, listening
 from domain import queue
@@ -63,6 +64,13 @@ async def _queue(app: web.Application) -> AsyncIterator[None]:
     await pool.aclose()
 
 
+async def _pool(app: web.Application) -> AsyncIterator[None]:
+    app[POOL] = pool = QueryPool(app[SETTINGS])
+    await pool.start()
+    yield
+    await pool.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY,
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
@@ -70,5 +78,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_state)
     app.cleanup_ctx.append(_queue)
+    app.cleanup_ctx.append(_pool)
     add_routes(app)
     return app

@@ -30,17 +30,27 @@ def json_error(status: int, error_code: str, message: str, headers: Any = None, 
     return response
 
 
+def known_error(exc: BaseException) -> tuple[int, str, str, dict[str, str] | None, dict[str, Any]] | None:
+    """(status, error_code, message, headers, extra) of an error that bad input raises, or None
+    for any other exception. Also read in the query processes (api/isolation), whose errors come
+    back to the web process as these fields."""
+    if isinstance(exc, DomainError):
+        return exc.status, exc.error_code, exc.message, getattr(exc, "headers", None), exc.extra
+    if isinstance(exc, UnknownFormat):
+        return 400, "unknown_export_type", exc.message, None, {}
+    if isinstance(exc, (OptionError, FormatNotApplicable)):
+        code = "invalid_option" if isinstance(exc, OptionError) else "format_not_applicable"
+        return 400, code, str(exc), None, {}
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except DomainError as exc:
-        return json_error(exc.status, exc.error_code, exc.message, headers=getattr(exc, "headers", None), **exc.extra)
-    except UnknownFormat as exc:
-        return json_error(400, "unknown_export_type", exc.message)
-    except (OptionError, FormatNotApplicable) as exc:
-        code = "invalid_option" if isinstance(exc, OptionError) else "format_not_applicable"
-        return json_error(400, code, str(exc))
+    except (DomainError, UnknownFormat, OptionError, FormatNotApplicable) as exc:
+        status, code, message, headers, extra = known_error(exc)  # type: ignore[misc]
+        return json_error(status, code, message, headers=headers, **extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -18,11 +18,11 @@ from multidict import MultiDict
 from api import hal
 from api.auth import administrator, current_user
 from api.bodies import json_object, query_int, string_field
-from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
+from api.isolation.pool import HEAVY, LIGHT
+from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
 from domain import metrics, ratelimit
-from domain.datasets import open_version
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -92,16 +92,12 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
-    source = await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
-
-    def check() -> tuple[int, dict[str, Any]]:  # refuse now, with a 400, what the worker would fail on
-        scan = query.scan(source, dataset.fields)
-        fmt.check(scan.fields)
-        parsed = fmt.parse_options(options, scan.fields)
-        fmt.probe(scan.schema, scan.fields, parsed)
-        return scan.count(), parsed
-
-    records, parsed = await asyncio.to_thread(check)
+    query.validate(dataset.fields)
+    # refuse now, with a 400, what the worker would fail on; count what the export will hold
+    kind = HEAVY if query.aggregated or query.selects_aggregates(dataset.fields) else LIGHT
+    checked, _ = await request.app[POOL].call(kind, "check_export", {
+        "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options})
+    records, parsed = checked["records"], checked["options"]
 
     export = Export.new(
         owner=user.name,

@@ -5,6 +5,7 @@ from arq.connections import ArqRedis
 from aiohttp import web
 from redis.asyncio import Redis
 
+from api.isolation.pool import QueryPool
 from api.waiting import StatusWaiters
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
@@ -20,3 +21,4 @@ DATASETS = web.AppKey("datasets", DatasetRepo)
 USERS = web.AppKey("users", UserRepo)
 WAITERS = web.AppKey("waiters", StatusWaiters)
 STORAGE = web.AppKey("storage", Storage)
+POOL = web.AppKey("pool", QueryPool)

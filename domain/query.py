@@ -121,6 +121,9 @@ class RecordQuery:
     def aggregated(self) -> bool:
         return bool(self.group_by)
 
+    def selects_aggregates(self, fields: list[Field]) -> bool:
+        return odsql.parse_select(self.select, fields).aggregated
+
     def filter(self, fields: list[Field], budget: odsql.Budget | None = None) -> pads.Expression | None:
         budget = budget or odsql.Budget()
         return odsql.all_of([odsql.where_all(list(self.where), fields, budget=budget),

@@ -90,6 +90,12 @@ class Settings:
     s3_endpoint: str | None = None  # an S3-compatible server's URL (AWS_ENDPOINT_URL); None: AWS
     s3_downloads: str = "redirect"  # "redirect" to a presigned URL, or "stream" through the web process
     queue_read_limit: int = 100  # queued job ids a worker reads at a time: at least the jobs running on all workers together
+    # the web process's query processes (api/isolation): how many, and each call's budgets
+    query_processes: int = 3
+    heavy_queries: int = 1  # group_by, aggregates, facets and sorts at a time, per web process
+    query_seconds: int = 30
+    query_memory_mb: int = 256  # a query process's growth over its idle size
+    query_wait: int = 10  # seconds a call may wait for its turn before a 503
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -129,4 +135,9 @@ class Settings:
             s3_endpoint=env.get("AWS_ENDPOINT_URL") or None,
             s3_downloads=s3_downloads,
             queue_read_limit=_int(env, "QUEUE_READ_LIMIT", 100) or 100,
+            query_processes=_bounded(env, "QUERY_PROCESSES", 3, 2),
+            heavy_queries=_bounded(env, "HEAVY_QUERIES", 1, 1),
+            query_seconds=_bounded(env, "QUERY_SECONDS", 30, 1),
+            query_memory_mb=_bounded(env, "QUERY_MEMORY_MB", 256, 32),
+            query_wait=_bounded(env, "QUERY_WAIT", 10, 0),
         )

@@ -4,24 +4,25 @@ group_by, limit, refine, exclude), the common options (timezone, use_labels, com
 and the format's own. The portal's /explore/dataset/{id}/download/?format=… is the same."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import logging
 
 from aiohttp import web
 
 from api.explore.params import visible_dataset
 from api.fileresponse import disposition
-from api.explore.streaming import QueueSink, stream
 from api.explore.views import catalog_base, json_response, link
-from api.keys import STATE, STORAGE
+from api.keys import POOL, STATE
 from domain.alternative_exports import AlternativeExports
-from domain.datasets import Dataset, open_version
+from domain.datasets import Dataset
 from domain.errors import NotFound
 from domain.fields import Field
 from domain.managed_datasets import ManagedDatasets
 from domain.errors import Invalid
 from domain.query import RecordQuery
 from formats import REGISTRY, Format
+
+log = logging.getLogger("exportd.api")
 
 # Spellings of the portal's download URL and older clients → our option names.
 OPTION_ALIASES = {"csv_separator": "delimiter", "use_labels_for_header": "use_labels"}
@@ -84,31 +85,27 @@ async def snapshot_export(request: web.Request) -> web.StreamResponse:
 
 
 async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = None) -> web.StreamResponse:
+    """The export streamed from a query process: errors found before its first bytes (the
+    query, the options, a budget) answer as JSON errors; one after them cuts the body short,
+    so the client sees an incomplete transfer, never a complete-looking truncated file."""
     dataset = dataset or await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.EXPORT_PARAMS)
-    raw_options = _options(request, fmt)
-    source = await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
-    scan = query.scan(source, dataset.fields)  # validates the query: ODSQL errors are 400s here
-    fmt.check(scan.fields)
-    options = fmt.parse_options(raw_options, scan.fields)
-    fmt.probe(scan.schema, scan.fields, options)
-    scan = scan.projected(fmt.fields_read(scan.fields, options))
-
-    file_name = fmt.filename(dataset.dataset_id, options)
-    response = web.StreamResponse(headers={
-        "Content-Type": fmt.content_type(options),
-        "Content-Disposition": disposition(file_name),
-    })
-
-    def produce(sink: QueueSink) -> None:
-        writer = fmt.open(sink, scan.schema, scan.fields, options)
+    options = _options(request, fmt)
+    query.validate(dataset.fields)
+    args = {"dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options}
+    async with request.app[POOL].stream("stream_export", args) as streamed:
+        response = web.StreamResponse(headers={
+            "Content-Type": streamed.head["content_type"],
+            "Content-Disposition": disposition(streamed.head["file_name"]),
+        })
+        await response.prepare(request)
         try:
-            for batch in scan.batches():
-                writer.write(batch)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        sink.finish()
-
-    return await stream(request, response, produce)
+            while (chunk := await streamed.next()) is not None:
+                await response.write(chunk)
+            await response.write_eof()
+        except Exception as exc:
+            if not isinstance(exc, ConnectionResetError):
+                log.error("streamed export of %s failed after its first bytes: %s", dataset.dataset_id, exc)
+            if request.transport is not None:
+                request.transport.close()
+    return response

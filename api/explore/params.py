@@ -11,7 +11,8 @@ from domain.datasets import Dataset
 from domain.errors import Invalid, NotFound
 from domain.users import User
 
-MAX_WINDOW = 10_000  # offset + limit, as OpenDataSoft
+MAX_WINDOW = 10_000  # offset + limit stays below it, as OpenDataSoft
+MAX_GROUPS = 20_000  # groups one answer reaches at most (offset + limit with group_by), as OpenDataSoft
 
 
 async def explorer(request: web.Request) -> User | None:
@@ -43,12 +44,13 @@ def integer(request: web.Request, name: str, default: int, lowest: int, highest:
     return query_int(request, name, default, lowest, highest, error_code="InvalidParameter")
 
 
-def page(request: web.Request, default_limit: int = 10, max_limit: int = 100) -> tuple[int, int]:
-    """(limit, offset), with offset + limit kept under the 10,000-record window."""
+def page(request: web.Request, default_limit: int = 10, max_limit: int = 100,
+         reach: int = MAX_WINDOW - 1) -> tuple[int, int]:
+    """(limit, offset), with offset + limit at most `reach` (9,999 records; 20,000 groups)."""
     limit = integer(request, "limit", default_limit, 0, max_limit)
     offset = integer(request, "offset", 0, 0)
-    if offset + limit >= MAX_WINDOW:
-        raise Invalid(f"offset + limit must be lower than {MAX_WINDOW}; use an export for more records",
+    if offset + limit > reach:
+        raise Invalid(f"offset + limit must be at most {reach}; use an export for more",
                       error_code="InvalidParameter")
     return limit, offset
 

@@ -1,46 +1,45 @@
-"""Records, one record, aggregates and facets of a dataset. Every query runs in a thread
-with its filter and projection pushed down to the Parquet scan."""
+"""Records, one record, aggregates and facets of a dataset. Every query runs in a query
+process (api/isolation) with its filter and projection pushed down to the Parquet scan; a
+group_by, an aggregate, a facet or a sort is a heavy call, the rest light."""
 from __future__ import annotations
 
 import asyncio
 
-import pyarrow.dataset as pads
+import orjson
 from aiohttp import web
 
-from api.explore.params import integer, page, visible_dataset
+from api.explore.params import MAX_GROUPS, integer, page, visible_dataset
 from api.explore.views import catalog_base, json_response, paging_links, rows
-from domain.fields import fields_for
-from api.keys import STORAGE
+from api.isolation.pool import HEAVY, LIGHT
+from api.keys import POOL, STORAGE
 from domain.datasets import Dataset, open_version
-from domain.errors import NotFound
+from domain.errors import Invalid, NotFound
+from domain.fields import fields_for
 from domain.query import RecordQuery, timezone_param
 
 FACET_TYPES = ("text", "date", "datetime", "boolean", "int")
 
 
-async def _source(request: web.Request, dataset: Dataset) -> pads.Dataset:
-    return await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
+def _arguments(dataset: Dataset, query: RecordQuery, **more) -> dict:
+    return {"dataset": dataset.to_json().decode(), "query": query.as_dict(), **more}
 
 
 async def records(request: web.Request) -> web.Response:
     dataset = await visible_dataset(request)
-    limit, offset = page(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.RECORDS_PARAMS)
     query.validate(dataset.fields)
+    grouped = query.aggregated or query.selects_aggregates(dataset.fields)
+    limit, offset = page(request, max_limit=MAX_GROUPS, reach=MAX_GROUPS) if grouped else page(request)
     timezone = timezone_param(request.query)
-    source = await _source(request, dataset)
-
-    def work():
-        table = query.table(source, dataset.fields, limit=limit, offset=offset)
-        total = table.num_rows if query.group_by else query.count(source, dataset.fields)
-        return total, table
-
-    total, table = await asyncio.to_thread(work)
+    kind = HEAVY if grouped or query.order_by else LIGHT
+    result, body = await request.app[POOL].call(kind, "records", _arguments(
+        dataset, query, limit=limit, offset=offset, timezone=timezone, groups=bool(query.group_by)))
     base = f"{catalog_base(request)}/datasets/{dataset.dataset_id}/records"
+    total = result["total_count"]
     return json_response({
         "total_count": total,
         "links": paging_links(base, dict(request.query), total, limit, offset),
-        "results": rows(table, fields_for(table.schema, dataset.fields), timezone),
+        "results": orjson.Fragment(body),
     })
 
 
@@ -49,22 +48,27 @@ async def record(request: web.Request) -> web.Response:
     raw = request.match_info["record_id"]
     if not raw.isdigit() or int(raw) >= dataset.records_count:
         raise NotFound(f"no record {raw!r} in dataset {dataset.dataset_id!r}", error_code="UnknownRecordError")
-    source = await _source(request, dataset)
-    table = await asyncio.to_thread(lambda: source.take([int(raw)]))
     timezone = timezone_param(request.query)
+    source = await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)
+    table = await asyncio.to_thread(lambda: source.take([int(raw)]))  # one row by position: nothing to budget
     result = rows(table, fields_for(table.schema, dataset.fields), timezone)[0]
     return json_response({"record_id": raw, **result})
 
 
 async def aggregates(request: web.Request) -> web.Response:
+    """The v2.0 aggregates: at most MAX_GROUPS groups, paged with limit and offset."""
     dataset = await visible_dataset(request)
-    limit = integer(request, "limit", -1, -1)
+    limit = integer(request, "limit", -1, -1, MAX_GROUPS)
+    offset = integer(request, "offset", 0, 0, MAX_GROUPS)
+    limit = MAX_GROUPS - offset if limit < 0 else limit
+    if offset + limit > MAX_GROUPS:
+        raise Invalid(f"offset + limit must be at most {MAX_GROUPS}", error_code="InvalidParameter")
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.RECORDS_PARAMS)
     query.validate(dataset.fields)
     timezone = timezone_param(request.query)
-    source = await _source(request, dataset)
-    table = await asyncio.to_thread(query.table, source, dataset.fields, limit=None if limit < 0 else limit)
-    return json_response({"results": rows(table, fields_for(table.schema, dataset.fields), timezone)})
+    _, body = await request.app[POOL].call(HEAVY, "aggregates", _arguments(
+        dataset, query, limit=limit, offset=offset, timezone=timezone))
+    return json_response({"results": orjson.Fragment(body)})
 
 
 async def facets(request: web.Request) -> web.Response:
@@ -78,20 +82,6 @@ async def facets(request: web.Request) -> web.Response:
     by_name = {f.name: f for f in dataset.fields}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        from domain.errors import Invalid
         raise Invalid(f"unknown facet field(s): {', '.join(unknown)}", error_code="InvalidParameter")
-    source = await _source(request, dataset)
-
-    def work():
-        out = []
-        for name in names:
-            key = f"year(`{name}`)" if by_name[name].type in ("date", "datetime") else f"`{name}`"
-            counted = query.with_grouping(select=f"{key} as value, count(*) as count", group_by=key,
-                                          order_by="count desc").table(source, dataset.fields, limit=limit)
-            out.append({"name": name, "facets": [
-                {"name": str(v), "value": str(v), "count": c, "state": "displayed"}
-                for v, c in zip(counted.column("value").to_pylist(), counted.column("count").to_pylist()) if v is not None
-            ]})
-        return out
-
-    return json_response({"facets": await asyncio.to_thread(work)})
+    _, body = await request.app[POOL].call(HEAVY, "facets", _arguments(dataset, query, names=names, limit=limit))
+    return json_response({"facets": orjson.Fragment(body)})
