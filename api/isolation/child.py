@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import resource
 import signal
 import socket
 from typing import Any
@@ -17,6 +18,7 @@ import pyarrow as pa
 from api.errors import known_error
 from api.isolation import frames
 from api.isolation.calls import CALLS, Env
+from api.isolation.errors import too_large
 from domain import logs
 from domain.settings import Settings
 
@@ -57,6 +59,7 @@ def main(sock: socket.socket, settings: Settings, environ: dict[str, str]) -> No
     logs.setup()
     # memory goes back to the system between calls, so the web process's budget reads true RSS
     pa.set_memory_pool(pa.system_memory_pool())
+    _cap_address_space(settings.query_memory_mb << 20)
     env = Env(settings)
     while True:
         try:
@@ -75,7 +78,7 @@ def main(sock: socket.socket, settings: Settings, environ: dict[str, str]) -> No
         except (BrokenPipeError, ConnectionError):
             return
         except Exception as exc:
-            fields = known_error(exc)
+            fields = known_error(too_large(settings.query_memory_mb) if isinstance(exc, MemoryError) else exc)
             if fields is None:
                 log.exception("query process %d: %s failed", os.getpid(), request.get("call"))
                 fields = (500, "internal_error", "an internal error occurred; it has been logged", None, {})
@@ -84,3 +87,14 @@ def main(sock: socket.socket, settings: Settings, environ: dict[str, str]) -> No
                 {"status": status, "error_code": code, "message": message, "headers": headers, "extra": extra}))
         finally:
             pa.system_memory_pool().release_unused()
+
+
+def _cap_address_space(budget: int) -> None:
+    """A hard stop for what the web process's sampling of RSS could miss, an allocation of
+    gigabytes at once: past its address space an allocation fails here (MemoryError, which
+    pyarrow's ArrowMemoryError is) instead of the machine running out. Generous, as address
+    space counts thread stacks and mappings that never become resident."""
+    with open("/proc/self/statm", "rb") as f:
+        size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = size + max(8 * budget, 2 << 30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

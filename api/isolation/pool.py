@@ -28,31 +28,16 @@ import orjson
 
 from api.isolation import child as child_module
 from api.isolation import frames
-from domain.errors import DomainError, Invalid, Unavailable
+from api.isolation.errors import QueryFailed, Relayed, too_large, too_slow
+from domain.errors import DomainError, Unavailable
 from domain.settings import Settings
 
 log = logging.getLogger("exportd.api")
 
 LIGHT, HEAVY, STREAM = "light", "heavy", "stream"
-WATCH_EVERY = 0.05  # seconds between looks at a running call's memory and time
+WATCH_EVERY = 0.02  # seconds between looks at a running call's memory and time
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _CONTEXT = multiprocessing.get_context("forkserver")
-
-
-class QueryFailed(DomainError):
-    """The query process died while running the call (a crash in native code)."""
-    status = 500
-    error_code = "query_failed"
-
-
-class Relayed(DomainError):
-    """An error the query process raised, as its fields came back."""
-
-    def __init__(self, fields: dict[str, Any]) -> None:
-        super().__init__(fields["message"], fields["error_code"], **fields.get("extra") or {})
-        self.status = fields["status"]
-        if fields.get("headers"):
-            self.headers = fields["headers"]
 
 
 @dataclass(eq=False)
@@ -145,14 +130,9 @@ class QueryPool:
 
     def _lost(self, child: Child) -> DomainError:
         if child.over == "memory":
-            return Invalid(f"the query needed more than {self.settings.query_memory_mb} MiB, the limit for one request; "
-                           "narrow it (where, refine, fewer groups) or ask for an export", error_code="query_too_large",
-                           budget="memory")
+            return too_large(self.settings.query_memory_mb)
         if child.over == "time":
-            error = Unavailable(f"the query ran past {self.settings.query_seconds} s, the limit for one request; "
-                                "narrow it or try again later", error_code="query_timeout", budget="time")
-            error.headers = {"Retry-After": "10"}
-            return error
+            return too_slow(self.settings.query_seconds)
         child.process.join(1)
         log.error("query process %d died (exit code %s) during a call", child.pid, child.process.exitcode)
         return QueryFailed(f"the query stopped unexpectedly (its process ended with code {child.process.exitcode}); "
@@ -186,7 +166,10 @@ class QueryPool:
     @contextlib.asynccontextmanager
     async def _turn(self, semaphore: asyncio.Semaphore, what: str) -> AsyncIterator[None]:
         try:
-            await asyncio.wait_for(semaphore.acquire(), self.settings.query_wait)
+            if semaphore.locked():
+                await asyncio.wait_for(semaphore.acquire(), self.settings.query_wait)
+            else:
+                await semaphore.acquire()
         except TimeoutError:
             error = Unavailable(f"too many {what} are running on this server; try again shortly", error_code="busy")
             error.headers = {"Retry-After": "2"}
