@@ -24,6 +24,7 @@ bench: setup $(BENCH_STAMP)
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gdal-bin >/dev/null; }
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,--repeat 3) $(BENCH_ARGS)
 	$(BIN)/python -m bench.service $(if $(QUICK),--exports 20 --big-rows 0 --drained 60) $(SERVICE_ARGS)
+	$(BIN)/python -m bench.isolation $(if $(QUICK),--requests 100 --rows 200000)
 
 $(BENCH_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
