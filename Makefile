@@ -32,6 +32,7 @@ $(BENCH_STAMP): pyproject.toml
 
 faults: setup
 	$(BIN)/python -m bench.faults $(FAULTS_ARGS)
+	$(BIN)/python -m bench.attacks $(ATTACKS_ARGS)
 
 setup: $(STAMP) redis-server
 

@@ -1,0 +1,145 @@
+"""`python -m bench.attacks` (part of `make faults`): the attacker's worst requests against a
+real web process (`python -m api`, with Redis and no worker), with what each cost:
+
+- a POST whose where chains 10,000 OR-ed terms, and the same inside a records href;
+- three worst-case aggregates at once (a group a record) on --rows records, with light
+  requests meanwhile: the web process's RSS with its query processes (its whole process
+  tree), the worst light-request latency;
+- a query process killed with SIGSEGV mid-query: what its request answered, whether the web
+  process is still the same one, and how long until a request is served again.
+
+It prints a table and writes it to BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import pyarrow.parquet as pq
+
+from bench.faults import TOKEN, Service
+from bench.report import write_section
+from domain import demo
+from tests.test_isolation import WORST, unique_table
+
+MIB = 2**20
+V2 = "/api/v2/catalog/datasets"
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def rss(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            pass
+    return total
+
+
+async def long_chains(session: aiohttp.ClientSession, base: str) -> str:
+    where = " OR ".join(f"event_id = {i}" for i in range(10_000))
+    href = f"{base}{V2}/demo/records?where=" + " OR ".join(f"attendance > {i}" for i in range(5_000))
+    statuses = []
+    for link, query in ((f"{base}{V2}/demo", {"where": where}), (href, {})):
+        body = {"export_type": "csv", "query": query, "_links": {"osdi:resource": {"href": link}}}
+        async with session.post(f"{base}/api/v1/exports", json=body, headers={"OSDI-API-Token": TOKEN}) as response:
+            statuses.append(f"{response.status} {(await response.json())['error_code']}")
+    return ", ".join(statuses)
+
+
+async def heavy_aggregates(session: aiohttp.ClientSession, base: str, web_pid: int) -> tuple[float, float, list[int]]:
+    async with session.get(f"{base}{V2}/demo/records?limit=1") as response:  # a query process up
+        await response.read()
+    before = peak = rss(tree(web_pid))
+    heavy = [asyncio.ensure_future(session.get(f"{base}{V2}/big/aggregates", params=WORST)) for _ in range(3)]
+    worst = 0.0
+    while not all(h.done() for h in heavy):
+        started = time.monotonic()
+        async with session.get(f"{base}{V2}/demo/records", params={"limit": "5", "where": "city = 'Lyon'"}) as response:
+            await response.read()
+        worst = max(worst, time.monotonic() - started)
+        peak = max(peak, rss(tree(web_pid)))
+        await asyncio.sleep(0.05)
+    statuses = []
+    for h in heavy:
+        response = await h
+        statuses.append(response.status)
+        response.release()
+    return (peak - before) / MIB, worst, statuses
+
+
+async def crash(session: aiohttp.ClientSession, base: str, web_pid: int) -> tuple[str, float]:
+    before = set(tree(web_pid))
+    pending = asyncio.ensure_future(session.get(f"{base}{V2}/big/aggregates", params=WORST))
+    await asyncio.sleep(0.3)
+    busy = [pid for pid in tree(web_pid) if pid not in before] or sorted(before - {web_pid})[-1:]
+    for pid in busy:
+        os.kill(pid, signal.SIGSEGV)
+    response = await pending
+    answer = f"{response.status} {(await response.json())['error_code']}"
+    started = time.monotonic()
+    async with session.get(f"{base}{V2}/demo/records?limit=1") as again:
+        await again.read()
+        assert again.status == 200
+    return answer, time.monotonic() - started
+
+
+async def main(rows: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="exportd-attacks-") as tmp:
+        paths = {"demo": Path(tmp) / "demo.parquet", "big": Path(tmp) / "big.parquet"}
+        pq.write_table(demo.table(rows=3000), paths["demo"])
+        pq.write_table(unique_table(rows), paths["big"], row_group_size=256 * 1024)
+        service = Service(Path(tmp))
+        try:
+            await service.start(paths)
+            assert service.web is not None
+            pid = service.web.pid
+            async with aiohttp.ClientSession() as session:
+                chains = await long_chains(session, service.base)
+                growth, worst, statuses = await heavy_aggregates(session, service.base, pid)
+                crashed, back = await crash(session, service.base, pid)
+            alive = service.web.poll() is None
+        finally:
+            service.stop()
+    return "\n".join([
+        "| attack | what the client saw | what it cost |", "| --- | --- | --- |",
+        f"| POST, where of 10,000 OR-ed terms; records href of 5,000 | {chains} | web process up: {alive} |",
+        f"| 3 worst-case aggregates at once, {rows:,} rows | {statuses} | web RSS with its query processes "
+        f"+{growth:.0f} MiB; light request at worst {worst * 1000:.0f} ms |",
+        f"| query process killed (SIGSEGV) mid-query | {crashed} | next request served after {back * 1000:.0f} ms; "
+        f"same web process: {alive} |",
+    ])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=3_000_000)
+    table = asyncio.run(main(parser.parse_args().rows))
+    print(table)
+    write_section("attacks", "Attacks on a real web process (make faults)", table)
