@@ -103,7 +103,10 @@ def run(source: pads.Dataset, fields: Sequence[Field], *, select: str | None = N
     condition = all_of([where_all(where, fields, timezone=timezone), filter])
     keys = parse_group_by(group_by, fields)
     if keys or parse_select(select, fields).aggregated:
-        table = runner.aggregate(source, fields, condition, select, keys, timezone)
+        # without order_by, groups come in key order, and a page of them is taken in memory
+        # that grows with the page, not with the number of groups
+        first = offset + limit if limit is not None and not (order_by and order_by.strip()) else None
+        table = runner.aggregate(source, fields, condition, select, keys, timezone, first=first)
         table = runner.sort_table(table, parse_order_by(order_by, table.column_names))
         return table.slice(offset, limit)
     projection = runner.plan(fields, select, order_by, timezone)

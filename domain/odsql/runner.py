@@ -168,14 +168,16 @@ def _row_group_batches(source: pads.Dataset, columns, condition: pc.Expression |
 
 
 def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expression | None,
-              select: str | None, keys: tuple[SelectItem, ...], timezone: str) -> pa.Table:
+              select: str | None, keys: tuple[SelectItem, ...], timezone: str, first: int | None = None) -> pa.Table:
     """One row per group of `keys` (one row in all without keys): the keys, then the select
-    items; a non-aggregate select item must be one of the keys' expressions."""
+    items; a non-aggregate select item must be one of the keys' expressions. With `first`, only
+    the first groups in key order, computed in memory that grows with `first`, not with the
+    number of groups (see first_groups)."""
     by_name = {f.name: f for f in fields}
     chosen = parse_select(select, fields) if select and select.strip() else Select((), False)
     columns = {f"__key_{i}": project(k.expression, by_name, timezone) for i, k in enumerate(keys)}
     key_names = {k.expression: f"__key_{i}" for i, k in enumerate(keys)}
-    aggregates = []
+    aggregates: list[tuple[str | list[str], str, pc.CountOptions | None, str]] = []
     output: dict[str, str] = {}  # output name -> column of the aggregated table
     for item in chosen.items:
         expression = item.expression
@@ -186,9 +188,8 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
             if expression.arg is not None:
                 columns[name] = pc.field(expression.arg.name)
                 target = name
-            prefix = "hash_" if keys else ""
             options = pc.CountOptions("only_valid") if function == "count" else None
-            aggregates.append((target, prefix + function, options, name))
+            aggregates.append((target, function, options, name))
         elif expression in key_names:
             name = key_names[expression]
         else:
@@ -203,12 +204,72 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
     output = {**leading, **output}
     if not output:
         raise ODSQLError("nothing to compute: select aggregates or group_by keys", 0, "select")
-    reader = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source)).to_reader()
-    table = acero.Declaration.from_sequence([
-        acero.Declaration("record_batch_reader_source", acero.RecordBatchReaderSourceNodeOptions(reader)),
-        acero.Declaration("aggregate", acero.AggregateNodeOptions(aggregates, keys=list(key_names.values()))),
-    ]).to_table()
+    if keys and first is not None:
+        schema = source.scanner(columns=columns).projected_schema
+        batches = _row_group_batches(source, columns, condition, BATCH_ROWS)
+        table = first_groups(batches, schema, list(key_names.values()), aggregates, first)
+    else:
+        scanner = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source))
+        prefix = "hash_" if keys else ""
+        table = _grouped(scanner.to_reader(), list(key_names.values()),
+                         [(t, prefix + f, o, n) for t, f, o, n in aggregates])
     return pa.table([table[column] for column in output.values()], names=list(output))
+
+
+def _grouped(source: pa.RecordBatchReader | pa.Table, keys: list[str], aggregates: list) -> pa.Table:
+    """Acero's hash aggregation of `source`: a reader, streamed, or a small table, on this thread."""
+    if isinstance(source, pa.Table):
+        node = acero.Declaration("table_source", acero.TableSourceNodeOptions(source))
+    else:
+        node = acero.Declaration("record_batch_reader_source", acero.RecordBatchReaderSourceNodeOptions(source))
+    return acero.Declaration.from_sequence([
+        node, acero.Declaration("aggregate", acero.AggregateNodeOptions(aggregates, keys=keys)),
+    ]).to_table(use_threads=not isinstance(source, pa.Table))
+
+
+# How each aggregate is taken over a batch, and how the partial results of batches combine.
+_PARTIAL = {"count_all": ("hash_count_all", "hash_sum"), "count": ("hash_count", "hash_sum"),
+            "sum": ("hash_sum", "hash_sum"), "min": ("hash_min", "hash_min"), "max": ("hash_max", "hash_max")}
+
+
+def first_groups(batches: Iterator[pa.RecordBatch], schema: pa.Schema, keys: list[str], aggregates: list,
+                 first: int) -> pa.Table:
+    """The `first` groups in key order (ascending, nulls last) with their aggregates, sorted so.
+
+    Each batch is aggregated on its own and its partial results merged into the running ones,
+    which keep only the `first` smallest keys: a key past them can never come back among the
+    first, as the cutoff only moves down. So memory holds `first` groups and a batch however
+    many groups there are, where one hash aggregation of a million groups held them all. A mean
+    is kept as its sum and count."""
+    per_batch: list[tuple] = []
+    merge: list[tuple] = []
+    means: dict[str, tuple[str, str]] = {}
+    for target, function, options, name in aggregates:
+        if function == "mean":
+            means[name] = (f"{name}__sum", f"{name}__count")
+            per_batch += [(target, "hash_sum", None, f"{name}__sum"),
+                          (target, "hash_count", pc.CountOptions("only_valid"), f"{name}__count")]
+            merge += [(f"{name}__sum", "hash_sum", None, f"{name}__sum"), (f"{name}__count", "hash_sum", None, f"{name}__count")]
+        else:
+            batch_function, merge_function = _PARTIAL[function]
+            per_batch.append((target, batch_function, options, name))
+            merge.append((name, merge_function, None, name))
+    order = [(key, "ascending") for key in keys]
+    running: pa.Table | None = None
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        partial = _grouped(pa.Table.from_batches([batch]), keys, per_batch)
+        running = partial if running is None else _grouped(pa.concat_tables([running, partial]), keys, merge)
+        if running.num_rows > first:
+            running = sort_table(running, order).slice(0, first)
+    if running is None:  # no records: the groups' columns, typed, and no row
+        running = _grouped(schema.empty_table(), keys, per_batch)
+    running = sort_table(running, order)
+    for name, (total, count) in means.items():  # no value counted: the sum is null, and so the mean
+        running = running.append_column(name, pc.divide(pc.cast(running[total], pa.float64()),
+                                                        pc.cast(running[count], pa.float64())))
+    return running
 
 
 def output_schema(source: pads.Dataset, projection: Projection, scanned: pa.Schema) -> pa.Schema:
