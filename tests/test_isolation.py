@@ -61,7 +61,9 @@ def web_rss(app) -> int:
 
 
 class LoopLag:
-    """The longest the event loop was held between two 10 ms ticks."""
+    """The longest the event loop was held between two 10 ms ticks: the tick's delay, but no
+    more than the loop's thread spent on the CPU meanwhile, so that other processes taking
+    the machine's cores (a busy CI host) do not count as the loop being held."""
 
     def __init__(self) -> None:
         self.worst = 0.0
@@ -70,9 +72,9 @@ class LoopLag:
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(0.01)
-            self.worst = max(self.worst, loop.time() - before - 0.01)
+            self.worst = max(self.worst, min(loop.time() - before - 0.01, time.thread_time() - cpu))
 
     def __enter__(self) -> "LoopLag":
         self.task = asyncio.get_running_loop().create_task(self._tick())

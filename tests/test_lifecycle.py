@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,6 +17,7 @@ from domain import demo, keys, queue
 from domain.exports import ExportRepo
 from tests.conftest import ADMIN_TOKEN, load_dataset, stored_keys
 from tests.osdi import create, download, export_id, headers, poll
+from worker import writing
 from worker.export_job import run_export
 from worker.settings import shutdown, startup
 
@@ -69,8 +71,22 @@ async def test_approval_and_rejection(make_settings, start_worker, demo_dataset,
         assert admins_own["status"] == "queued"  # administrators need no approval
 
 
+def slowed(monkeypatch, seconds: float = 0.05) -> None:
+    """The in-process worker waits `seconds` before each batch it writes, as tests/slow_worker.py does."""
+    batches_for = writing.batches_for
+
+    def slow(scan):
+        with closing(batches_for(scan)) as batches:
+            for batch in batches:
+                time.sleep(seconds)
+                yield batch
+    monkeypatch.setattr(writing, "batches_for", slow)
+
+
 @pytest.mark.backends("local", "s3")
-async def test_delete_while_processing_stops_the_worker_and_leaves_no_file(settings, client, worker, big_file):
+async def test_delete_while_processing_stops_the_worker_and_leaves_no_file(settings, client, worker, big_file,
+                                                                           monkeypatch):
+    slowed(monkeypatch)  # else the export can finish before its first progress report
     await load_dataset(settings, big_file, "big-events")
     created = await create(client, ADMIN_TOKEN, "json", dataset_id="big-events")
     export = export_id(created)

@@ -27,7 +27,17 @@ EXCLUDE = q("exclude", "FACET:VALUE; drops matching records; may be repeated.")
 TIMEZONE = q("timezone", "Time zone datetimes are rendered in (default UTC).")
 LIMIT = q("limit", "Records per page (≤ 100).", "integer", minimum=0, maximum=100, default=10)
 OFFSET = q("offset", "First record (offset + limit < 10000).", "integer", minimum=0, default=0)
+RECORDS_LIMIT = q("limit", "Records per page (≤ 100); with group_by, groups (≤ 20000).", "integer",
+                  minimum=0, maximum=20000, default=10)
+RECORDS_OFFSET = q("offset", "First record (offset + limit < 10000); with group_by, offset + limit ≤ 20000.",
+                   "integer", minimum=0, maximum=20000, default=0)
 QUERY = [SELECT, WHERE, ORDER_BY, GROUP_BY, REFINE, EXCLUDE]
+# A query runs in a query process with budgets (api/isolation): what a call past one answers.
+BUDGETED = {"400": {"$ref": "#/components/responses/Error", "description": "Bad input; ODSQLError past the term "
+                    "limit; query_too_large past the memory budget."},
+            "500": {"$ref": "#/components/responses/Error", "description": "query_failed: the query's process died."},
+            "503": {"$ref": "#/components/responses/Error", "description": "query_timeout past the time budget, busy "
+                    "while heavy queries fill this server (Retry-After), or Redis unavailable."}}
 
 ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("GET", "/datasets", catalog.datasets, "explore-datasets", {
@@ -39,20 +49,24 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
         "parameters": [DATASET_ID], "responses": {"200": {"description": "The dataset."}, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/records", records.records, "explore-records", {
         "summary": "Records matching an ODSQL query, {total_count, links, results}.",
-        "parameters": [DATASET_ID, *QUERY, LIMIT, OFFSET, TIMEZONE],
-        "responses": {"200": {"description": "A page of records."}, "400": ERR, "404": ERR}}),
+        "parameters": [DATASET_ID, *QUERY, RECORDS_LIMIT, RECORDS_OFFSET, TIMEZONE],
+        "responses": {"200": {"description": "A page of records."}, **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/records/{record_id}", records.record, "explore-record", {
         "summary": "One record by its id (its position in the published version).",
         "parameters": [DATASET_ID, {"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}, TIMEZONE],
         "responses": {"200": {"description": "The record."}, "400": ERR, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/aggregates", records.aggregates, "explore-aggregates", {
         "summary": "Aggregations (count, sum, avg, min, max) over records, grouped by group_by.",
-        "parameters": [DATASET_ID, *QUERY, q("limit", "Groups to return (-1: all).", "integer", default=-1), TIMEZONE],
-        "responses": {"200": {"description": "{results}"}, "400": ERR, "404": ERR}}),
+        "parameters": [DATASET_ID, *QUERY,
+                       q("limit", "Groups to return (-1: as many as 20000 - offset allows).", "integer",
+                         minimum=-1, maximum=20000, default=-1),
+                       q("offset", "First group (offset + limit ≤ 20000).", "integer", minimum=0, maximum=20000, default=0),
+                       TIMEZONE],
+        "responses": {"200": {"description": "{results}: without order_by, groups in key order."}, **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/facets", records.facets, "explore-facets", {
         "summary": "Value counts of text, boolean and date (by year) fields.",
         "parameters": [DATASET_ID, WHERE, REFINE, EXCLUDE, q("facet", "A field to count; may be repeated.")],
-        "responses": {"200": {"description": "{facets}"}, "400": ERR, "404": ERR}}),
+        "responses": {"200": {"description": "{facets}"}, **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/exports", exports.formats, "explore-exports", {
         "summary": "The export formats that fit this dataset.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "{links}"}, "404": ERR}}),
@@ -64,7 +78,8 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
                        q("timezone", "Common option."), q("use_labels", "Common option.", "boolean"),
                        q("compressed", "Common option.", "boolean"), q("epsg", "Common option.", "integer"),
                        q("(format options)", "Each format's own options; see x-formats.")],
-        "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR}}),
+        "responses": {"200": {"description": "The file, streamed; an error after its first bytes cuts it short."},
+                      **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/attachments", attached.attachments, "explore-attachments", {
         "summary": "Files attached to the dataset (the management API's alternative exports).",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "{links, attachments}"}, "404": ERR}}),
@@ -95,7 +110,8 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
         "parameters": [DATASET_ID, {"name": "snapshot_id", "in": "path", "required": True, "schema": {"type": "string"}},
                        {"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": REGISTRY.all_names()}},
                        *QUERY],
-        "responses": {"200": {"description": "The file, streamed."}, "400": ERR, "404": ERR}}),
+        "responses": {"200": {"description": "The file, streamed; an error after its first bytes cuts it short."},
+                      **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/snapshots", snapshots.snapshots, "explore-snapshots", {
         "summary": "The dataset's saved versions (management API save_version), oldest first.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, links, results}"}, "404": ERR}}),
