@@ -21,7 +21,7 @@ from api.bodies import json_object, query_int, string_field
 from api.keys import DATASETS, EXPORTS, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
-from domain import metrics, ratelimit
+from domain import ratelimit
 from domain.datasets import open_version
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
@@ -124,10 +124,7 @@ async def create(request: web.Request) -> web.Response:
     else:
         await exports.create(export)
         await _queue(request, export, expect=(ex.INITIALIZING,))
-    await metrics.count(request.app[STATE], "created", fmt.name)
-    created = await exports.get(export.id)
-    if created.status == ex.READY:  # shared a ready file
-        await metrics.count(request.app[STATE], "ready", fmt.name)
+    created = await exports.get(export.id)  # counted created (and ready, if it shared a file) by exports.create
     location = hal.export_href(hal.origin(request), export.id)
     return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
 
