@@ -64,6 +64,42 @@ def dead_job(queue_name: str, job_id: str) -> list[list[Any]]:
             ["DEL", job_key_prefix + job_id, in_progress_key_prefix + job_id, retry_key_prefix + job_id]]
 
 
+# KEYS[1]: the queue. ARGV: a time (ms), how many ids to look at, the job key prefixes (job,
+# in-progress, retry), exportd's key prefix. Of the jobs due since before that time, removes
+# (with their keys) those that can do nothing: a cron job still there (arq removes one as it
+# ends, so its worker died), an export's attempt n whose export is gone or neither queued for
+# attempt n (at attempt n - 1) nor processing at attempt n. Returns how many it removed.
+_STALE = """
+local removed = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local stale = string.sub(id, 1, 5) == 'cron:'
+  local export, attempt = string.match(id, '^export:(.+):(%d+)$')
+  if export then
+    local state = redis.call('HMGET', ARGV[6] .. 'export:' .. export, 'status', 'attempt')
+    local n, at = tonumber(attempt), tonumber(state[2] or '')
+    stale = not ((state[1] == 'queued' and at == n - 1) or (state[1] == 'processing' and at == n))
+  end
+  if stale then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('DEL', ARGV[3] .. id, ARGV[4] .. id, ARGV[5] .. id)
+    removed = removed + 1
+  end
+end
+return removed
+"""
+STALE_LOOKS = 1000  # the oldest queued ids the sweep looks at each minute
+
+
+async def drop_stale_jobs(redis: Redis, queue_name: str, older_than_seconds: float) -> int:
+    """Remove the jobs queued that long ago that can do nothing (see _STALE): what a worker
+    killed while nothing recovered its export left (the export deleted meanwhile, or it was
+    running a cron job). Removing one a worker still runs is harmless: arq's own ending of it
+    removes the same keys."""
+    return await redis.register_script(_STALE)(keys=[queue_name], args=[
+        int((time.time() - older_than_seconds) * 1000), STALE_LOOKS, job_key_prefix, in_progress_key_prefix,
+        retry_key_prefix, keys.PREFIX])
+
+
 # KEYS[1]: the queue. ARGV: now (ms), how many of the due ids to look at, the in-progress and
 # the job key prefixes. Returns the due jobs that wait for a worker (neither running, nor
 # stale: their description gone) and the oldest one's score (enqueue time, ms), or false.

@@ -122,3 +122,34 @@ async def test_a_frozen_worker_woken_after_recovery_leaves_nothing_behind(settin
     assert 'exportd_exports_created_total{format="csv"} 1' in metrics
     assert 'exportd_exports_ready_total{format="csv"} 1' in metrics
     assert 'exportd_export_duration_seconds_count{format="csv"} 1' in metrics
+
+
+async def test_the_sweep_removes_queued_jobs_that_can_do_nothing(settings, client, state, demo_dataset):
+    """The backstop for what recovery never sees: a killed worker's job whose export was
+    deleted meanwhile (deletion drops the lease), a cron run whose worker died. Jobs that can
+    still run their export stay, however long they have waited."""
+    from worker.settings import shutdown, startup
+    from worker.sweep import STALE_JOB_GRACE, sweep
+
+    waiting, deleted = [export_id(await create(client, ADMIN_TOKEN, "csv", query={"limit": n})) for n in (1, 2)]
+    exports = ExportRepo(state)
+    await exports.transition(deleted, "processing", expect=("queued",), attempt=1)  # as a worker took it, then died
+    await state.set(in_progress_key_prefix + keys.export_job_id(deleted, 1), "1")
+    assert (await client.delete(f"/api/v1/exports/{deleted}", headers={"OSDI-API-Token": ADMIN_TOKEN})).status == 200
+    dead_cron = "cron:recover:1000"
+    await state.zadd("exportd:queue", {dead_cron: 1000})
+    await state.set(in_progress_key_prefix + dead_cron, "1")
+    long_ago = (time.time() - STALE_JOB_GRACE - 60) * 1000
+    for job in (keys.export_job_id(waiting, 1), keys.export_job_id(deleted, 1)):
+        await state.zadd("exportd:queue", {job: long_ago}, xx=True)  # as if queued 11 minutes ago
+    ctx = {"settings": settings}
+    await startup(ctx)
+    try:
+        assert (await sweep(ctx))["stale_jobs_removed"] == 2
+    finally:
+        await shutdown(ctx)
+    assert await export_jobs_queued(state) == [keys.export_job_id(waiting, 1)]
+    assert await arq_keys_of(state, keys.export_job_id(deleted, 1)) == {
+        "queued": False, "job": False, "in_progress": False, "retry": False}
+    assert not await state.exists(in_progress_key_prefix + dead_cron)
+    assert (await health(client))["queue_depth"] == 1  # the export still waiting for a worker

@@ -5,7 +5,8 @@
 - sweep: ready exports past their expiry become expired and lose their files (objects, in a
   bucket); partial files left by dead attempts are removed, so are incomplete multipart
   uploads left by workers killed mid-upload, this host's cached copies of bucket files nobody
-  read for long, and the export directories left empty (local storage)."""
+  read for long, the export directories left empty (local storage), and the queued jobs that
+  can do nothing (their export gone, or a cron run whose worker died)."""
 from __future__ import annotations
 
 import asyncio
@@ -29,6 +30,7 @@ PARTIAL_GRACE = 3600  # seconds an untouched untagged partial file (a dead impor
 UPLOAD_GRACE = 3600  # seconds an incomplete multipart upload may take before the sweep takes it for dead
 QUEUED_GRACE = 30  # seconds a queued export may be without its job (queued, then enqueued) before recover takes it for lost
 EMPTY_DIR_GRACE = 60  # seconds an empty export directory is kept (a worker may be about to publish into it)
+STALE_JOB_GRACE = 600  # seconds after which a queued job that can do nothing (its export gone, a dead cron run) is removed
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -47,11 +49,12 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     aborted = await asyncio.to_thread(storage.abort_stale_uploads, UPLOAD_GRACE)
     evicted = await asyncio.to_thread(storage.evict_cache, cache_grace(ctx["settings"]))
     pruned = await asyncio.to_thread(storage.prune_empty_dirs, ex.EXPORTS_PREFIX, EMPTY_DIR_GRACE)
-    if expired or removed or aborted or evicted or pruned:
+    stale = await queue.drop_stale_jobs(exports.redis, ctx["settings"].queue_name, STALE_JOB_GRACE)
+    if expired or removed or aborted or evicted or pruned or stale:
         log.info("sweep: %d exports expired, %d partial files removed, %d stale uploads aborted, %d cached copies evicted, "
-                 "%d empty directories removed", expired, removed, aborted, evicted, pruned)
+                 "%d empty directories removed, %d stale jobs removed", expired, removed, aborted, evicted, pruned, stale)
     return {"expired": expired, "partials_removed": removed, "uploads_aborted": aborted, "cache_evicted": evicted,
-            "dirs_removed": pruned}
+            "dirs_removed": pruned, "stale_jobs_removed": stale}
 
 
 async def _dead_tags(exports: ExportRepo, storage, with_imports: bool) -> set[str]:
