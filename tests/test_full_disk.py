@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import time
 from datetime import timedelta
@@ -109,11 +110,13 @@ async def test_health_is_degraded_while_redis_refuses_writes(client, state, star
     assert await state.ttl(keys.HEALTH_PROBE) > 0  # the probe expires on its own
 
 
-@pytest.mark.parametrize("export_type", ["csv", "geojson"])
+@pytest.mark.parametrize("export_type", ["csv", "geojson", "parquet", "xlsx", "shp"])
 async def test_an_export_that_fills_the_disk_fails_and_leaves_no_half_file(make_settings, small_disk, demo_file,
                                                                           start_worker, export_type):
     settings = make_settings(data_dir=small_disk)
     await load_dataset(settings, demo_file, "demo-events")  # 0.75 MB of the 2 MiB
+    filler = small_disk / "filler"
+    filler.write_bytes(b"x" * (shutil.disk_usage(small_disk).free - 150_000))  # every format's file is larger
     start_worker(settings)
     async with TestClient(TestServer(create_app(settings))) as client:
         export = export_id(await create(client, ADMIN_TOKEN, export_type))
@@ -124,6 +127,7 @@ async def test_an_export_that_fills_the_disk_fails_and_leaves_no_half_file(make_
         assert files_under(small_disk / "exports") == []  # nothing published under the export either
         metrics = await (await client.get("/metrics")).text()
         assert f'exportd_exports_failed_total{{format="{export_type}"}} 1' in metrics
+        filler.unlink()
         small = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv", query={"limit": 5})))
         assert small["status"] == "ready"  # the worker goes on
 
@@ -158,3 +162,15 @@ async def test_the_sweep_removes_empty_export_directories(settings, client, demo
     assert (await poll(client, ADMIN_TOKEN, kept))["status"] == "ready"
     again = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv", query={"limit": 4})))
     assert again["status"] == "ready"  # an export still publishes into the pruned tree
+
+
+def test_the_free_space_floor_is_a_setting(tmp_path):
+    from domain.settings import Settings, SettingsError
+
+    env = {"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_SECRET_KEY": "k", "EXPORTD_ADMIN_TOKEN": "t"}
+    assert Settings.from_env(env).min_free_bytes == 1 << 30
+    assert Settings.from_env({**env, "EXPORTD_MIN_FREE_BYTES": "0"}).min_free_bytes == 0  # never degraded for it
+    assert Settings.from_env({**env, "EXPORTD_MIN_FREE_BYTES": "5000000000"}).min_free_bytes == 5_000_000_000
+    for wrong in ("-1", "1G"):
+        with pytest.raises(SettingsError, match="MIN_FREE_BYTES"):
+            Settings.from_env({**env, "EXPORTD_MIN_FREE_BYTES": wrong})
