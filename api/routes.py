@@ -130,7 +130,8 @@ ROUTES: list[Route] = [
                                              "writes, no worker, the data directory's disk below its floor)."}},
     }),
     Route("GET", "/metrics", health.metrics, "metrics", {
-        "summary": "Prometheus metrics: exports created/ready/failed/expired by format, queue depth, records written, "
+        "summary": "Prometheus metrics: exports created/ready/failed/expired/rejected by format (each export once per "
+                   "outcome), jobs waiting, records written, "
                    "export duration and size histograms.",
         "tags": ["Operations"],
         "responses": {"200": {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}},
