@@ -11,7 +11,8 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from domain.errors import DomainError
+from domain.errors import DomainError, InsufficientStorage
+from domain.storage import disk_full
 from formats import FormatNotApplicable, OptionError, UnknownFormat
 
 log = logging.getLogger("exportd.api")
@@ -20,7 +21,7 @@ CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "request_too_large",
     415: "unsupported_media_type", 416: "range_not_satisfiable", 429: "too_many_requests",
-    503: "unavailable",
+    503: "unavailable", 507: "insufficient_storage",
 }
 
 
@@ -67,7 +68,12 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         log.error("Redis refused a write on %s %s: %s", request.method, request.path, exc)
         return json_error(503, "redis_unavailable", "the export service's state store cannot take writes now "
                           "(it is full or read-only); try again shortly", headers={"Retry-After": "30"})
-    except Exception:
+    except Exception as exc:
+        if disk_full(exc):  # whatever was being written was removed with its partial file
+            log.error("disk full on %s %s: %s", request.method, request.path, exc)
+            error = InsufficientStorage("the service's disk is full, and nothing was kept; try again later, "
+                                        "or ask an administrator to free space")
+            return json_error(error.status, error.error_code, error.message)
         return _internal_error(request)
 
 

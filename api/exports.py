@@ -22,7 +22,7 @@ from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
-from domain import metrics, ratelimit
+from domain import ratelimit
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -120,10 +120,7 @@ async def create(request: web.Request) -> web.Response:
     else:
         await exports.create(export)
         await _queue(request, export, expect=(ex.INITIALIZING,))
-    await metrics.count(request.app[STATE], "created", fmt.name)
-    created = await exports.get(export.id)
-    if created.status == ex.READY:  # shared a ready file
-        await metrics.count(request.app[STATE], "ready", fmt.name)
+    created = await exports.get(export.id)  # counted created (and ready, if it shared a file) by exports.create
     location = hal.export_href(hal.origin(request), export.id)
     return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
 

@@ -1,37 +1,71 @@
-"""GET /health: is Redis reachable, have workers been seen recently, how deep is the queue;
-GET /metrics: the same and more, for Prometheus."""
+"""GET /health: does Redis answer and take writes, have workers been seen recently, how many
+jobs wait and since when, is there room on the data directory's disk; GET /metrics: the same
+and more, for Prometheus.
+
+/health answers 200 with status "ok", or 503 with status "degraded" and `reasons` (one
+sentence each) so that a load balancer takes the process out while a person reads why."""
 from __future__ import annotations
 
+import asyncio
+import shutil
 import time
+from pathlib import Path
 
 import orjson
+import redis.exceptions
 from aiohttp import web
 
 from api.keys import SETTINGS, STATE
-from domain import keys
+from domain import keys, queue
 from domain.metrics import render
 
 WORKER_SILENCE = 20  # seconds after its last heartbeat a worker counts as gone
+PROBE_SECONDS = 10  # the write probe's key expires on its own
 
 
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    settings = request.app[SETTINGS]
     body: dict = {"redis": "unavailable", "workers": [], "queue_depth": None}
+    reasons: list[str] = []
     try:
         await state.ping()
         body["redis"] = "ok"
+        try:  # a full (maxmemory, noeviction) or read-only Redis still answers PING
+            await state.set(keys.HEALTH_PROBE, "1", ex=PROBE_SECONDS)
+        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
+            body["redis"] = "refusing_writes"
+            reasons.append(f"Redis refuses writes ({exc}): no export can be created or change state")
         seen = await state.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE, "+inf", withscores=True)
         body["workers"] = [{"name": name, "last_seen_seconds_ago": round(time.time() - beat, 1)} for name, beat in seen]
-        # jobs due now, waiting or running; arq keeps scheduled (cron, deferred) jobs in the same set
-        queue_name = request.app[SETTINGS].queue_name
-        body["queue_depth"] = await state.zcount(queue_name, "-inf", time.time() * 1000)
-        oldest = await state.zrangebyscore(queue_name, "-inf", time.time() * 1000, start=0, num=1, withscores=True)
-        body["oldest_queued_seconds"] = round(time.time() - oldest[0][1] / 1000, 1) if oldest else 0
+        # jobs due now that no worker runs yet (scheduled cron or deferred jobs share the set)
+        depth, oldest = await queue.waiting(state, settings.queue_name)
+        body["queue_depth"] = depth
+        body["oldest_queued_seconds"] = round(max(0.0, time.time() - oldest), 1) if oldest else 0
     except Exception:  # health must answer, whatever is broken
         pass
-    healthy = body["redis"] == "ok" and bool(body["workers"])
-    body["status"] = "ok" if healthy else "degraded"
-    return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type="application/json")
+    if body["redis"] == "unavailable":
+        reasons.append("Redis does not answer")
+    elif not body["workers"]:
+        reasons.append(f"no worker has been seen for {WORKER_SILENCE} s")
+    body["disk"] = disk = await asyncio.to_thread(_disk, settings.data_dir, settings.min_free_bytes)
+    if disk.get("free_bytes") is not None and disk["free_bytes"] < settings.min_free_bytes:
+        reasons.append(f"the data directory has {disk['free_bytes']:,} bytes free, below the "
+                       f"{settings.min_free_bytes:,} it must keep (EXPORTD_MIN_FREE_BYTES)")
+    elif disk.get("error"):
+        reasons.append(f"the data directory cannot be looked at: {disk['error']}")
+    body["status"] = "degraded" if reasons else "ok"
+    if reasons:
+        body["reasons"] = reasons
+    return web.Response(status=503 if reasons else 200, body=orjson.dumps(body), content_type="application/json")
+
+
+def _disk(data_dir: Path, floor: int) -> dict:
+    try:
+        usage = shutil.disk_usage(data_dir)
+    except OSError as exc:
+        return {"free_bytes": None, "min_free_bytes": floor, "error": exc.strerror or str(exc)}
+    return {"free_bytes": usage.free, "total_bytes": usage.total, "min_free_bytes": floor}
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -122,12 +122,16 @@ ROUTES: list[Route] = [
                       "403": ERR, "404": ERR, "410": ERR, "416": ERR},
     }),
     Route("GET", "/health", health.health, "health", {
-        "summary": "Whether Redis answers and workers have been seen recently; 503 when degraded.",
+        "summary": "Whether Redis answers and takes writes, workers have been seen recently and the data directory "
+                   "has EXPORTD_MIN_FREE_BYTES free; the jobs waiting for a worker; 503 when degraded, saying why.",
         "tags": ["Operations"],
-        "responses": {"200": {"description": "Healthy."}, "503": {"description": "Redis or every worker is missing."}},
+        "responses": {"200": {"description": "Healthy: status ok."},
+                      "503": {"description": "Degraded: status degraded, and `reasons` (Redis missing or refusing "
+                                             "writes, no worker, the data directory's disk below its floor)."}},
     }),
     Route("GET", "/metrics", health.metrics, "metrics", {
-        "summary": "Prometheus metrics: exports created/ready/failed/expired by format, queue depth, records written, "
+        "summary": "Prometheus metrics: exports created/ready/failed/expired/rejected by format (each export once per "
+                   "outcome), jobs waiting, records written, "
                    "export duration and size histograms.",
         "tags": ["Operations"],
         "responses": {"200": {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}},

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 # "may_create": bool, "publish": [channel, message], "also": [[command, arg, …], …]}. A missing
 # field reads as "". "also" holds further commands run with the change (all their arguments
 # text), so that what goes with a state (counters, a shared file's entry) is there exactly when
-# the state is. "lapsed" also asks that member's score in
-# key be below `before`. Returns 1 when applied (with "returning": the hash as it now is, as
+# the state is. "count": [hash, outcome, field] adds 1 to the hash's counter
+# `outcome|<the field's value>` with the change (an export's outcome by its format). "lapsed"
+# also asks that member's score in key be below `before`. Returns 1 when applied (with "returning": the hash as it now is, as
 # HGETALL gives it), 0 when a condition failed, -1 when the hash does not exist (unless
 # may_create).
 SCRIPT = """
@@ -41,6 +42,10 @@ if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
 for _, change in ipairs(args['zadd'] or {}) do redis.call('ZADD', change[1], change[2], change[3]) end
 for _, change in ipairs(args['zrem'] or {}) do redis.call('ZREM', change[1], change[2]) end
 for _, command in ipairs(args['also'] or {}) do redis.call(unpack(command)) end
+if args['count'] then
+  local c = args['count']
+  redis.call('HINCRBY', c[1], c[2] .. '|' .. (redis.call('HGET', KEYS[1], c[3]) or ''), 1)
+end
 if args['publish'] then redis.call('PUBLISH', args['publish'][1], args['publish'][2]) end
 if args['returning'] then return redis.call('HGETALL', KEYS[1]) end
 return 1
@@ -57,11 +62,13 @@ class CompareAndSet:
                        zadd: Iterable[list[Any]] = (), zrem: Iterable[list[Any]] = (),
                        lapsed: list[Any] | None = None, may_create: bool = False,
                        publish: list[str] | None = None, also: Iterable[list[Any]] = (),
-                       returning: bool = False) -> int | list[Any]:
+                       count: list[str] | None = None, returning: bool = False) -> int | list[Any]:
         payload: dict[str, Any] = {"when": when, "set": values, "zadd": list(zadd), "zrem": list(zrem),
                                    "may_create": may_create}
         if also:
             payload["also"] = [[str(arg) for arg in command] for command in also]
+        if count:
+            payload["count"] = count
         if lapsed:
             payload["lapsed"] = lapsed
         if publish:

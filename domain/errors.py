@@ -45,6 +45,11 @@ class Gone(DomainError):
     error_code = "gone"
 
 
+class InsufficientStorage(DomainError):
+    status = 507
+    error_code = "insufficient_storage"
+
+
 class Unavailable(DomainError):
     status = 503
     error_code = "unavailable"

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import orjson
 from redis.asyncio import Redis
 
-from domain import keys
+from domain import keys, metrics
 from domain.cas import APPLIED, MISSING, CompareAndSet
 from domain.errors import Conflict, NotFound
 from domain.timeutil import iso, now, parse_iso
@@ -138,7 +138,12 @@ class ExportRepo:
         self._cas = CompareAndSet(redis)
 
     async def create(self, export: Export) -> None:
+        """Store a new export, counted created (and ready, when born ready) in the same
+        transaction."""
         score = export.created.timestamp() if export.created else now().timestamp()
+        counts = [metrics.counted("created", export.export_type)]
+        if export.status == READY:
+            counts.append(metrics.counted("ready", export.export_type))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.export(export.id), mapping=export.to_hash())
             pipe.zadd(keys.EXPORTS_ALL, {export.id: score})
@@ -146,6 +151,8 @@ class ExportRepo:
             pipe.zadd(keys.exports_in(export.status), {export.id: score})
             if export.status == READY and export.expires_at is not None:  # born ready: a shared file
                 pipe.zadd(keys.EXPORTS_READY, {export.id: export.expires_at.timestamp()})
+            for command in counts:
+                pipe.execute_command(*command)
             await pipe.execute()
 
     async def get(self, export_id: str) -> Export:
@@ -202,8 +209,9 @@ class ExportRepo:
         """Move the export to `target` if it is in one of `expect` (default: every state that
         may lead to target) and, when given, still at attempt `at_attempt` (and, with
         lease_lapsed, only if its lease is still lapsed); set `values` with it, and run the
-        Redis commands `also` (domain/cas.py) only then. False when the export was
-        elsewhere; NotFound when it is gone."""
+        Redis commands `also` (domain/cas.py) only then. A change into an outcome of the
+        metrics (ready, failed, expired, rejected) is counted with it. False when the export
+        was elsewhere; NotFound when it is gone."""
         return await self._transition(export_id, target, expect=expect, at_attempt=at_attempt,
                                       lease_lapsed=lease_lapsed, also=also, **values) == APPLIED
 
@@ -237,8 +245,10 @@ class ExportRepo:
         elif PROCESSING in when["status"]:  # only a processing export holds a lease
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
+        count = [keys.METRICS, target, "export_type"] if target in metrics.OUTCOMES else None
         return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,
-                                 publish=[keys.status_changes(export_id), export_id], also=also, returning=returning)
+                                 publish=[keys.status_changes(export_id), export_id], also=also, count=count,
+                                 returning=returning)
 
     async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
                      renew_lease: bool = False, **values: Any) -> bool:
@@ -254,10 +264,11 @@ class ExportRepo:
     async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
                      zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None,
                      publish: list[str] | None = None, also: Iterable[list[Any]] = (),
-                     returning: bool = False) -> int | list[Any]:
+                     count: list[str] | None = None, returning: bool = False) -> int | list[Any]:
         """The compare-and-set's answer (domain/cas.py); NotFound when the export is gone."""
         result = await self._cas(keys.export(export_id), when, {k: encode(k, v) for k, v in values.items()},
-                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish, also=also, returning=returning)
+                                 zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish, also=also, count=count,
+                                 returning=returning)
         if result == MISSING:
             raise NotFound(f"no export {export_id!r}")
         return result
@@ -295,9 +306,12 @@ class ExportRepo:
         return await self.redis.zrangebyscore(keys.LEASES, "-inf", time.time(), start=0, num=limit)
 
 
+EXPORTS_PREFIX = "exports"  # the storage prefix of every export's directory
+
+
 def export_dir(export_id: str) -> str:
     """The storage prefix holding every file of an export."""
-    return f"exports/{export_id}"
+    return f"{EXPORTS_PREFIX}/{export_id}"
 
 
 def attempt_dir(export_id: str, attempt: int) -> str:

@@ -55,6 +55,7 @@ DATASETS = PREFIX + "datasets"  # sorted set: dataset id by creation time
 
 METRICS = PREFIX + "metrics"  # hash: counters and histogram buckets (domain/metrics.py)
 WORKERS = PREFIX + "workers"  # sorted set: worker name by last heartbeat (unix seconds)
+HEALTH_PROBE = PREFIX + "health-probe"  # string, expiring: /health's write, to learn whether Redis takes writes
 
 
 def export_job_id(export_id: str, attempt: int) -> str:

@@ -1,30 +1,36 @@
 """Counters and histograms for GET /metrics (Prometheus text format), kept in Redis so every web
-process answers for every worker: exports created, ready, failed and expired by format, records
-written, export duration and size."""
+process answers for every worker: exports created, ready, failed, expired and rejected by format,
+records written, export duration and size.
+
+Each count is made in the same Redis transaction as what it counts (the export's creation, or
+the compare-and-set of its change of state: ExportRepo counts every change into an outcome), so
+a duplicated job, a late attempt or a crash between two round trips never counts an export
+twice or not at all."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 
-from domain import keys
+from domain import keys, queue
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)  # seconds
 SIZE_BUCKETS = (1e4, 1e5, 1e6, 1e7, 1e8, 1e9)  # bytes
-OUTCOMES = ("created", "ready", "failed", "expired")
+OUTCOMES = ("created", "ready", "failed", "expired", "rejected")
 
 
-async def count(redis: Redis, outcome: str, export_type: str) -> None:
-    await redis.hincrby(keys.METRICS, f"{outcome}|{export_type}", 1)
+def counted(outcome: str, export_type: str) -> list[Any]:
+    """The Redis command counting one export of `export_type` into `outcome`."""
+    return ["HINCRBY", keys.METRICS, f"{outcome}|{export_type}", 1]
 
 
 def ready_counts(export_type: str, seconds: float, size: int, records: int) -> list[list[Any]]:
-    """The Redis commands that count an export written and ready, and its duration and size in
-    the one bucket each falls in (`render` adds them up), run with its READY transition
-    (ExportRepo.transition's `also`): no round trip of their own."""
+    """The Redis commands that count an export's file written (the READY transition counts the
+    export ready itself), its records, and its duration and size in the one bucket each falls
+    in (`render` adds them up), run with its READY transition (ExportRepo.transition's `also`):
+    no round trip of their own."""
     counts = [["HINCRBY", keys.METRICS, f"{outcome}|{export_type}", amount]
-              for outcome, amount in (("ready", 1), ("records", records), ("observed", 1))]  # observed: written here
+              for outcome, amount in (("records", records), ("observed", 1))]  # observed: written here
     for name, value, buckets in (("duration", seconds, DURATION_BUCKETS), ("size", size, SIZE_BUCKETS)):
         counts.append(["HINCRBY", keys.METRICS, f"{name}_in|{export_type}|{bucket_of(value, buckets)}", 1])
         counts.append(["HINCRBYFLOAT", keys.METRICS, f"{name}_sum|{export_type}", value])
@@ -43,9 +49,9 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
 
 async def render(redis: Redis, queue_name: str) -> str:
     raw = await redis.hgetall(keys.METRICS)
-    queued = await redis.zcount(queue_name, "-inf", time.time() * 1000)
+    queued, _ = await queue.waiting(redis, queue_name)
     formats = sorted({key.split("|")[1] for key in raw})
-    out = ["# HELP exportd_queue_depth Jobs due now on the queue (waiting or running).",
+    out = ["# HELP exportd_queue_depth Jobs due now and waiting for a worker (not running, not stale).",
            "# TYPE exportd_queue_depth gauge", _line("exportd_queue_depth", {}, queued)]
     for outcome in OUTCOMES:
         out += [f"# HELP exportd_exports_{outcome}_total Exports {outcome}, by format.",

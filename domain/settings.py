@@ -89,6 +89,7 @@ class Settings:
     storage_url: str = ""  # s3://bucket/prefix: files in a bucket that hosts share; "": under data_dir
     s3_endpoint: str | None = None  # an S3-compatible server's URL (AWS_ENDPOINT_URL); None: AWS
     s3_downloads: str = "redirect"  # "redirect" to a presigned URL, or "stream" through the web process
+    min_free_bytes: int = 1 << 30  # free space the data directory's file system keeps; below it /health is degraded (0: never)
     queue_read_limit: int = 100  # queued job ids a worker reads at a time: at least the jobs running on all workers together
     # the web process's query processes (api/isolation): how many, and each call's budgets
     query_processes: int = 3
@@ -134,6 +135,7 @@ class Settings:
             storage_url=storage_url,
             s3_endpoint=env.get("AWS_ENDPOINT_URL") or None,
             s3_downloads=s3_downloads,
+            min_free_bytes=_bounded(env, "MIN_FREE_BYTES", 1 << 30, 0),
             queue_read_limit=_int(env, "QUEUE_READ_LIMIT", 100) or 100,
             query_processes=_bounded(env, "QUERY_PROCESSES", 3, 2),
             heavy_queries=_bounded(env, "HEAVY_QUERIES", 1, 1),

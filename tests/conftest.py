@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterator
@@ -33,6 +37,7 @@ from worker.settings import worker_settings
 
 ADMIN_TOKEN = "test-admin-token"
 BUCKET = "exportd-tests"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -192,3 +197,27 @@ async def user_token(state) -> Callable:
         await repo.add(name, admin=admin)
         return await repo.new_token(name)
     return make
+
+
+@pytest.fixture
+def worker_process(settings, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """worker_process(module="worker", **env) starts a real worker process (`python -m
+    module`) on the test's Redis and data directory, its output in tmp_path; every one is
+    killed (woken first, if stopped) when the test ends."""
+    processes: list[subprocess.Popen] = []
+
+    def spawn(module: str = "worker", **env: str) -> subprocess.Popen:
+        with open(tmp_path / f"worker-{len(processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "EXPORTD_DATA_DIR": str(settings.data_dir), "EXPORTD_REDIS_URL": settings.redis_url,
+                     "EXPORTD_SECRET_KEY": settings.secret_key, "EXPORTD_ADMIN_TOKEN": settings.admin_token, **env})
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait(10)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery
 from domain.sharing import digest, offer
-from domain.storage import ExportTooLarge
+from domain.storage import ExportTooLarge, disk_full
 from domain.timeutil import now
 from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat
 from worker.writing import Cancelled, Progress, Written, write_export
@@ -79,9 +78,12 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1, data
         return await _fail(exports, export, attempt, str(exc))
     except OSError as exc:
         return await _fail(exports, export, attempt, _disk_detail(exc))
-    except PERMANENT as exc:
-        return await _fail(exports, export, attempt, getattr(exc, "message", None) or str(exc))
+    except PERMANENT as exc:  # a full disk too, when a writer's own error (pyarrow's ArrowInvalid) quotes it
+        detail = _disk_detail(exc) if disk_full(exc) else getattr(exc, "message", None) or str(exc)
+        return await _fail(exports, export, attempt, detail)
     except Exception as exc:
+        if disk_full(exc):  # a writer's own error quoting ENOSPC
+            return await _fail(exports, export, attempt, _disk_detail(exc))
         log.exception("export %s attempt %d failed", export_id, attempt)
         return await _fail(exports, export, attempt,
                            f"the export could not be written ({type(exc).__name__}: {exc}); try again or ask an administrator")
@@ -97,9 +99,13 @@ async def _not_this_attempt(exports: ExportRepo, export_id: str, attempt: int) -
 
 async def _hand_back(ctx: dict[str, Any], export: Export, attempt: int) -> None:
     """The worker is stopping: give the export to the next attempt now rather than waiting for
-    the lease to lapse."""
+    the lease to lapse. This attempt's job leaves the queue with it (arq would otherwise run it
+    again, only to find the export is not its own)."""
+    settings = ctx["settings"]
+    own_job = queue.dead_job(settings.queue_name, ctx["job_id"]) if "job_id" in ctx else []
     with contextlib.suppress(Exception):
-        if await ctx["exports"].transition(export.id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=attempt):
+        if await ctx["exports"].transition(export.id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=attempt,
+                                           also=own_job):
             await queue.enqueue_export(ctx["redis"], ctx["settings"].queue_name, export.id, export.dataset_id, attempt + 1)
             log.info("export %s attempt %d handed back on shutdown", export.id, attempt)
 
@@ -207,11 +213,10 @@ async def _fail(exports: ExportRepo, export: Export, attempt: int, detail: str) 
         log.info("export %s attempt %d discarded (%s)", export.id, attempt, detail)
         return {"export": export.id, "outcome": "discarded", "detail": detail}
     log.info("export failed: %s", detail, extra={"export": export.id, "attempt": attempt, "format": export.export_type})
-    await metrics.count(exports.redis, "failed", export.export_type)
     return {"export": export.id, "outcome": "failed", "detail": detail}
 
 
-def _disk_detail(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
+def _disk_detail(exc: Exception) -> str:
+    if disk_full(exc):
         return "the export ran out of disk space on the worker; ask an administrator to free space, then try again"
-    return f"the export file could not be written: {exc.strerror or exc}"
+    return f"the export file could not be written: {getattr(exc, 'strerror', None) or exc}"

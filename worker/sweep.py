@@ -1,10 +1,12 @@
 """The sweeps (arq cron jobs), safe with many workers since each change is a compare-and-set:
 - recover: a processing export whose lease lapsed (its worker was killed), or a queued one
-  whose job is gone, goes to a new attempt, or fails after too many;
+  whose job is gone, goes to a new attempt, or fails after too many; the dead attempt's job
+  leaves arq's queue in the same compare-and-set;
 - sweep: ready exports past their expiry become expired and lose their files (objects, in a
   bucket); partial files left by dead attempts are removed, so are incomplete multipart
-  uploads left by workers killed mid-upload, and this host's cached copies of bucket files
-  nobody read for long."""
+  uploads left by workers killed mid-upload, this host's cached copies of bucket files nobody
+  read for long, the export directories left empty (local storage), and the queued jobs that
+  can do nothing (their export gone, or a cron run whose worker died)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +17,7 @@ from typing import Any
 from arq.constants import job_key_prefix
 
 from domain import exports as ex
-from domain import keys, metrics, queue
+from domain import keys, queue
 from domain.errors import NotFound
 from domain.exports import Export, ExportRepo
 from domain.sharing import SharedFiles, drop_files
@@ -27,6 +29,8 @@ log = logging.getLogger("exportd.sweep")
 PARTIAL_GRACE = 3600  # seconds an untouched untagged partial file (a dead import) is kept before the sweep removes it
 UPLOAD_GRACE = 3600  # seconds an incomplete multipart upload may take before the sweep takes it for dead
 QUEUED_GRACE = 30  # seconds a queued export may be without its job (queued, then enqueued) before recover takes it for lost
+EMPTY_DIR_GRACE = 60  # seconds an empty export directory is kept (a worker may be about to publish into it)
+STALE_JOB_GRACE = 600  # seconds after which a queued job that can do nothing (its export gone, a dead cron run) is removed
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -35,20 +39,22 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     expired = 0
     for export_id in await exports.due_for_expiry(now()):
         try:
-            if await exports.transition(export_id, ex.EXPIRED, expect=(ex.READY,)):
+            if await exports.transition(export_id, ex.EXPIRED, expect=(ex.READY,)):  # counted with it
                 export = await exports.get(export_id)
                 await drop_files(SharedFiles(exports.redis), storage, export)
-                await metrics.count(exports.redis, "expired", export.export_type)
                 expired += 1
         except NotFound:
             await exports.redis.zrem(keys.EXPORTS_READY, export_id)
     removed = storage.sweep_partials(PARTIAL_GRACE, await _dead_tags(exports, storage, with_imports=True))
     aborted = await asyncio.to_thread(storage.abort_stale_uploads, UPLOAD_GRACE)
     evicted = await asyncio.to_thread(storage.evict_cache, cache_grace(ctx["settings"]))
-    if expired or removed or aborted or evicted:
-        log.info("sweep: %d exports expired, %d partial files removed, %d stale uploads aborted, %d cached copies evicted",
-                 expired, removed, aborted, evicted)
-    return {"expired": expired, "partials_removed": removed, "uploads_aborted": aborted, "cache_evicted": evicted}
+    pruned = await asyncio.to_thread(storage.prune_empty_dirs, ex.EXPORTS_PREFIX, EMPTY_DIR_GRACE)
+    stale = await queue.drop_stale_jobs(exports.redis, ctx["settings"].queue_name, STALE_JOB_GRACE)
+    if expired or removed or aborted or evicted or pruned or stale:
+        log.info("sweep: %d exports expired, %d partial files removed, %d stale uploads aborted, %d cached copies evicted, "
+                 "%d empty directories removed, %d stale jobs removed", expired, removed, aborted, evicted, pruned, stale)
+    return {"expired": expired, "partials_removed": removed, "uploads_aborted": aborted, "cache_evicted": evicted,
+            "dirs_removed": pruned, "stale_jobs_removed": stale}
 
 
 async def _dead_tags(exports: ExportRepo, storage, with_imports: bool) -> set[str]:
@@ -87,9 +93,10 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
         if lapses >= settings.max_attempts:
             detail = (f"the export stopped its worker {lapses} times (killed, out of memory or cut off); "
                       "ask for fewer records or a lighter format, or ask an administrator")
-            failed += await _fail_lost(exports, export, lapses, detail, lease_lapsed=True)
+            failed += await _fail_lost(exports, export, lapses, detail, lease_lapsed=True,
+                                       also=_dead_attempt_job(settings, export))
         elif await exports.transition(export_id, ex.QUEUED, expect=(ex.PROCESSING,), at_attempt=export.attempt,
-                                      lease_lapsed=True, lapses=lapses):
+                                      lease_lapsed=True, lapses=lapses, also=_dead_attempt_job(settings, export)):
             await queue.enqueue_export(ctx["redis"], settings.queue_name, export_id, export.dataset_id, export.attempt + 1)
             log.info("export %s: attempt %d lost its worker; attempt %d queued", export_id, export.attempt, export.attempt + 1)
             requeued += 1
@@ -100,14 +107,23 @@ async def recover(ctx: dict[str, Any]) -> dict[str, int]:
     return {"requeued": requeued + jobs_lost, "failed": failed + lost_failed, "partials_removed": removed}
 
 
-async def _fail_lost(exports: ExportRepo, export: Export, lapses: int, detail: str, lease_lapsed: bool = False) -> bool:
+def _dead_attempt_job(settings, export: Export) -> list[list[str]]:
+    """The commands taking a lapsed attempt's job out of arq's queue. They run only with the
+    compare-and-set that finds the lease still lapsed, so no live worker holds that job: a
+    worker renews its attempt's lease every half second, and one stalled past the lease has
+    lost the export anyway (its next renewal fails and it stops; arq's own ending of the job
+    then finds nothing left to remove)."""
+    return queue.dead_job(settings.queue_name, keys.export_job_id(export.id, export.attempt))
+
+
+async def _fail_lost(exports: ExportRepo, export: Export, lapses: int, detail: str, lease_lapsed: bool = False,
+                     also: list[list[str]] | None = None) -> bool:
     """Fail an export lost too many times, if it is still where and at the attempt it was
-    found (with lease_lapsed, only if its lease is still lapsed); counted in the metrics."""
-    if not await exports.transition(export.id, ex.FAILED, expect=(export.status,), at_attempt=export.attempt,
-                                    lease_lapsed=lease_lapsed, lapses=lapses, detail=detail, processed_date=now()):
-        return False
-    await metrics.count(exports.redis, "failed", export.export_type)
-    return True
+    found (with lease_lapsed, only if its lease is still lapsed); counted in the metrics
+    with the change."""
+    return await exports.transition(export.id, ex.FAILED, expect=(export.status,), at_attempt=export.attempt,
+                                    lease_lapsed=lease_lapsed, lapses=lapses, detail=detail, processed_date=now(),
+                                    also=also or ())
 
 
 async def _requeue_lost_jobs(ctx: dict[str, Any], exports: ExportRepo, settings) -> tuple[int, int]:

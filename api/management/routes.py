@@ -147,11 +147,12 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
         "responses": {**ok("{total_count, results}"), "404": ERR, **AUTH_ERRORS}}),
     # files
     ("POST", "/files", files.upload, "mgmt-files-upload", {
-        "summary": "Upload a file (multipart/form-data field `file`), streamed to disk; 413 past EXPORTD_MAX_UPLOAD_BYTES.",
+        "summary": "Upload a file (multipart/form-data field `file`), streamed to disk; 413 past EXPORTD_MAX_UPLOAD_BYTES, "
+                   "507 (insufficient_storage, nothing kept) when the disk fills.",
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}},
         "responses": {**ok('{file_id, url: "odsfile://…", filename, properties: {mimetype, size}, created}', "201"),
-                      "400": ERR, "413": ERR, **AUTH_ERRORS}}),
+                      "400": ERR, "413": ERR, "507": ERR, **AUTH_ERRORS}}),
     ("GET", "/files", files.collection, "mgmt-files", {
         "summary": "Uploaded files, newest first, paged.", "parameters": PAGE,
         "responses": {**ok("A page of files."), "400": ERR, **AUTH_ERRORS}}),

@@ -107,6 +107,11 @@ class Storage:
         """Local copies of remote files unread for that long are removed."""
         return 0
 
+    def prune_empty_dirs(self, prefix: str, older_than_seconds: float) -> int:
+        """Remove the directories under `prefix/` that hold no file and were last changed
+        that long ago (left by deletions and expiries); a bucket has no directories."""
+        return 0
+
     def close(self) -> None:
         """Let go of connections."""
 
@@ -201,6 +206,24 @@ def check_key(key: str) -> str:
 
 class ExportTooLarge(Exception):
     pass
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_MESSAGES = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it was raised from, is a full disk (or a quota reached):
+    an OSError, or a library's own error quoting one (pyarrow's, polars')."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return True
+        if any(message in str(exc) for message in DISK_FULL_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class Bounded(io.RawIOBase):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from domain.storage.base import Storage, check_key, fsync_path
@@ -21,8 +22,14 @@ class LocalStorage(Storage):
 
     def _publish(self, partial: Path, key: str) -> None:
         final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, final)
+        for last_try in (False, True):
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(partial, final)
+                break
+            except FileNotFoundError:  # the sweep pruned the directory, empty, between the two
+                if last_try or not partial.exists():
+                    raise
         fsync_path(final.parent)
 
     def local_path(self, key: str) -> Path:
@@ -43,6 +50,23 @@ class LocalStorage(Storage):
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+    def prune_empty_dirs(self, prefix: str, older_than_seconds: float) -> int:
+        """Deepest first, so that a directory emptied of empty directories goes in the same
+        pass (its own time changed only by their removal)."""
+        cutoff = time.time() - older_than_seconds
+        top = self.path(prefix)
+        removed = 0
+        pruned_parents: set[Path] = set()
+        for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            try:
+                if path.stat().st_mtime < cutoff or path in pruned_parents:
+                    path.rmdir()  # only if empty: a file published meanwhile keeps it
+                    removed += 1
+                    pruned_parents.add(path.parent)
+            except OSError:  # not empty, or gone
+                pass
+        return removed
 
     def keys(self, prefix: str) -> list[str]:
         top = self.path(prefix)
