@@ -42,6 +42,10 @@ def known_error(exc: BaseException) -> tuple[int, str, str, dict[str, str] | Non
     if isinstance(exc, (OptionError, FormatNotApplicable)):
         code = "invalid_option" if isinstance(exc, OptionError) else "format_not_applicable"
         return 400, code, str(exc), None, {}
+    if disk_full(exc):  # whatever was being written was removed with its partial file
+        error = InsufficientStorage("the service's disk is full, and nothing was kept; try again later, "
+                                    "or ask an administrator to free space")
+        return error.status, error.error_code, error.message, None, {}
     return None
 
 
@@ -69,12 +73,12 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return json_error(503, "redis_unavailable", "the export service's state store cannot take writes now "
                           "(it is full or read-only); try again shortly", headers={"Retry-After": "30"})
     except Exception as exc:
-        if disk_full(exc):  # whatever was being written was removed with its partial file
-            log.error("disk full on %s %s: %s", request.method, request.path, exc)
-            error = InsufficientStorage("the service's disk is full, and nothing was kept; try again later, "
-                                        "or ask an administrator to free space")
-            return json_error(error.status, error.error_code, error.message)
-        return _internal_error(request)
+        fields = known_error(exc)
+        if fields is None:
+            return _internal_error(request)
+        log.error("%s on %s %s: %s", fields[1], request.method, request.path, exc)
+        status, code, message, headers, extra = fields
+        return json_error(status, code, message, headers=headers, **extra)
 
 
 def _internal_error(request: web.Request) -> web.Response:
