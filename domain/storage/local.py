@@ -58,7 +58,9 @@ class LocalStorage(Storage):
         top = self.path(prefix)
         removed = 0
         pruned_parents: set[Path] = set()
-        for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        # os.walk passes over directories that vanish while it looks (another sweep's work)
+        found = [Path(parent) / name for parent, names, _ in os.walk(top) for name in names]
+        for path in sorted(found, key=lambda p: len(p.parts), reverse=True):
             try:
                 if path.stat().st_mtime < cutoff or path in pruned_parents:
                     path.rmdir()  # only if empty: a file published meanwhile keeps it
