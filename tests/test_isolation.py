@@ -188,3 +188,20 @@ async def test_three_worst_case_aggregates_at_once(client, demo_dataset, big_fil
     assert growth < 400
     assert light_worst < 1.0
     assert lag.worst < 0.1
+
+
+async def test_a_client_that_leaves_mid_stream_frees_its_query_process(client, big_file, settings):
+    await load_dataset(settings, big_file, "big")
+    pool = client.server.app[POOL]
+    response = await client.get(f"{V2}/big/exports/csv")
+    assert response.status == 200
+    await response.content.readexactly(1024)
+    response.close()
+    for _ in range(200):
+        if not pool._busy:
+            break
+        await asyncio.sleep(0.02)
+    assert not pool._busy
+    small = await client.get(f"{V2}/big/exports/csv", params={"limit": "3", "order_by": "event_id"})
+    lines = (await small.text()).splitlines()
+    assert small.status == 200 and len(lines) == 4 and lines[1].startswith('0;"event 0";'), lines

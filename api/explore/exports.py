@@ -4,6 +4,7 @@ group_by, limit, refine, exclude), the common options (timezone, use_labels, com
 and the format's own. The portal's /explore/dataset/{id}/download/?format=… is the same."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
@@ -23,6 +24,7 @@ from domain.query import RecordQuery
 from formats import REGISTRY, Format
 
 log = logging.getLogger("exportd.api")
+STALLED_CLIENT_SECONDS = 60
 
 # Spellings of the portal's download URL and older clients → our option names.
 OPTION_ALIASES = {"csv_separator": "delimiter", "use_labels_for_header": "use_labels"}
@@ -101,10 +103,14 @@ async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = N
         await response.prepare(request)
         try:
             while (chunk := await streamed.next()) is not None:
-                await response.write(chunk)
+                # a client that stops reading would hold a query process for ever
+                await asyncio.wait_for(response.write(chunk), STALLED_CLIENT_SECONDS)
             await response.write_eof()
         except Exception as exc:
-            if not isinstance(exc, ConnectionResetError):
+            if isinstance(exc, TimeoutError):
+                log.warning("streamed export of %s cut: the client read nothing for %d s",
+                            dataset.dataset_id, STALLED_CLIENT_SECONDS)
+            elif not isinstance(exc, ConnectionResetError):
                 log.error("streamed export of %s failed after its first bytes: %s", dataset.dataset_id, exc)
             if request.transport is not None:
                 request.transport.close()

@@ -48,6 +48,7 @@ class Child:
     idle_rss: int = 0
     over: str | None = None  # the budget it was killed for: "memory" or "time"
     calls: int = field(default=0)
+    settled: bool = True  # its last call's final frame was read: it waits for the next
 
     @property
     def pid(self) -> int:
@@ -119,14 +120,17 @@ class QueryPool:
 
     async def _send(self, child: Child, name: str, args: dict[str, Any]) -> None:
         child.calls += 1
+        child.settled = False
         child.writer.write(frames.frame(frames.CALL, orjson.dumps({"call": name, "args": args})))
         await child.writer.drain()
 
     async def _read(self, child: Child) -> tuple[bytes, bytes]:
         try:
-            return await frames.read(child.reader)
+            kind, payload = await frames.read(child.reader)
         except (asyncio.IncompleteReadError, ConnectionError):
             raise self._lost(child) from None
+        child.settled = kind in (frames.RESULT, frames.ERROR)
+        return kind, payload
 
     def _lost(self, child: Child) -> DomainError:
         if child.over == "memory":
@@ -151,16 +155,15 @@ class QueryPool:
             child = self._idle.pop() if self._idle else await self._spawn()
             self._busy.add(child)
             watch = asyncio.create_task(self._watch(child, seconds))
-            done = False
             try:
                 yield child
-                done = True
             finally:
                 watch.cancel()
                 self._busy.discard(child)
-                if done and not self._closed and child.over is None and child.rss() < child.idle_rss + self.memory // 2:
+                if (child.settled and not self._closed and child.over is None
+                        and child.rss() < child.idle_rss + self.memory // 2):
                     self._idle.append(child)
-                else:  # killed, or stopped mid-call (the client left), or grown: replaced next time
+                else:  # killed, left mid-call (the client went away), or grown: replaced next time
                     child.kill()
 
     @contextlib.asynccontextmanager
