@@ -92,9 +92,8 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
-    query.validate(dataset.fields)
     # refuse now, with a 400, what the worker would fail on; count what the export will hold
-    kind = HEAVY if query.aggregated or query.selects_aggregates(dataset.fields) else LIGHT
+    kind = HEAVY if query.heavy else LIGHT
     checked, _ = await request.app[POOL].call(kind, "check_export", {
         "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options})
     records, parsed = checked["records"], checked["options"]

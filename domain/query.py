@@ -121,8 +121,11 @@ class RecordQuery:
     def aggregated(self) -> bool:
         return bool(self.group_by)
 
-    def selects_aggregates(self, fields: list[Field]) -> bool:
-        return odsql.parse_select(self.select, fields).aggregated
+    @property
+    def heavy(self) -> bool:
+        """Whether running it may group or sort every matching record (a group_by, an order_by,
+        or a select whose parentheses may hold an aggregate): told from the text alone."""
+        return bool(self.group_by or self.order_by or (self.select and "(" in self.select))
 
     def filter(self, fields: list[Field], budget: odsql.Budget | None = None) -> pads.Expression | None:
         budget = budget or odsql.Budget()

@@ -120,6 +120,9 @@ def test_an_in_list_and_a_clause_have_bounds_of_their_own():
     values = ", ".join(str(i) for i in range(MAX_LIST_VALUES + 1))
     with pytest.raises(odsql.ODSQLError, match=f"more than {MAX_LIST_VALUES} values"):
         odsql.where_all(f"a IN ({values})", fields)
-    assert odsql.where_all(f"a IN ({', '.join(str(i) for i in range(MAX_LIST_VALUES))})", fields) is not None
+    half = ", ".join(str(i) for i in range(MAX_LIST_VALUES // 2))
+    assert odsql.where_all(f"a IN ({half}) OR a IN ({half})", fields) is not None
+    with pytest.raises(odsql.ODSQLError, match="IN lists hold more than"):  # the values of one request together
+        odsql.where_all([f"a IN ({half})", f"a IN ({half}, 1)"], fields)
     with pytest.raises(odsql.ODSQLError, match="characters long"):
         odsql.where_all("a = 1 OR " * (MAX_CLAUSE_CHARS // 9) + "a = 2", fields)

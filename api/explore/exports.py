@@ -93,7 +93,6 @@ async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = N
     dataset = dataset or await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.EXPORT_PARAMS)
     options = _options(request, fmt)
-    query.validate(dataset.fields)
     args = {"dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options}
     async with request.app[POOL].stream("stream_export", args) as streamed:
         response = web.StreamResponse(headers={

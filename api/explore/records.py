@@ -1,6 +1,8 @@
 """Records, one record, aggregates and facets of a dataset. Every query runs in a query
 process (api/isolation) with its filter and projection pushed down to the Parquet scan; a
-group_by, an aggregate, a facet or a sort is a heavy call, the rest light."""
+group_by, an aggregate, a facet or a sort is a heavy call, the rest light. The query is
+parsed and checked there too: even that, for a query at the limits, would hold the event
+loop for long."""
 from __future__ import annotations
 
 import asyncio
@@ -27,11 +29,9 @@ def _arguments(dataset: Dataset, query: RecordQuery, **more) -> dict:
 async def records(request: web.Request) -> web.Response:
     dataset = await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.RECORDS_PARAMS)
-    query.validate(dataset.fields)
-    grouped = query.aggregated or query.selects_aggregates(dataset.fields)
-    limit, offset = page(request, max_limit=MAX_GROUPS, reach=MAX_GROUPS) if grouped else page(request)
+    limit, offset = page(request, max_limit=MAX_GROUPS, reach=MAX_GROUPS) if query.group_by else page(request)
     timezone = timezone_param(request.query)
-    kind = HEAVY if grouped or query.order_by else LIGHT
+    kind = HEAVY if query.heavy else LIGHT
     result, body = await request.app[POOL].call(kind, "records", _arguments(
         dataset, query, limit=limit, offset=offset, timezone=timezone, groups=bool(query.group_by)))
     base = f"{catalog_base(request)}/datasets/{dataset.dataset_id}/records"
@@ -64,7 +64,6 @@ async def aggregates(request: web.Request) -> web.Response:
     if offset + limit > MAX_GROUPS:
         raise Invalid(f"offset + limit must be at most {MAX_GROUPS}", error_code="InvalidParameter")
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.RECORDS_PARAMS)
-    query.validate(dataset.fields)
     timezone = timezone_param(request.query)
     _, body = await request.app[POOL].call(HEAVY, "aggregates", _arguments(
         dataset, query, limit=limit, offset=offset, timezone=timezone))
@@ -75,7 +74,6 @@ async def facets(request: web.Request) -> web.Response:
     """Value counts of the text, date and boolean fields (years for dates), most frequent first."""
     dataset = await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.FILTER_PARAMS + ("facet", "limit"))
-    query.validate(dataset.fields)
     limit = integer(request, "limit", 50, 1, 1000)
     wanted = request.query.getall("facet", [])
     names = wanted or [f.name for f in dataset.fields if f.type in FACET_TYPES and f.type != "int"]

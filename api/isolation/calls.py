@@ -32,7 +32,10 @@ class Env:
 
 
 def _read(dataset: str, query: dict[str, Any]) -> tuple[Dataset, RecordQuery]:
-    return Dataset.from_json(dataset), RecordQuery.from_json(query)
+    """The dataset and the query, checked against its fields (and the request's term budget)."""
+    data, wanted = Dataset.from_json(dataset), RecordQuery.from_json(query)
+    wanted.validate(data.fields)
+    return data, wanted
 
 
 def records(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], limit: int, offset: int,

@@ -2,8 +2,8 @@
 
 A request's clauses together hold at most MAX_TERMS terms: a comparison or other predicate,
 a full-text string, a filter function, a refine or exclude value, a select, group_by or
-order_by item. A clause's text holds at most MAX_CLAUSE_CHARS characters and an IN list at
-most MAX_LIST_VALUES values. Past a bound the request is refused with an ODSQLError naming it.
+order_by item, and its IN lists together at most MAX_LIST_VALUES values. A clause's text holds
+at most MAX_CLAUSE_CHARS characters. Past a bound the request is refused with an ODSQLError naming it.
 
 Conditions are combined as balanced trees (`all_of`, `any_of`), and OR-ed equalities of a
 field as one set lookup (compiler.one_of). pyarrow binds and evaluates Expressions
@@ -23,10 +23,16 @@ T = TypeVar("T")
 
 
 class Budget:
-    """The terms a request has left; shared by the parsers of all its clauses."""
+    """The terms and IN-list values a request has left; shared by the parsers of all its clauses."""
 
-    def __init__(self, terms: int = MAX_TERMS) -> None:
-        self.left = terms
+    def __init__(self, terms: int = MAX_TERMS, values: int = MAX_LIST_VALUES) -> None:
+        self.left, self.values_left = terms, values
+
+    def spend_value(self, position: int, clause: str) -> None:
+        self.values_left -= 1
+        if self.values_left < 0:
+            raise ODSQLError(f"the query's IN lists hold more than {MAX_LIST_VALUES} values, the limit for one request",
+                             position, clause)
 
     def spend(self, position: int, clause: str, terms: int = 1) -> None:
         self.left -= terms

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from domain.odsql import ast
-from domain.odsql.cost import MAX_LIST_VALUES, Budget, check_length
+from domain.odsql.cost import Budget, check_length
 from domain.odsql.errors import ODSQLError
 from domain.odsql.lexer import Token, tokenize
 
@@ -176,11 +176,11 @@ class Parser:
             return ast.Like(target, pattern.value, pos=target.pos)
         opener = self.advance()
         if opener.is_punct("("):
+            self.budget.spend_value(self.token.pos, self.clause)
             values = [self.literal()]
             while self.token.is_punct(","):
                 self.advance()
-                if len(values) == MAX_LIST_VALUES:
-                    raise self.error(f"more than {MAX_LIST_VALUES} values in an IN list, the limit")
+                self.budget.spend_value(self.token.pos, self.clause)
                 values.append(self.literal())
             self.expect_punct(")")
             return ast.InList(target, tuple(values), pos=target.pos)
