@@ -1,6 +1,7 @@
-"""Signed downloads of ready exports: Content-Type, Content-Disposition, Content-Length and
-Range come with the file (or with the bucket's presigned URL it redirects to, which ends no
-later than the export). A bad signature answers 403; an expired link or export answers 410."""
+"""Signed downloads of ready exports, GET and HEAD: Content-Type, Content-Disposition,
+Content-Length, validators and Range come with the file (api/fileresponse.py), or with the
+bucket's presigned URL it redirects to, which ends no later than the export. A bad signature
+answers 403; an expired link or export answers 410."""
 from __future__ import annotations
 
 from aiohttp import web

@@ -7,9 +7,11 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from api import downloads, exports, health, me, openapi, users, web as page
+from api import downloads, exports, health, me, openapi, ranges, users, web as page
+from api.explore import attached
 from api.explore import exports as explore_exports
 from api.explore import routes as explore_routes
+from api.management import alternative_exports, files
 from api.management import routes as management_routes
 from domain.exports import STATUSES
 
@@ -20,6 +22,34 @@ TOKEN = [{"OsdiToken": []}, {"ApiKey": []}]
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 HAL_EXPORT = {"application/hal+json": {"schema": {"$ref": "#/components/schemas/Export"}}}
 USER = {"type": "object", "properties": {"name": {"type": "string"}, "admin": {"type": "boolean"}}}
+
+_HEADER = {"schema": {"type": "string"}}
+DOWNLOAD_PARAMETERS = [
+    EXPORT_ID,
+    {"name": "file_name", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
+    {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+    *({"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": about} for name, about in (
+        ("Range", f"bytes=FIRST-LAST, bytes=FIRST-, bytes=-SUFFIX, or up to {ranges.MAX_RANGES} of them separated by commas. "
+                  f"Another unit, an invalid header, overlapping ranges or more than {ranges.MAX_RANGES} are ignored "
+                  "(200, the whole file)."),
+        ("If-Range", "An ETag (compared strongly) or the Last-Modified date (exactly): when it does not match, "
+                     "200 with the whole file."),
+        ("If-None-Match", "304 when one of these ETags is the file's."),
+        ("If-Match", "412 unless one of these ETags is the file's (strong comparison)."))),
+]
+DOWNLOAD_RESPONSES = {
+    "200": {"description": "The file.", "headers": {"ETag": _HEADER, "Last-Modified": _HEADER, "Accept-Ranges": _HEADER}},
+    "206": {"description": "Part of the file: one range, with Content-Range; several, as multipart/byteranges.",
+            "headers": {"Content-Range": _HEADER, "ETag": _HEADER, "Last-Modified": _HEADER}},
+    "302": {"description": "With a bucket and EXPORTD_S3_DOWNLOADS=redirect: to a presigned URL of the file."},
+    "304": {"description": "Not modified (If-None-Match)."},
+    "403": ERR, "404": ERR, "410": ERR, "412": ERR,
+    "416": {"description": "No range asked for is within the file (bytes=-0, a first byte past the end); "
+                           "Content-Range: bytes */SIZE.",
+            "headers": {"Content-Range": _HEADER},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+}
 
 
 @dataclass(frozen=True)
@@ -111,15 +141,15 @@ ROUTES: list[Route] = [
             "400": ERR, "401": ERR, "403": ERR, "404": ERR},
     }),
     Route("GET", "/downloads/{export_id}/{file_name}", downloads.download, "download", {
-        "summary": "Download a ready export through its signed, expiring link (Range supported).",
-        "tags": ["Downloads"],
-        "parameters": [EXPORT_ID,
-                       {"name": "file_name", "in": "path", "required": True, "schema": {"type": "string"}},
-                       {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
-                       {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
-                       {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "The file."}, "206": {"description": "Part of the file."},
-                      "403": ERR, "404": ERR, "410": ERR, "416": ERR},
+        "summary": "Download a ready export through its signed, expiring link: Range (one or several ranges), "
+                   "If-Range, If-None-Match and If-Match answered as RFC 9110 has them.",
+        "tags": ["Downloads"], "parameters": DOWNLOAD_PARAMETERS, "responses": DOWNLOAD_RESPONSES,
+    }),
+    Route("HEAD", "/downloads/{export_id}/{file_name}", downloads.download, "download-head", {
+        "summary": "The download's headers (Content-Length, ETag, Last-Modified, Accept-Ranges) without the file; "
+                   "Range is defined for GET alone, so a HEAD describes the whole file.",
+        "tags": ["Downloads"], "parameters": DOWNLOAD_PARAMETERS,
+        "responses": {code: answer for code, answer in DOWNLOAD_RESPONSES.items() if code not in ("206", "416")},
     }),
     Route("GET", "/health", health.health, "health", {
         "summary": "Whether Redis answers and takes writes, workers have been seen recently and the data directory "
@@ -183,6 +213,13 @@ ROUTES.append(Route("GET", "/explore/dataset/{dataset_id}/download/", explore_ex
 ROUTES += [Route(*route) for route in management_routes.ROUTES]
 
 
+# Other handlers of stored files (api/fileresponse.py) answer HEAD as they answer GET; the
+# download link's HEAD is a route of its own above, the one the OpenAPI document lists.
+HEAD_TOO = {attached.attachment, attached.file, files.download, alternative_exports.download}
+
+
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        if route.method == "GET" and route.handler in HEAD_TOO:
+            app.router.add_route("HEAD", route.path, route.handler, name=f"{route.name}-head")

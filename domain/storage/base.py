@@ -21,6 +21,8 @@ import shutil
 import time
 import uuid
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import AsyncIterator, BinaryIO, Iterator
 
@@ -28,9 +30,18 @@ PARTIAL_DIR = ".partial"
 TAG_END = "~~"
 
 
+@dataclass(frozen=True)
+class Stat:
+    """What a download needs to know of a stored file: its size and validators. A file never
+    changes under its key, so the ETag (without its quotes) and the time are strong validators."""
+    size: int
+    etag: str
+    modified: datetime
+
+
 class Storage:
-    """The interface; `_publish`, `local_path`, `exists`, `size`, `delete` and `keys` are the
-    backend's. Blocking: call it from a thread (or a command), not an event loop."""
+    """The interface; `_publish`, `local_path`, `exists`, `size`, `stat`, `open_range`,
+    `delete` and `keys` are the backend's. Blocking: call it from a thread (or a command), not an event loop."""
 
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
@@ -89,6 +100,15 @@ class Storage:
         raise NotImplementedError
 
     def size(self, key: str) -> int:
+        raise NotImplementedError
+
+    def stat(self, key: str) -> Stat:
+        """FileNotFoundError when there is no file `key`."""
+        raise NotImplementedError
+
+    def open_range(self, key: str, start: int = 0, stop: int | None = None) -> BinaryIO:
+        """A stream of the file's bytes from `start` (to read and close); the caller reads no
+        further than `stop`, which a backend may also enforce."""
         raise NotImplementedError
 
     def delete(self, key: str) -> None:

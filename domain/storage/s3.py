@@ -32,7 +32,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from domain.storage.base import Storage, check_key
+from domain.storage.base import Stat, Storage, check_key
 
 PART_SIZE = 8 << 20  # bytes per uploaded part (S3 asks for at least 5 MiB but the last)
 COPY_CHUNK = 1 << 20
@@ -123,6 +123,13 @@ class S3Storage(Storage):
             return self.client.head_object(Bucket=self.bucket, Key=self.name(key))["ContentLength"]
         except ClientError as exc:
             raise _not_found(exc, key) from None
+
+    def stat(self, key: str) -> Stat:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.name(key))
+        except ClientError as exc:
+            raise _not_found(exc, key) from None
+        return Stat(head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].astimezone(timezone.utc))
 
     def exists(self, key: str) -> bool:
         try:
