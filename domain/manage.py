@@ -3,7 +3,8 @@ service runs on; everything a user or operator does over HTTP is the `exportd` c
 (api/cli: exports, datasets, users).
 
     init [--force]            create the secrets if missing and load the demo dataset
-    run                       Redis (if none answers), the web process and a worker, in the foreground
+    run                       Redis (if none answers), then the web process and a worker under
+                              supervisord, in the foreground
 
 `load` is also what tools on the same machine (bench/faults.py) call to put a file in place
 as a dataset before any web process runs.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -74,39 +76,49 @@ def _stored(settings: Settings, key: str) -> bool:
 
 
 def run(settings: Settings) -> int:
-    """Redis (unless one answers at EXPORTD_REDIS_URL), the Procfile's web and worker, under
-    honcho; Ctrl-C stops them all."""
-    from domain import redis_server
+    """Redis (unless one answers at EXPORTD_REDIS_URL), then the Procfile's web and worker under
+    supervisord (domain/supervise.py), which restarts either when it dies; Ctrl-C or SIGTERM
+    stops them all, Redis last."""
+    from domain import redis_server, supervise
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env[PREFIX + "DATA_DIR"] = str(settings.data_dir)
-    server = None
-    if not redis_server.answers(settings.redis_url):
-        if not redis_server.is_local(settings.redis_url):
-            print(f"no Redis answers at {settings.redis_url}", file=sys.stderr)
-            return 1
-        server = redis_server.RedisServer(settings.data_dir / "redis", redis_server.port_of(settings.redis_url)).start()
-        print(f"redis-server started on port {server.port}, append-only files in {server.directory}")
+    server = supervisor = None
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _serve(settings, env)
+        if not redis_server.answers(settings.redis_url):
+            if not redis_server.is_local(settings.redis_url):
+                print(f"no Redis answers at {settings.redis_url}", file=sys.stderr)
+                return 1
+            server = redis_server.RedisServer(settings.data_dir / "redis", redis_server.port_of(settings.redis_url))
+            server.start(own_session=True)
+            print(f"redis-server started on port {server.port}, append-only files in {server.directory}")
+        asyncio.run(load_demo(settings))
+        supervisor = supervise.start(settings, env)
+        _banner(settings)
+        return supervise.wait(supervisor)
+    except KeyboardInterrupt:
+        return 0
     finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the stopping short
+            signal.signal(stop_signal, signal.SIG_IGN)
+        if supervisor is not None:
+            supervise.stop(supervisor, settings)
         if server is not None:
             server.stop()
 
 
-def _serve(settings: Settings, env: dict[str, str]) -> int:
-    from honcho.environ import parse_procfile
-    from honcho.manager import Manager
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
-    manager = Manager()
-    asyncio.run(load_demo(settings))
-    for name, process in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
-        manager.add_process(name, process, env=env, cwd=str(ROOT))
+
+def _banner(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(f"""
 exportd on {base}  (OpenAPI: {base}/api/openapi.json, health: {base}/health)
 administrator token: {settings.admin_token}  (kept in {settings.data_dir / 'admin_token'} unless {PREFIX}ADMIN_TOKEN is set)
+web and worker run under supervisord, which restarts either if it dies (its log: {settings.data_dir / 'supervisor'})
 
 The web page: open {base}/ and sign in with the token. The command line:
 
@@ -121,8 +133,6 @@ Or over HTTP: ask for an export of the demo dataset as CSV, poll it, then downlo
   curl -s {base}/api/v1/exports/EXPORT_ID -H 'OSDI-API-Token: {settings.admin_token}'   # until "status": "ready"
   curl -o demo-events.csv "DOWNLOAD_LINK"
 """, flush=True)
-    manager.loop()
-    return manager.returncode or 0
 
 
 def main(argv: list[str] | None = None) -> int:

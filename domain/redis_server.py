@@ -50,10 +50,13 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0, own_session: bool = False) -> "RedisServer":
+        """Started and answering; in a session of its own if asked, so that a terminal's Ctrl-C
+        does not reach it and whoever started it stops it last."""
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / "redis.log", "ab")
-        self.process = subprocess.Popen(command(self.port, self.directory), stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command(self.port, self.directory), stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=own_session)
         log.close()
         deadline = time.monotonic() + timeout
         while not answers(self.url):
