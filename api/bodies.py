@@ -45,12 +45,18 @@ def query_int(request: web.Request, name: str, default: int, lowest: int, highes
     return value
 
 
-def string_field(body: dict[str, Any], name: str, required: bool = True, default: str = "") -> str:
+MAX_STRING = 2000  # characters of a name, a detail, a title: what a person writes, not a payload
+
+
+def string_field(body: dict[str, Any], name: str, required: bool = True, default: str = "",
+                 max_length: int = MAX_STRING) -> str:
     value = body.get(name)
     if value is None or value == "":
         if required:
-            raise Invalid(f"the field {name!r} is required")
+            raise Invalid(f"the field {name!r} is required", field=name)
         return default
     if not isinstance(value, str):
-        raise Invalid(f"the field {name!r} must be a string")
+        raise Invalid(f"the field {name!r} must be a string", field=name)
+    if len(value) > max_length:
+        raise Invalid(f"the field {name!r} holds {len(value)} characters; at most {max_length}", field=name)
     return value

@@ -224,7 +224,7 @@ async def approve(request: web.Request) -> web.Response:
     await administrator(request)
     export = await _visible_to_admin(request)
     body = await json_object(request, required=False)
-    detail = body.get("detail") if isinstance(body.get("detail"), str) else ""
+    detail = string_field(body, "detail", required=False)
     await _queue(request, export, expect=(ex.PENDING_APPROVAL,), approved_date=now(), detail=detail)
     return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
 

@@ -8,6 +8,8 @@ is unpublished.
 """
 from __future__ import annotations
 
+import codecs
+
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,15 +86,35 @@ def validated_resource_params(type_: Any, params: Any) -> tuple[str | None, dict
     for name in ("delimiter", "separator"):
         if name in params and (not isinstance(params[name], str) or len(params[name]) != 1):
             raise Invalid(f"params.{name} must be one character")
+    unknown = sorted(set(params) - RESOURCE_PARAMS)
+    if unknown:
+        raise Invalid(f"unknown params {', '.join(map(repr, unknown))}; known: {', '.join(sorted(RESOURCE_PARAMS))}")
     if "encoding" in params:
-        import codecs
-        try:
-            codecs.lookup(str(params["encoding"]))
-        except LookupError:
-            raise Invalid(f"unknown encoding {params['encoding']!r}") from None
-    if "header_row" in params and (not isinstance(params["header_row"], int) or params["header_row"] < 0):
+        text_encoding(params["encoding"])
+    header_row = params.get("header_row", 1)
+    if isinstance(header_row, bool) or not isinstance(header_row, int) or not 0 <= header_row <= 1_000_000:
         raise Invalid("params.header_row must be 0 (no header) or a 1-based row number")
+    for name in ("sheet", "lat_field", "lon_field"):
+        if name in params and (not isinstance(params[name], str) or not 0 < len(params[name]) <= 256):
+            raise Invalid(f"params.{name} must be a name of 1 to 256 characters")
     return type_, params
+
+
+RESOURCE_PARAMS = frozenset({"fields", "delimiter", "separator", "encoding", "header_row", "sheet", "lat_field", "lon_field"})
+
+
+def text_encoding(name: Any) -> str:
+    """`name` if Python's codecs know it as a text encoding (not rot13, base64 or zlib, which
+    would only fail when the resource is read at publish), else Invalid."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise Invalid("params.encoding must be the name of a text encoding, e.g. utf-8 or cp1252")
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise Invalid(f"params.encoding: unknown encoding {name!r}") from None
+    if not getattr(info, "_is_text_encoding", True) or info.name == "undefined":
+        raise Invalid(f"params.encoding: {name!r} is not a text encoding")
+    return name
 
 
 class ManagedDatasets:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Collection, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -156,15 +157,23 @@ class RecordQuery:
         return Scan(self, source, fields, batch_rows)
 
 
+MAX_LIMIT = 1_000_000_000  # no dataset holds more records; keeps every count within 64 bits
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
 def _limit(raw: Any) -> int | None:
+    """A limit from a JSON body (an integer) or a query string (its digits); -1 or none: every record."""
     if raw is None or raw == "":
         return None
-    try:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and _INTEGER.fullmatch(raw.strip()):
         value = int(raw)
-    except (TypeError, ValueError):
-        raise Invalid(f"query 'limit' must be an integer, not {raw!r}", error_code="InvalidParameter") from None
-    if value < -1:
-        raise Invalid(f"query 'limit' must be -1 (every record) or more, not {value}", error_code="InvalidParameter")
+    else:
+        raise Invalid(f"query 'limit' must be an integer, not {raw!r}", error_code="InvalidParameter", field="limit")
+    if not -1 <= value <= MAX_LIMIT:
+        raise Invalid(f"query 'limit' must be -1 (every record) or from 0 to {MAX_LIMIT}, not {value}",
+                      error_code="InvalidParameter", field="limit")
     return None if value == -1 else value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,7 @@ class FormatNotApplicable(ValueError):
     """The dataset lacks what the format needs (a geometry, a date field, …)."""
 
 
+_INTEGER = re.compile(r"\s*-?[0-9]{1,12}\s*")
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
@@ -44,8 +46,16 @@ class Option:
     default: Any = None
     choices: tuple[Any, ...] = ()
     description: str = ""
+    bounds: tuple[int, int] = (-(2**31), 2**31 - 1)  # of an int option
 
-    def parse(self, raw: Any) -> Any:
+    def parse(self, raw: Any, strict: bool = False) -> Any:
+        """The option's value from `raw`: a JSON value, or with `strict` False also a query
+        string's spelling of one ("true", "no", "25"). A JSON body's boolean must be a boolean:
+        "yes" there is a mistake, not a yes."""
+        if strict and self.kind is bool and not isinstance(raw, bool):
+            raise OptionError(f"option {self.name!r} must be true or false (a JSON boolean), not {raw!r}")
+        if strict and self.kind is int and not (isinstance(raw, int) and not isinstance(raw, bool)):
+            raise OptionError(f"option {self.name!r} must be an integer (a JSON number), not {raw!r}")
         try:
             value = self._parse(raw)
         except (TypeError, ValueError) as exc:
@@ -63,9 +73,13 @@ class Option:
                 return raw.lower() in TRUE_WORDS
             raise ValueError(f"expected true or false, not {raw!r}")
         if self.kind is int:
-            if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            if isinstance(raw, bool) or not (isinstance(raw, int) or isinstance(raw, str) and _INTEGER.fullmatch(raw)):
                 raise ValueError(f"expected an integer, not {raw!r}")
-            return int(raw)
+            value = int(raw)
+            low, high = self.bounds
+            if not low <= value <= high:
+                raise ValueError(f"expected an integer from {low} to {high}, not {value}")
+            return value
         if self.kind == "timezone":
             if not isinstance(raw, str):
                 raise ValueError(f"expected a time zone name, not {raw!r}")
@@ -87,6 +101,8 @@ class Option:
     def describe(self) -> dict[str, Any]:
         kind = {bool: "boolean", int: "integer", str: "string"}.get(self.kind, self.kind)
         out: dict[str, Any] = {"name": self.name, "type": kind, "default": self.default}
+        if self.kind is int:
+            out["minimum"], out["maximum"] = self.bounds
         if self.choices:
             out["choices"] = list(self.choices)
         if self.description:
@@ -97,22 +113,13 @@ class Option:
 WGS84 = 4326  # the EPSG code geometries are stored in
 
 
-def require_wgs84(options: Mapping[str, Any], format_name: str) -> None:
-    """Refuse an `epsg` other than 4326, for formats that hold WGS 84 only (OV2, KML, GPX) or
-    whose reprojection is not written yet (Parquet, XLSX)."""
-    if options.get("epsg", WGS84) != WGS84:
-        raise OptionError(
-            f"option 'epsg': format {format_name!r} writes EPSG:4326 only; "
-            f"reprojection to EPSG:{options['epsg']} is supported for geojson, shp and fgb"
-        )
-
-
 # Options OpenDataSoft applies to every export.
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("timezone", "timezone", "UTC", description="Time zone datetimes are written in."),
     Option("use_labels", bool, False, description="Use field labels, not names, as column names."),
     Option("compressed", bool, False, description="Gzip the file; '.gz' is added to its name."),
-    Option("epsg", int, WGS84, description="Reproject geometries to this EPSG code (geographic formats)."),
+    Option("epsg", int, WGS84, bounds=(1024, 999_999),
+           description="Reproject geometries to this EPSG code (geojson, shp and fgb; 4326 elsewhere)."),
 )
 
 
@@ -182,6 +189,7 @@ class Format:
     description: str = ""
     # The names of the fields the output depends on, given the fields and parsed options; None: all.
     reads: Callable[[Sequence[Field], Mapping[str, Any]], list[str] | None] | None = None
+    reprojects: bool = False  # whether its writer takes an `epsg` other than 4326
     all_options: dict[str, Option] = field(init=False, repr=False, compare=False)
 
     NEEDS: ClassVar[dict[str, frozenset[str]]] = {"geometry": GEOMETRY_TYPES, "date": DATE_TYPES}
@@ -215,9 +223,11 @@ class Format:
         dataset's width). The writer, opened on just these fields, writes the same file."""
         return self.reads(fields, options) if self.reads else None
 
-    def parse_options(self, raw: Mapping[str, Any] | None, fields: Sequence[Field] = ()) -> dict[str, Any]:
+    def parse_options(self, raw: Mapping[str, Any] | None, fields: Sequence[Field] = (),
+                      strict: bool = False) -> dict[str, Any]:
         """Every option with its value: the given ones parsed, the rest defaulted. Unknown
-        names, bad values and options naming fields the dataset lacks raise OptionError."""
+        names, bad values, options naming fields the dataset lacks and an `epsg` the format
+        cannot write raise OptionError. `strict`: `raw` is a JSON body's (see Option.parse)."""
         raw = dict(raw or {})
         unknown = sorted(set(raw) - set(self.all_options))
         if unknown:
@@ -231,12 +241,15 @@ class Format:
             if name not in raw or raw[name] is None:
                 parsed[name] = option.default
                 continue
-            value = option.parse(raw[name])
+            value = option.parse(raw[name], strict)
             if fields and option.kind in ("field", "fields"):
                 missing = [v for v in ((value,) if option.kind == "field" else value) if v not in names]
                 if missing:
                     raise OptionError(f"option {name!r} names unknown field(s) {', '.join(map(repr, missing))}")
             parsed[name] = value
+        if parsed.get("epsg", WGS84) != WGS84 and not self.reprojects:
+            raise OptionError(f"option 'epsg': format {self.name!r} writes EPSG:4326 only; "
+                              f"reprojection to EPSG:{parsed['epsg']} is supported for geojson, shp and fgb")
         return parsed
 
     def filename(self, stem: str, options: Mapping[str, Any]) -> str:

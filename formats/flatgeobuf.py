@@ -373,6 +373,7 @@ class Flatbuffer:
 
 
 FORMAT = Format(
+    reprojects=True,
     name="fgb",
     extension="fgb",
     media_type="application/flatgeobuf",

@@ -134,6 +134,7 @@ class GeoJsonWriter(Writer):
 
 
 FORMAT = Format(
+    reprojects=True,
     name="geojson",
     extension="geojson",
     media_type="application/geo+json",

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from formats.base import Format, Option, Writer, require_wgs84
+from formats.base import Format, Option, Writer
 from formats.geo import geometry_index, launder
 from formats.json import buffer_of
 from formats.kml import name_index
@@ -58,7 +58,6 @@ def element(tag: str, text: pa.Array, indent: str = "  ") -> pa.Array:
 
 class GpxWriter(Writer):
     def __init__(self, out, schema, fields, options):
-        require_wgs84(options, "gpx")
         super().__init__(out, schema, fields, options)
         self.geo = geometry_index(self.fields, ("geo_point_2d", "geo_shape"))
         self.labels = self.column_names()

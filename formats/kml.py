@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from formats.base import Format, Option, Writer, require_wgs84
+from formats.base import Format, Option, Writer
 from formats.binary import running_totals
 from formats.geo import geometry_index
 from formats.json import buffer_of
@@ -143,7 +143,6 @@ def escaped(names: list[str]) -> list[str]:
 
 class KmlWriter(Writer):
     def __init__(self, out, schema, fields, options):
-        require_wgs84(options, "kml")
         super().__init__(out, schema, fields, options)
         self.geo = geometry_index(self.fields)
         self.name = name_index(self.fields, options["name_field"])

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import shapely
 
 from domain.fields import Field
-from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer, require_wgs84
+from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer
 from formats.parallel import OrderedRendering
 from formats.values import as_text, point_coords, string_bytes
 
@@ -104,7 +104,6 @@ def pack(lon: np.ndarray, lat: np.ndarray, names: pa.Array) -> pa.Buffer:
 class Ov2Writer(Writer):
     def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
         super().__init__(out, schema, fields, options)
-        require_wgs84(options, "ov2")
         point = point_index(self.fields)
         if point is None:
             raise FormatNotApplicable("format 'ov2' needs a geo_point_2d or geo_shape field")

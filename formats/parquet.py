@@ -24,7 +24,7 @@ import pyarrow as pa
 import shapely
 
 from domain.fields import METADATA_KEY, Field, with_fields
-from formats.base import Format, Option, Writer, require_wgs84
+from formats.base import Format, Option, Writer
 from formats.parallel import PolarsSink
 
 COMPRESSIONS = ("snappy", "zstd", "gzip", "none")
@@ -65,8 +65,6 @@ class ParquetFileWriter(Writer):
         super().__init__(out, schema, fields, options)
         names = self.column_names()
         self.geo = {i: GeoColumn() for i, f in enumerate(self.fields) if f.type == "geo_shape"}
-        if self.geo:
-            require_wgs84(options, "parquet")
         types = [pa.timestamp("us", tz=options["timezone"]) if f.type == "datetime" else column.type
                  for f, column in zip(self.fields, schema)]
         out_fields = [Field(name, f.type, f.label) for name, f in zip(names, self.fields)]

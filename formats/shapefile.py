@@ -210,6 +210,7 @@ def _copy(path: Path, dst: BinaryIO) -> None:
 
 
 FORMAT = Format(
+    reprojects=True,
     name="shp",
     extension="zip",
     media_type="application/zip",

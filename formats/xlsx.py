@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.fields import Field
-from formats.base import Format, Writer, require_wgs84
+from formats.base import Format, Writer
 from formats.ooxml import STYLE_BOLD, STYLE_DATE, STYLE_DATETIME, WorkbookPackage, column_widths, ooxml_text
 from formats.textrows import Slot, join_rows
 from formats.values import as_text, date_strings, datetime_strings, string_bytes
@@ -122,8 +122,6 @@ def text_slot(text: pa.Array, variants: tuple[tuple[str, str], ...] = TEXT) -> S
 class WorkbookWriter(Writer):
     def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
         super().__init__(out, schema, fields, options)
-        if any(f.type in GEO_TYPES for f in self.fields):
-            require_wgs84(options, "xlsx")
         names = self.column_names()
         widths = [min(max(len(name) + 2, WIDTHS.get(f.type, DEFAULT_WIDTH)), MAX_WIDTH)
                   for name, f in zip(names, self.fields)]

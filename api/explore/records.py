@@ -46,7 +46,7 @@ async def records(request: web.Request) -> web.Response:
 async def record(request: web.Request) -> web.Response:
     dataset = await visible_dataset(request)
     raw = request.match_info["record_id"]
-    if not raw.isdigit() or int(raw) >= dataset.records_count:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or int(raw) >= dataset.records_count:
         raise NotFound(f"no record {raw!r} in dataset {dataset.dataset_id!r}", error_code="UnknownRecordError")
     timezone = timezone_param(request.query)
     source = await asyncio.to_thread(open_version, request.app[STORAGE], dataset.data_key)

@@ -75,13 +75,15 @@ def facets(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], names: 
     return {}
 
 
-def _planned(env: Env, dataset: str, query: dict[str, Any], export_type: str, options: dict[str, Any]):
-    """(dataset, format, scan, parsed options) of an export, refusing what the writer would fail on."""
+def _planned(env: Env, dataset: str, query: dict[str, Any], export_type: str, options: dict[str, Any],
+             strict: bool = False):
+    """(dataset, format, scan, parsed options) of an export, refusing what the writer would fail on;
+    `strict`: the options are a JSON body's (formats.base.Option.parse)."""
     data, wanted = _read(dataset, query)
     fmt = REGISTRY.get(export_type)
     scan = wanted.scan(env.source(data), data.fields)
     fmt.check(scan.fields)
-    parsed = fmt.parse_options(options, scan.fields)
+    parsed = fmt.parse_options(options, scan.fields, strict)
     fmt.probe(scan.schema, scan.fields, parsed)
     return data, fmt, scan, parsed
 
@@ -90,7 +92,7 @@ def check_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], e
                  options: dict[str, Any]) -> dict[str, Any]:
     """What a new export will hold, refused now (as a 400) where the worker would fail on it:
     its record count and parsed options."""
-    _, _, scan, parsed = _planned(env, dataset, query, export_type, options)
+    _, _, scan, parsed = _planned(env, dataset, query, export_type, options, strict=True)
     return {"records": scan.count(), "options": parsed}
 
 
