@@ -7,6 +7,7 @@ import orjson
 from aiohttp import web
 
 from domain.exports import STATUSES
+from domain.query import MAX_LIMIT
 from formats import REGISTRY
 
 ERROR = {
@@ -24,9 +25,16 @@ def _schemas() -> dict[str, Any]:
             "type": "object", "required": ["export_type", "_links"],
             "properties": {
                 "export_type": {"type": "string", "enum": REGISTRY.all_names()},
-                "name": {"type": "string"},
-                "options": {"type": "object", "description": "Format options (see x-formats); unknown ones are refused with 400."},
-                "query": {"type": "object", "properties": {"select": {"type": "array", "items": {"type": "string"}}}},
+                "name": {"type": "string", "maxLength": 2000},
+                "options": {"type": "object", "description": "Format options (see x-formats, with their types and "
+                            "bounds: booleans are JSON booleans); unknown ones are refused with 400."},
+                "query": {"type": "object", "additionalProperties": False, "properties": {
+                    "select": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    **{name: {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+                       for name in ("where", "refine", "exclude")},
+                    "group_by": {"type": "string"}, "order_by": {"type": "string"},
+                    "limit": {"type": "integer", "minimum": -1, "maximum": MAX_LIMIT},
+                }, "description": "ODSQL; at most 1,000 terms and 10,000 IN-list values over all clauses."},
                 "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
                     **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
             },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.explore import attached, catalog, exports, records, snapshots
+from domain.query import MAX_LIMIT
 from formats import REGISTRY
 
 PREFIXES = ("/api/v2/catalog", "/api/explore/v2.1/catalog")
@@ -74,9 +75,11 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
         "summary": "Stream the dataset (or a query over it) as a file in this format.",
         "parameters": [DATASET_ID,
                        {"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": REGISTRY.all_names()}},
-                       *QUERY, q("limit", "Records (-1: all).", "integer", default=-1),
+                       *QUERY, q("limit", "Records (-1: all).", "integer", minimum=-1, maximum=MAX_LIMIT, default=-1),
                        q("timezone", "Common option."), q("use_labels", "Common option.", "boolean"),
-                       q("compressed", "Common option.", "boolean"), q("epsg", "Common option.", "integer"),
+                       q("compressed", "Common option.", "boolean"),
+                       q("epsg", "Common option: geojson, shp and fgb reproject; other formats take 4326 only.",
+                         "integer", minimum=1024, maximum=999_999),
                        q("(format options)", "Each format's own options; see x-formats.")],
         "responses": {"200": {"description": "The file, streamed; an error after its first bytes cuts it short."},
                       **BUDGETED, "404": ERR}}),
