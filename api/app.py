@@ -9,6 +9,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from api.errors import error_middleware
+from api.throttle import throttle_middleware
 from api.isolation.pool import QueryPool
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, USERS, WAITERS
 from api.routes import add_routes
@@ -72,7 +73,7 @@ async def _pool(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY,
+    app = web.Application(middlewares=[error_middleware, throttle_middleware], client_max_size=MAX_BODY,
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage)

@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from api.throttle import EXPLORE_PREFIXES
 from domain.exports import STATUSES
 from domain.query import MAX_LIMIT
 from formats import REGISTRY
@@ -88,6 +89,8 @@ def _operation(route) -> dict[str, Any]:
         responses.setdefault("413", ERR)
     if route.name != "openapi":
         responses.setdefault("503", ERR)
+    if route.path.startswith(EXPLORE_PREFIXES):  # per-client budgets, api/throttle.py
+        responses.setdefault("429", ERR)
     operation["responses"] = responses
     return operation
 

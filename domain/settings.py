@@ -42,6 +42,19 @@ def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or networks (10.0.0.0/8), each checked."""
+    import ipaddress
+
+    found = tuple(part.strip() for part in (env.get(PREFIX + name) or "").split(",") if part.strip())
+    for part in found:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name}: {part!r} is not an IP address or network") from None
+    return found
+
+
 def stored_secret(data_dir: Path, name: str) -> str:
     """The secret kept in data_dir/name, created (atomically, 0600) the first time it is asked for."""
     path = data_dir / name
@@ -97,6 +110,9 @@ class Settings:
     query_seconds: int = 30
     query_memory_mb: int = 256  # a query process's growth over its idle size
     query_wait: int = 10  # seconds a call may wait for its turn before a 503
+    explore_rate_limit: int = 600  # Explore API requests a minute per client (IP, or API key); 0: none
+    stream_rate_limit: int = 30  # streamed exports a minute per client; 0: none
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -142,4 +158,7 @@ class Settings:
             query_seconds=_bounded(env, "QUERY_SECONDS", 30, 1),
             query_memory_mb=_bounded(env, "QUERY_MEMORY_MB", 256, 32),
             query_wait=_bounded(env, "QUERY_WAIT", 10, 0),
+            explore_rate_limit=_bounded(env, "EXPLORE_RATE_LIMIT", 600, 0),
+            stream_rate_limit=_bounded(env, "STREAM_RATE_LIMIT", 30, 0),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         )
