@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import tempfile
@@ -26,40 +27,11 @@ import pyarrow.parquet as pq
 from bench.faults import TOKEN, Service
 from bench.report import write_section
 from domain import demo
+from tests.processes import descendants, rss
 from tests.test_isolation import SLOW, WORST, WORST_ORDERED, unique_table
 
 MIB = 2**20
 V2 = "/api/v2/catalog/datasets"
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and every process descended from it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def rss(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            pass
-    return total
 
 
 async def long_chains(session: aiohttp.ClientSession, base: str) -> str:
@@ -77,7 +49,7 @@ async def heavy_aggregates(session: aiohttp.ClientSession, base: str, web_pid: i
                            worst: dict) -> tuple[float, float, list[int]]:
     async with session.get(f"{base}{V2}/demo/records?limit=1") as response:  # a query process up
         await response.read()
-    before = peak = rss(tree(web_pid))
+    before = peak = rss(web_pid, *descendants(web_pid))
     heavy = [asyncio.ensure_future(session.get(f"{base}{V2}/big/aggregates", params=worst)) for _ in range(3)]
     worst = 0.0
     while not all(h.done() for h in heavy):
@@ -85,7 +57,7 @@ async def heavy_aggregates(session: aiohttp.ClientSession, base: str, web_pid: i
         async with session.get(f"{base}{V2}/demo/records", params={"limit": "5", "where": "city = 'Lyon'"}) as response:
             await response.read()
         worst = max(worst, time.monotonic() - started)
-        peak = max(peak, rss(tree(web_pid)))
+        peak = max(peak, rss(web_pid, *descendants(web_pid)))
         await asyncio.sleep(0.05)
     statuses = []
     for h in heavy:
@@ -96,12 +68,12 @@ async def heavy_aggregates(session: aiohttp.ClientSession, base: str, web_pid: i
 
 
 async def crash(session: aiohttp.ClientSession, base: str, web_pid: int) -> tuple[str, float]:
-    before = set(tree(web_pid))
+    """A slow query, and every query process (the fork server's children) killed meanwhile."""
     pending = asyncio.ensure_future(session.get(f"{base}{V2}/big/records", params=SLOW))
     await asyncio.sleep(0.3)
-    busy = [pid for pid in tree(web_pid) if pid not in before] or sorted(before - {web_pid})[-1:]
-    for pid in busy:
-        os.kill(pid, signal.SIGSEGV)
+    for pid in descendants(web_pid, depth=2):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSEGV)
     response = await pending
     answer = f"{response.status} {(await response.json())['error_code']}"
     started = time.monotonic()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import statistics
 import tempfile
 import time
@@ -37,14 +36,10 @@ from domain.datasets import DatasetRepo, import_file
 from domain.redis_server import RedisServer
 from domain.settings import Settings
 from domain.storage import open_storage
+from tests.processes import rss
 from tests.test_isolation import unique_table
 
 MIB = 2**20
-
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class Counted(io.RawIOBase):

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.keys import POOL
 from tests.conftest import load_dataset
+from tests.processes import rss
 
 V2 = "/api/v2/catalog/datasets"
 BIG_ROWS = 3_000_000
@@ -49,15 +50,10 @@ def big_file(tmp_path_factory):
     return path
 
 
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def web_rss(app) -> int:
     """The web process and its query processes together."""
     pool = app[POOL]
-    return rss(os.getpid()) + sum(rss(c.pid) for c in pool._idle + list(pool._busy) if c.process.is_alive())
+    return rss(os.getpid(), *(c.pid for c in pool._idle + list(pool._busy)))
 
 
 class LoopLag:
