@@ -95,10 +95,15 @@ def _operation(route) -> dict[str, Any]:
     return operation
 
 
-def build(routes) -> dict[str, Any]:
+def build(routes, head_too=frozenset()) -> dict[str, Any]:
+    """The document of `routes`; a GET whose handler is in `head_too` answers HEAD as well."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        operation = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+        if route.method == "GET" and route.handler in head_too:
+            paths[route.path]["head"] = {**operation, "operationId": f"{route.name}-head",
+                                         "summary": f"The headers of GET {route.path}, without its body."}
     return {
         "openapi": "3.1.0",
         "info": {"title": "exportd", "version": "0.1.0",
@@ -123,6 +128,6 @@ def build(routes) -> dict[str, Any]:
 
 
 async def document(request: web.Request) -> web.Response:
-    from api.routes import ROUTES  # the table imports this module's handler
+    from api.routes import HEAD_TOO, ROUTES  # the table imports this module's handler
 
-    return web.Response(body=orjson.dumps(build(ROUTES)), content_type="application/json")
+    return web.Response(body=orjson.dumps(build(ROUTES, HEAD_TOO)), content_type="application/json")

@@ -213,8 +213,8 @@ ROUTES.append(Route("GET", "/explore/dataset/{dataset_id}/download/", explore_ex
 ROUTES += [Route(*route) for route in management_routes.ROUTES]
 
 
-# Other handlers of stored files (api/fileresponse.py) answer HEAD as they answer GET; the
-# download link's HEAD is a route of its own above, the one the OpenAPI document lists.
+# Other handlers of stored files (api/fileresponse.py) answer HEAD as they answer GET (and the
+# OpenAPI document says so); the download link's HEAD is a route of its own above.
 HEAD_TOO = {attached.attachment, attached.file, files.download, alternative_exports.download}
 
 
