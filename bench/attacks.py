@@ -6,7 +6,9 @@ real web process (`python -m api`, with Redis and no worker), with what each cos
   aggregate) on --rows records, with light requests meanwhile: the web process's RSS with its query processes (its whole process
   tree), the worst light-request latency;
 - a query process killed with SIGSEGV mid-query: what its request answered, whether the web
-  process is still the same one, and how long until a request is served again.
+  process is still the same one, and how long until a request is served again;
+- under `make run` (`python -m domain.manage run`, supervisord), the web process killed with
+  SIGSEGV and the worker with SIGKILL: how long until each is back (a new pid, serving).
 
 It prints a table and writes it to BENCHMARKS.md.
 """
@@ -83,6 +85,30 @@ async def crash(session: aiohttp.ClientSession, base: str, web_pid: int) -> tupl
     return answer, time.monotonic() - started
 
 
+def supervised(directory: Path) -> dict[str, float]:
+    """Seconds until make run's web process, then its worker, is back after being killed."""
+    from tests.test_supervision import Run
+
+    directory.mkdir(parents=True, exist_ok=True)
+    run = Run(directory)
+    try:
+        run.until(run.healthy)
+        run.until(lambda: set(run.pids()) == {"web", "worker"})
+        figures = {}
+        for name, sig, back in (("web", signal.SIGSEGV, run.serves), ("worker", signal.SIGKILL, run.healthy)):
+            before = run.pids()[name]
+            killed = time.monotonic()
+            os.kill(before, sig)
+            run.until(lambda: run.pids().get(name, before) != before)
+            run.until(back)
+            figures[f"{name} ({sig.name})"] = time.monotonic() - killed
+        return figures
+    finally:
+        run.process.send_signal(signal.SIGINT)
+        run.process.wait(60)
+        run.log.close()
+
+
 async def main(rows: int) -> str:
     with tempfile.TemporaryDirectory(prefix="exportd-attacks-") as tmp:
         paths = {"demo": Path(tmp) / "demo.parquet", "big": Path(tmp) / "big.parquet"}
@@ -101,6 +127,7 @@ async def main(rows: int) -> str:
             alive = service.web.poll() is None
         finally:
             service.stop()
+        restarts = supervised(Path(tmp) / "make-run")
     return "\n".join([
         "| attack | what the client saw | what it cost |", "| --- | --- | --- |",
         f"| POST, where of 10,000 OR-ed terms; records href of 5,000 | {chains} | web process up: {alive} |",
@@ -109,6 +136,8 @@ async def main(rows: int) -> str:
           for name, (growth, worst, statuses) in aggregates),
         f"| query process killed (SIGSEGV) mid-query | {crashed} | next request served after {back * 1000:.0f} ms; "
         f"same web process: {alive} |",
+        "| under make run, " + " then ".join(restarts) + " killed | each restarted by supervisord (test_supervision.py: Redis and the "
+        "other keep their pids) | back (new pid, RUNNING, serving) after " + ", ".join(f"{s:.1f} s" for s in restarts.values()) + " |",
     ])
 
 
