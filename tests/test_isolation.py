@@ -201,3 +201,19 @@ async def test_a_client_that_leaves_mid_stream_frees_its_query_process(client, b
     small = await client.get(f"{V2}/big/exports/csv", params={"limit": "3", "order_by": "event_id"})
     lines = (await small.text()).splitlines()
     assert small.status == 200 and len(lines) == 4 and lines[1].startswith('0;"event 0";'), lines
+
+
+async def test_a_dead_fork_server_is_started_again(client, demo_dataset):
+    """The fork server itself killed, with every query process: the next query still answers."""
+    import multiprocessing.forkserver
+
+    pool = client.server.app[POOL]
+    assert (await client.get(f"{V2}/demo-events/records", params={"limit": "1"})).status == 200
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    for child in pool._idle:
+        os.kill(child.pid, signal.SIGKILL)
+    os.kill(server, signal.SIGKILL)
+    await asyncio.sleep(0.1)  # the loop sees the killed processes' sockets close
+    response = await client.get(f"{V2}/demo-events/records", params={"limit": "1"})
+    assert response.status == 200, await response.text()  # idle processes found dead are not used
+    assert multiprocessing.forkserver._forkserver._forkserver_pid != server

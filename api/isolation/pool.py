@@ -152,7 +152,7 @@ class QueryPool:
             if kind in (HEAVY, STREAM):
                 await turns.enter_async_context(self._turn(self._long, "heavy queries and streamed exports"))
             await turns.enter_async_context(self._turn(self._slots, "queries"))
-            child = self._idle.pop() if self._idle else await self._spawn()
+            child = self._take_idle() or await self._spawn()
             self._busy.add(child)
             watch = asyncio.create_task(self._watch(child, seconds))
             try:
@@ -165,6 +165,15 @@ class QueryPool:
                     self._idle.append(child)
                 else:  # killed, left mid-call (the client went away), or grown: replaced next time
                     child.kill()
+
+    def _take_idle(self) -> Child | None:
+        """An idle process still alive; those that died while idle (killed from outside) are dropped."""
+        while self._idle:
+            child = self._idle.pop()
+            if child.process.is_alive() and not child.reader.at_eof():
+                return child
+            child.kill()
+        return None
 
     @contextlib.asynccontextmanager
     async def _turn(self, semaphore: asyncio.Semaphore, what: str) -> AsyncIterator[None]:
