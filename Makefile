@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench faults setup redis-server chromium clean
+.PHONY: run test bench faults setup lock redis-server chromium clean
 
 run: setup
 	$(BIN)/python -m domain.manage run
@@ -36,11 +36,21 @@ faults: setup
 
 setup: $(STAMP) redis-server
 
-$(STAMP): pyproject.toml
+# The versions in requirements.lock first (`make lock` refreshes it), then the project itself,
+# which adds only what the lock does not hold yet (a dependency added since).
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
+
+lock:  # requirements.lock anew: what a fresh venv resolves for pyproject.toml (with the test extras) today
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^exportd' > requirements.lock
+	rm -rf .lock-venv
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
