@@ -29,4 +29,6 @@ async def download(request: web.Request) -> web.StreamResponse:
     if export.status != ex.READY or export.file_name != file_name:
         raise NotFound("this export has no such file")
     fmt = REGISTRY.get(export.export_type)
-    return await stored_file(request, file_key(export), file_name, fmt.content_type(export.options), export.expires_at)
+    # the options as the writer read them: a raw "false" is no reason to say gzip
+    media_type = fmt.content_type(fmt.parse_options(export.options))
+    return await stored_file(request, file_key(export), file_name, media_type, export.expires_at)

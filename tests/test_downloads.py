@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from domain import keys
 from domain.errors import Forbidden, Gone
 from domain.signing import download_path, verify
 from tests.conftest import ADMIN_TOKEN
@@ -56,3 +57,13 @@ def test_signature_covers_export_file_and_expiry():
             verify(*args, q["expires"][0], q["signature"][0])
     with pytest.raises(Gone):
         verify("s3cret", "e1", "data.csv", q["expires"][0], q["signature"][0], at=later + timedelta(seconds=1))
+
+
+async def test_the_content_type_is_that_of_the_options_parsed(client, worker, demo_dataset, state):
+    """An export stored with its options' raw spelling (a JSON body accepted "false" for a
+    boolean before they had to be booleans) is served as the file it is, not as gzip."""
+    ready = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "csv")))
+    await state.hset(keys.export(export_id(ready)), "options", '{"compressed": "false"}')
+    status, body, response_headers = await download(client, ready["download_link"])
+    assert status == 200 and response_headers["Content-Type"].startswith("text/csv")
+    assert body.startswith(b"\xef\xbb\xbf") or body[:1].isalpha()  # CSV text, not a gzip stream
