@@ -1,5 +1,7 @@
 # `make run`: Redis, the web process and a worker, with the demo dataset loaded.
 # `make test`: the whole test suite (it starts its own redis-server on a free port).
+# `make check`: the fast loop while changing code: lint, then the formats, ODSQL, the APIs'
+#   validation and the arq contract (under a minute); `make test` before a commit.
 # Both create the venv from pyproject.toml and install Debian's redis-server when missing.
 
 PYTHON ?= python3
@@ -10,7 +12,10 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench faults setup lock redis-server chromium clean
+.PHONY: run test check bench faults setup lock redis-server chromium clean
+CHECK_TESTS := tests/formats tests/test_odsql.py tests/test_long_chains.py tests/test_arq_contract.py \
+	tests/test_edge_validation.py tests/test_huge_integers.py tests/test_rate_limits.py tests/test_explore.py \
+	tests/test_exports_api.py tests/test_projection.py tests/test_version_cache.py tests/test_downloads.py
 
 run: setup
 	$(BIN)/python -m domain.manage run
@@ -18,6 +23,10 @@ run: setup
 test: setup chromium
 	$(BIN)/ruff check api worker domain formats tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: setup
+	$(BIN)/ruff check api worker domain formats tests bench
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider $(CHECK_TESTS) $(PYTEST_ARGS)
 
 bench: setup $(BENCH_STAMP)
 	@command -v ogr2ogr >/dev/null 2>&1 || { echo "installing Debian's gdal-bin (ogr2ogr, a baseline)"; \
