@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import Field as Field_
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 PREFIX = "EXPORTD_"
 S3_DOWNLOADS = ("redirect", "stream")
@@ -22,36 +23,55 @@ class SettingsError(ValueError):
     pass
 
 
-def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    raw = env.get(PREFIX + name)
-    if raw is None or raw == "":
-        return default
+REQUIRED: Any = MISSING  # a setting a Settings must be given (from_env finds or makes it)
+
+
+def setting(default: Any, doc: str, env: str | None = None, low: int | None = None, high: int | None = None,
+            choices: tuple[str, ...] = (), networks: bool = False, repr: bool = True) -> Any:
+    """A field of Settings with all that is known of it: its default, what it means, the
+    environment variable it is read from (EXPORTD_ + its upper-cased name unless `env` says
+    otherwise) and the bounds or choices its value must keep. The README's Configuration table
+    is checked against these (tests/test_settings.py)."""
+    return field(default=default, repr=repr, metadata={
+        "doc": doc, "env": env, "low": low, "high": high, "choices": choices, "networks": networks})
+
+
+def variable(item: Field_) -> str:
+    """The environment variable a field of Settings is read from."""
+    return item.metadata.get("env") or PREFIX + item.name.upper()
+
+
+def _read(item: Field_, raw: str) -> Any:
+    """The value of `raw`, read from the environment, for the field `item`; SettingsError if it
+    is no value of it."""
+    name, meta = variable(item), item.metadata
+    if meta["networks"]:
+        return _networks(name, raw)
+    if meta["choices"] and raw not in meta["choices"]:
+        raise SettingsError(f"{name} must be one of {', '.join(meta['choices'])}, not {raw!r}")
+    if item.type not in ("int", "int | None"):
+        return raw
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise SettingsError(f"{PREFIX}{name} must be an integer, not {raw!r}") from None
-
-
-def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None,
-             meaning: str = "") -> int:
-    """An integer setting from `low` to `high` (or up), else SettingsError; `meaning` glosses `low`."""
-    value = _int(env, name, default)
-    if value is None or value < low or (high is not None and value > high):
-        bounds = f"from {low}{meaning} to {high}" if high is not None else f"{low} or more"
-        raise SettingsError(f"{PREFIX}{name} must be {bounds}")
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+    low, high = meta["low"], meta["high"]
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise SettingsError(f"{name} must be {bounds}, not {value}")
     return value
 
 
-def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _networks(name: str, raw: str) -> tuple[str, ...]:
     """A comma-separated list of IP addresses or networks (10.0.0.0/8), each checked."""
     import ipaddress
 
-    found = tuple(part.strip() for part in (env.get(PREFIX + name) or "").split(",") if part.strip())
+    found = tuple(part.strip() for part in raw.split(",") if part.strip())
     for part in found:
         try:
             ipaddress.ip_network(part, strict=False)
         except ValueError:
-            raise SettingsError(f"{PREFIX}{name}: {part!r} is not an IP address or network") from None
+            raise SettingsError(f"{name}: {part!r} is not an IP address or network") from None
     return found
 
 
@@ -79,86 +99,57 @@ def stored_secret(data_dir: Path, name: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path
-    secret_key: str = field(repr=False)
-    admin_token: str = field(repr=False)
-    host: str = "127.0.0.1"
-    port: int = 8080
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    export_ttl: int = 86400
-    approval_rows: int | None = None
-    origin_system: str = "exportd"
-    queue_name: str = "exportd:queue"
-    worker_jobs: int = 2
-    worker_nice: int = 10  # added to a worker process's niceness: exports are batch work
-    worker_alone_ms: int = 1000  # a job runs alone in its worker this long before another starts beside it
-    job_timeout: int = 6 * 3600
-    shutdown_grace: int = 30
-    max_attempts: int = 5
-    lease_seconds: int = 15
-    max_export_bytes: int | None = None
-    rate_limit: int = 60  # export creations per token per minute
-    max_upload_bytes: int = 1 << 30  # management API file uploads; larger ones answer 413
-    storage_url: str = ""  # s3://bucket/prefix: files in a bucket that hosts share; "": under data_dir
-    s3_endpoint: str | None = None  # an S3-compatible server's URL (AWS_ENDPOINT_URL); None: AWS
-    s3_downloads: str = "redirect"  # "redirect" to a presigned URL, or "stream" through the web process
-    min_free_bytes: int = 1 << 30  # free space the data directory's file system keeps; below it /health is degraded (0: never)
-    queue_read_limit: int = 100  # queued job ids a worker reads at a time: at least the jobs running on all workers together
-    # the web process's query processes (api/isolation): how many, and each call's budgets
-    query_processes: int = 3
-    heavy_queries: int = 1  # group_by, aggregates, facets and sorts at a time, per web process
-    query_seconds: int = 30
-    query_memory_mb: int = 256  # a query process's growth over its idle size
-    query_wait: int = 10  # seconds a call may wait for its turn before a 503
-    explore_rate_limit: int = 600  # Explore API requests a minute per client (IP, or API key); 0: none
-    stream_rate_limit: int = 30  # streamed exports a minute per client; 0: none
-    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
+    """Every setting, each declared once (see `setting`); read from the environment by from_env."""
+
+    data_dir: Path = setting(REQUIRED, "datasets, export files, secrets; with a bucket, local scratch (default ./var)")
+    secret_key: str = setting(REQUIRED, "signs download links; generated into the data directory when unset", repr=False)
+    admin_token: str = setting(REQUIRED, "the administrator's token; generated into the data directory when unset",
+                               repr=False)
+    host: str = setting("127.0.0.1", "the web process's address")
+    port: int = setting(8080, "the web process's port", low=1, high=65535)
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "the Redis of the queue and every export's state")
+    export_ttl: int = setting(86400, "seconds a ready export stays downloadable", low=1)
+    approval_rows: int | None = setting(None, "exports of more records wait for an administrator", low=0)
+    origin_system: str = setting("exportd", "the OSDI origin_system of every export")
+    queue_name: str = setting("exportd:queue", "the arq queue's Redis key", env=PREFIX + "QUEUE")
+    worker_jobs: int = setting(2, "exports one worker writes at a time", low=1)
+    worker_nice: int = setting(10, "added to a worker process's niceness: exports are batch work", low=0, high=19)
+    worker_alone_ms: int = setting(1000, "a job runs alone in its worker this long before another starts beside it", low=0)
+    job_timeout: int = setting(6 * 3600, "seconds an export may run before it fails with a detail", low=1)
+    shutdown_grace: int = setting(30, "seconds running exports get to finish on SIGTERM", low=0)
+    max_attempts: int = setting(5, "lost attempts before an export fails", low=1)
+    lease_seconds: int = setting(15, "a running export whose worker stops renewing its lease this long is run again", low=1)
+    max_export_bytes: int | None = setting(None, "exports larger than this fail with a detail", low=1)
+    rate_limit: int = setting(60, "export creations a minute per user; 0: none", low=0)
+    max_upload_bytes: int = setting(1 << 30, "management API file uploads; larger ones answer 413", low=1)
+    storage_url: str = setting("", "s3://bucket/prefix: files in a bucket that hosts share; unset: the data directory")
+    s3_endpoint: str | None = setting(None, "an S3-compatible server's URL; unset: AWS", env="AWS_ENDPOINT_URL")
+    s3_downloads: str = setting("redirect", "with a bucket: redirect to a presigned URL, or stream through the web process",
+                                choices=S3_DOWNLOADS)
+    min_free_bytes: int = setting(1 << 30, "free bytes the data directory's disk keeps, else /health is degraded; 0: never",
+                                  low=0)
+    queue_read_limit: int = setting(100, "queued job ids a worker reads at a time: at least the jobs running everywhere", low=1)
+    query_processes: int = setting(3, "query processes per web process (api/isolation)", low=2)
+    heavy_queries: int = setting(1, "group_by, aggregates, facets and sorts at a time, per web process", low=1)
+    query_seconds: int = setting(30, "seconds a query may run, streamed exports excepted", low=1)
+    query_memory_mb: int = setting(256, "a query process's growth over its idle size for one call", low=32)
+    query_wait: int = setting(10, "seconds a call may wait for its turn before a 503", low=0)
+    explore_rate_limit: int = setting(600, "Explore API requests a minute per client (API key or IP); 0: none", low=0)
+    stream_rate_limit: int = setting(30, "streamed exports a minute per client; 0: none", low=0)
+    trusted_proxies: tuple[str, ...] = setting((), "addresses or networks whose X-Forwarded-For is believed", networks=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        data_dir = Path(env.get(PREFIX + "DATA_DIR") or "var").resolve()
-        export_ttl = _int(env, "EXPORT_TTL", 86400)
-        if export_ttl is None or export_ttl <= 0:
-            raise SettingsError(f"{PREFIX}EXPORT_TTL must be a positive number of seconds")
-        storage_url = env.get(PREFIX + "STORAGE_URL") or ""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            raw = env.get(variable(item))
+            if raw is not None and raw != "":
+                values[item.name] = _read(item, raw)
+        data_dir = values["data_dir"] = Path(values.get("data_dir") or "var").resolve()
+        storage_url = values.get("storage_url", "")
         if storage_url and not storage_url.startswith("s3://"):
             raise SettingsError(f"{PREFIX}STORAGE_URL must be s3://bucket/prefix, or unset for the data directory")
-        s3_downloads = env.get(PREFIX + "S3_DOWNLOADS") or "redirect"
-        if s3_downloads not in S3_DOWNLOADS:
-            raise SettingsError(f"{PREFIX}S3_DOWNLOADS must be one of {', '.join(S3_DOWNLOADS)}, not {s3_downloads!r}")
-        return cls(
-            data_dir=data_dir,
-            secret_key=env.get(PREFIX + "SECRET_KEY") or stored_secret(data_dir, "secret_key"),
-            admin_token=env.get(PREFIX + "ADMIN_TOKEN") or stored_secret(data_dir, "admin_token"),
-            host=env.get(PREFIX + "HOST") or "127.0.0.1",
-            port=_int(env, "PORT", 8080) or 8080,
-            redis_url=env.get(PREFIX + "REDIS_URL") or "redis://127.0.0.1:6379/0",
-            export_ttl=export_ttl,
-            approval_rows=_int(env, "APPROVAL_ROWS", None),
-            origin_system=env.get(PREFIX + "ORIGIN_SYSTEM") or "exportd",
-            queue_name=env.get(PREFIX + "QUEUE") or "exportd:queue",
-            worker_jobs=_int(env, "WORKER_JOBS", 2) or 2,
-            worker_nice=_bounded(env, "WORKER_NICE", 10, 0, 19, " (the priority it was started with)"),
-            worker_alone_ms=_bounded(env, "WORKER_ALONE_MS", 1000, 0),
-            job_timeout=_int(env, "JOB_TIMEOUT", 6 * 3600) or 6 * 3600,
-            shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30) or 0,
-            max_attempts=_int(env, "MAX_ATTEMPTS", 5) or 5,
-            lease_seconds=_int(env, "LEASE_SECONDS", 15) or 15,
-            max_export_bytes=_int(env, "MAX_EXPORT_BYTES", None),
-            rate_limit=_int(env, "RATE_LIMIT", 60) or 0,
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 1 << 30) or 1 << 30,
-            storage_url=storage_url,
-            s3_endpoint=env.get("AWS_ENDPOINT_URL") or None,
-            s3_downloads=s3_downloads,
-            min_free_bytes=_bounded(env, "MIN_FREE_BYTES", 1 << 30, 0),
-            queue_read_limit=_int(env, "QUEUE_READ_LIMIT", 100) or 100,
-            query_processes=_bounded(env, "QUERY_PROCESSES", 3, 2),
-            heavy_queries=_bounded(env, "HEAVY_QUERIES", 1, 1),
-            query_seconds=_bounded(env, "QUERY_SECONDS", 30, 1),
-            query_memory_mb=_bounded(env, "QUERY_MEMORY_MB", 256, 32),
-            query_wait=_bounded(env, "QUERY_WAIT", 10, 0),
-            explore_rate_limit=_bounded(env, "EXPLORE_RATE_LIMIT", 600, 0),
-            stream_rate_limit=_bounded(env, "STREAM_RATE_LIMIT", 30, 0),
-            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
-        )
+        for secret in ("secret_key", "admin_token"):
+            values[secret] = values.get(secret) or stored_secret(data_dir, secret)
+        return cls(**values)
