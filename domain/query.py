@@ -12,7 +12,6 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any, Collection, Iterator, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 import pyarrow as pa
@@ -23,6 +22,7 @@ from domain import odsql
 from domain.odsql.ast import FieldRef
 from domain.errors import Invalid
 from domain.fields import Field, fields_for
+from domain.timeutil import zone_named
 
 BATCH_ROWS = 16 * 1024
 # polars' Parquet reader prefetches row groups ahead of what reads Scan.lazy: by default enough
@@ -32,10 +32,8 @@ os.environ.setdefault("POLARS_ROW_GROUP_PREFETCH_SIZE", "1")
 
 def timezone_param(params: Mapping[str, str]) -> str:
     name = params.get("timezone") or "UTC"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"unknown time zone {name!r}", error_code="InvalidParameter") from None
+    if zone_named(name) is None:
+        raise Invalid(f"unknown time zone {name!r}", error_code="InvalidParameter")
     return name
 
 

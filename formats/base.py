@@ -12,11 +12,11 @@ import io
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Iterable, Mapping, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
 from domain.fields import DATE_TYPES, GEOMETRY_TYPES, Field
+from domain.timeutil import zone_named
 
 if TYPE_CHECKING:
     import polars as pl
@@ -83,10 +83,8 @@ class Option:
         if self.kind == "timezone":
             if not isinstance(raw, str):
                 raise ValueError(f"expected a time zone name, not {raw!r}")
-            try:
-                ZoneInfo(raw)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {raw!r}") from None
+            if zone_named(raw) is None:
+                raise ValueError(f"unknown time zone {raw[:100]!r}")
             return raw
         if self.kind == "fields":
             if isinstance(raw, str):

@@ -152,6 +152,28 @@ async def test_export_without_wait_list_show_and_cancel(cli, url, demo_dataset):
     assert gone.code == 2 and gone.err.startswith(f"exportd: 404 Not Found: no export '{ident}'")
 
 
+async def test_options_are_sent_as_the_json_types_the_format_declares(cli, url, demo_dataset):
+    """A JSON body's booleans and integers must be JSON ones; the command line has only text,
+    so it types each option by the format's x-formats entry."""
+    created = await cli("export", demo_dataset, "--format", "geojson", "--json", "--option", "compressed=yes",
+                        "--option", "epsg=2154", "--option", "delimiter=0")
+    assert created.code == 2 and "delimiter" in created.err  # geojson has none: the service names it
+    created = await cli("export", demo_dataset, "--format", "geojson", "--json", "--option", "compressed=yes",
+                        "--option", "epsg=2154")
+    assert created.code == 0, created.err
+    shown = await api(url, "GET", f"/api/v1/exports/{cli_exports.export_id(created.json())}")
+    assert shown["options"]["compressed"] is True and shown["options"]["epsg"] == 2154
+    gpx = await cli("export", demo_dataset, "--format", "gpx", "--json", "--option", "description_field_list=title,city")
+    assert gpx.code == 0, gpx.err
+    shown = await api(url, "GET", f"/api/v1/exports/{cli_exports.export_id(gpx.json())}")
+    assert shown["options"]["description_field_list"] == ["title", "city"]
+    csv = await cli("export", demo_dataset, "--format", "csv", "--json", "--option", "list_separator=0", "--option", "use_labels=off")
+    assert csv.code == 0, csv.err
+    assert (await api(url, "GET", f"/api/v1/exports/{cli_exports.export_id(csv.json())}"))["options"]["list_separator"] == "0"
+    bad = await cli("export", demo_dataset, "--format", "csv", "--option", "compressed=maybe")
+    assert bad.code == 2 and "--option compressed takes true or false, not 'maybe'" in bad.err
+
+
 async def test_a_rejected_export_exits_1_with_its_detail(cli, serve, make_settings, demo_dataset, user_token):
     service = await serve(make_settings(approval_rows=100))
     token = await user_token("carol")

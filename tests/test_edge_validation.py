@@ -87,3 +87,13 @@ async def test_known_text_encodings_are_taken(client):
         created = await call(client, "POST", f"{M}/datasets/{dataset['dataset_uid']}/resources/", 201,
                              json={"url": stored["url"], "params": {"encoding": encoding, "header_row": 1}})
         assert created["params"]["encoding"] == encoding
+
+
+
+@pytest.mark.parametrize("name", ["a" * 5000, "Europe/" + "x" * 300, "../../etc/passwd", "Europe/Paris\x00"])
+async def test_a_time_zone_name_of_any_length_is_a_400(client, demo_dataset, name):
+    """A zone name is looked up as a path under the tz database; one too long for the file
+    system raised OSError, past every handler, as a 500."""
+    await refused(await client.get(f"{V2}/records", params={"timezone": name, "limit": "1"}), "time zone")
+    await refused(await client.get(f"{V2}/aggregates", params={"select": "count(*)", "timezone": name}), "time zone")
+    await refused(await post(client, options={"timezone": name}), "timezone")

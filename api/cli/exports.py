@@ -33,15 +33,41 @@ def records_href(base: str, dataset: str, where: list[str], select: str | None) 
     return f"{href}?{urlencode(params)}" if params else href
 
 
-def options(pairs: list[str]) -> dict[str, str]:
-    """--option k=v, repeated; values stay strings (the service parses them as it parses
-    query parameters)."""
-    parsed = {}
+TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def declared_options(client: Client, export_type: str) -> dict[str, str]:
+    """Option name → type ("boolean", "integer", "string", "fields", …) of a format, from the
+    service's x-formats; {} for a format it does not list (its 400 will say so)."""
+    for fmt in client.request("GET", "/api/openapi.json").get("x-formats", []):
+        if export_type == fmt["name"] or export_type in fmt.get("aliases", ()):
+            return {o["name"]: o["type"] for o in fmt["options"]}
+    return {}
+
+
+def options(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
+    """--option k=v, repeated, as the JSON values the service takes: a JSON body's booleans and
+    integers must be JSON booleans and integers, so `compressed=yes` becomes true."""
+    parsed: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise CliError(f"--option takes NAME=VALUE, not {pair!r}")
-        parsed[name.strip()] = value
+        kind = types.get(name)
+        if kind == "boolean":
+            if value.lower() not in TRUE + FALSE:
+                raise CliError(f"--option {name} takes true or false, not {value!r}")
+            parsed[name] = value.lower() in TRUE
+        elif kind == "integer":
+            try:
+                parsed[name] = int(value)
+            except ValueError:
+                raise CliError(f"--option {name} takes an integer, not {value!r}") from None
+        elif kind == "fields":
+            parsed[name] = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            parsed[name] = value
     return parsed
 
 
@@ -51,7 +77,7 @@ def create(client: Client, args: argparse.Namespace, out: Output) -> int:
     if args.name:
         body["name"] = args.name
     if args.option:
-        body["options"] = options(args.option)
+        body["options"] = options(args.option, declared_options(client, args.format))
     export = client.request("POST", EXPORTS, body)
     if not (args.wait or args.output):
         out.result(export, f"export {export_id(export)}: {export['status']}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from domain.fields import DATETIME, Field
 from domain.odsql import ast
 from domain.odsql.errors import ODSQLError
+from domain.timeutil import zone_named
 
 _DAY = re.compile(r"^(\d{4})(?:[-/](\d{1,2})(?:[-/](\d{1,2}))?)?$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?$")
@@ -27,10 +28,10 @@ def zone(name: str, clause: str = "where") -> timezone | ZoneInfo:
     """The tzinfo of an IANA timezone name."""
     if name.upper() == "UTC":
         return timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ODSQLError(f"unknown timezone {name!r}", 0, clause) from None
+    found = zone_named(name)
+    if found is None:
+        raise ODSQLError(f"unknown timezone {name[:100]!r}", 0, clause)
+    return found
 
 
 def parse_day(text: str) -> tuple[date, str] | None:
