@@ -23,6 +23,7 @@ from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, W
 from api.waiting import RECHECK
 from domain import exports as ex
 from domain import ratelimit
+from domain.datasets import DATASET_ID
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -151,13 +152,17 @@ async def collection(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
     if status is not None and status not in ex.STATUSES:
         raise Invalid(f"query parameter 'status' must be one of {', '.join(ex.STATUSES)}, not {status!r}")
-    total, exports = await request.app[EXPORTS].page(None if user.admin else user.name, page, per_page, status)
+    dataset_id = request.query.get("dataset") or None
+    if dataset_id is not None and not DATASET_ID.match(dataset_id):
+        raise Invalid(f"query parameter 'dataset' must be a dataset id, not {dataset_id[:100]!r}")
+    total, exports = await request.app[EXPORTS].page(None if user.admin else user.name, page, per_page, status, dataset_id)
     total_pages = max(1, math.ceil(total / per_page))
     base = hal.origin(request)
 
     def page_href(number: int) -> dict[str, str]:
         suffix = f"&per_page={per_page}" if per_page != PER_PAGE else ""
         suffix += f"&status={status}" if status else ""
+        suffix += f"&dataset={dataset_id}" if dataset_id else ""
         return {"href": f"{base}/api/v1/exports?page={number}{suffix}"}
 
     links: dict[str, Any] = {"self": page_href(page)}

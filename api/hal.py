@@ -45,6 +45,7 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         "owner": export.owner,  # exportd's own: whose export it is (an administrator sees everyone's)
         "status": export.status,
         "export_type": export.export_type,
+        "dataset_id": export.dataset_id,  # exportd's own, as is owner: what osdi:resource names
     }
     if export.approved_date:
         body["approved_date"] = iso(export.approved_date)

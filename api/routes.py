@@ -13,6 +13,7 @@ from api.explore import exports as explore_exports
 from api.explore import routes as explore_routes
 from api.management import alternative_exports, files
 from api.management import routes as management_routes
+from domain.datasets import DATASET_ID
 from domain.exports import STATUSES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,6 +78,8 @@ ROUTES: list[Route] = [
             {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
             {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)},
              "description": "Only exports in this status (the approval queue: pending_approval), newest into that status first."},
+            {"name": "dataset", "in": "query", "schema": {"type": "string", "pattern": DATASET_ID.pattern},
+             "description": "Only exports of this dataset."},
         ],
         "responses": {"200": {"description": "A page of exports.", "content": {"application/hal+json": {"schema": {"$ref": "#/components/schemas/ExportCollection"}}}},
                       "400": ERR, "401": ERR},

@@ -148,6 +148,7 @@ class ExportRepo:
             pipe.hset(keys.export(export.id), mapping=export.to_hash())
             pipe.zadd(keys.EXPORTS_ALL, {export.id: score})
             pipe.zadd(keys.exports_of(export.owner), {export.id: score})
+            pipe.zadd(keys.exports_for(export.dataset_id), {export.id: score})
             pipe.zadd(keys.exports_in(export.status), {export.id: score})
             if export.status == READY and export.expires_at is not None:  # born ready: a shared file
                 pipe.zadd(keys.EXPORTS_READY, {export.id: export.expires_at.timestamp()})
@@ -162,15 +163,25 @@ class ExportRepo:
         return Export.from_hash(raw)
 
     async def page(self, owner: str | None, page: int, per_page: int,
-                   status: str | None = None) -> tuple[int, list[Export]]:
+                   status: str | None = None, dataset_id: str | None = None) -> tuple[int, list[Export]]:
         """One page of exports, newest first (with a status: newest into it first); everyone's
-        when owner is None."""
-        index = keys.EXPORTS_ALL if owner is None else keys.exports_of(owner)
+        when owner is None, one dataset's when dataset_id is given."""
+        indexes = [keys.EXPORTS_ALL if owner is None else keys.exports_of(owner)]
+        if dataset_id is not None:
+            indexes.append(keys.exports_for(dataset_id))
+        if status is not None:
+            indexes.append(keys.exports_in(status))
         start = (page - 1) * per_page
-        if status is None:
-            total, ids = await self._page_ids(index, start, per_page)
+        if len(indexes) == 1:
+            total, ids = await self._page_ids(indexes[0], start, per_page)
+        elif indexes[0] == keys.EXPORTS_ALL and len(indexes) == 2:
+            total, ids = await self._page_ids(indexes[1], start, per_page)
         else:
-            total, ids = await self._page_ids_in(index, status, start, per_page)
+            # the ids in every index, ordered by the last one's score (creation, or entry into the status)
+            weights = {index: 0 for index in indexes[:-1]} | {indexes[-1]: 1}
+            ids = [export_id for export_id, _ in await self.redis.zinter(weights, withscores=True)]
+            ids.reverse()
+            total, ids = len(ids), ids[start:start + per_page]
         exports = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for export_id in ids:
@@ -186,14 +197,6 @@ class ExportRepo:
             pipe.zrevrange(index, start, start + count - 1)
             total, ids = await pipe.execute()
         return total, ids
-
-    async def _page_ids_in(self, index: str, status: str, start: int, count: int) -> tuple[int, list[str]]:
-        if index == keys.EXPORTS_ALL:
-            return await self._page_ids(keys.exports_in(status), start, count)
-        # one user's: their exports that are also in the status index, by when they entered it
-        ids = [export_id for export_id, _ in await self.redis.zinter({index: 0, keys.exports_in(status): 1}, withscores=True)]
-        ids.reverse()
-        return len(ids), ids[start:start + count]
 
     async def transition(
         self,
@@ -284,6 +287,7 @@ class ExportRepo:
             pipe.delete(keys.export(export.id))
             pipe.zrem(keys.EXPORTS_ALL, export.id)
             pipe.zrem(keys.exports_of(export.owner), export.id)
+            pipe.zrem(keys.exports_for(export.dataset_id), export.id)
             pipe.zrem(keys.EXPORTS_READY, export.id)
             pipe.zrem(keys.LEASES, export.id)
             for status in STATUSES:

@@ -21,6 +21,10 @@ def exports_of(user: str) -> str:
     return f"{PREFIX}exports:user:{user}"  # sorted set: one user's export ids by creation time
 
 
+def exports_for(dataset_id: str) -> str:
+    return f"{PREFIX}exports:dataset:{dataset_id}"  # sorted set: export ids of one dataset by creation time
+
+
 def exports_in(status: str) -> str:
     return f"{PREFIX}exports:status:{status}"  # sorted set: export ids in a status, by when they entered it
 

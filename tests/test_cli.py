@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,15 +133,24 @@ async def test_export_without_wait_list_show_and_cancel(cli, url, demo_dataset):
     assert created.code == 0, created.err
     ident = cli_exports.export_id(created.json())
     assert created.json()["status"] == "queued"
-    human = await cli("export", demo_dataset, "--format", "geojson", "--name", "the map")
+    human = await cli("export", demo_dataset, "--format", "geojson", "--name", "the map", "--where", "city = 'Paris'",
+                      "--option", "epsg=2154")
     assert human.code == 0 and human.out.startswith("export ") and human.out.strip().endswith(": queued")
 
     listed = await cli("exports", "list", "--json")
     assert listed.code == 0, listed.err
     assert [cli_exports.export_id(e) for e in listed.json()][1] == ident  # newest first
     table = await cli("exports", "list")
-    assert table.out.splitlines()[0].split() == ["ID", "STATUS", "FORMAT", "RECORDS", "CREATED", "NAME"]
+    assert table.out.splitlines()[0].split() == ["ID", "STATUS", "FORMAT", "DATASET", "QUERY", "RECORDS", "SIZE",
+                                                 "CREATED", "OWNER", "NAME"]
     assert "the map" in table.out and "page 1 of 1 (2 exports)" in table.out
+    assert "city = 'Paris'; epsg=2154" in table.out.splitlines()[1] and demo_dataset in table.out.splitlines()[2]
+    geojson = await cli("exports", "list", "--json", "--status", "queued", "--dataset", demo_dataset, "--per-page", "1")
+    assert [e["export_type"] for e in geojson.json()] == ["geojson"]
+    assert (await cli("exports", "list", "--json", "--dataset", "other-dataset")).json() == []
+    assert (await cli("exports", "list", "--json", "--status", "ready")).json() == []
+    bad = await cli("exports", "list", "--dataset", "Not A Dataset")
+    assert bad.code == 2 and "query parameter 'dataset' must be a dataset id" in bad.err
 
     shown = await cli("exports", "show", ident, "--json")
     assert shown.code == 0 and shown.json()["status"] == "queued" and shown.json()["export_type"] == "csv"
@@ -361,3 +371,37 @@ def test_progress_lines_say_done_total_rate_and_time_left():
     bar.close()
     assert "\r\x1b[Kdownloading [" in live.getvalue() and "50% 1.0 MiB/2.0 MiB, 1.0 MiB/s, 0:01 left" in live.getvalue()
     assert live.getvalue().endswith("\n")
+
+
+def test_a_live_bar_keeps_its_width_as_its_figures_grow(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")  # too narrow for a full bar: it shrinks, once
+    live = io.StringIO()
+    now = [0.0]
+    bar = Progress("downloading", "bytes", live=True, stream=live, clock=lambda: now[0])
+    for step in range(1, 6):
+        now[0] = float(step)
+        bar.update(step * 300 << 20, 2 << 30)  # the figures grow from "300.0 MiB" to "1.5 GiB"
+    bars = [re.search(r"\[([#.]+)\]", line).group(1) for line in live.getvalue().split("\r\x1b[K") if line]
+    assert len(bars) == 5 and len({len(b) for b in bars}) == 1 and 10 <= len(bars[0]) < 40
+    assert [b.count("#") for b in bars] == sorted(b.count("#") for b in bars)
+
+
+async def test_a_closed_pipe_ends_quietly(url, demo_dataset):
+    """`exportd exports list | head -1`: the reader leaves, the command ends without a traceback."""
+    env = {**os.environ, "EXPORTD_URL": url, "EXPORTD_TOKEN": ADMIN_TOKEN}
+    for _ in range(30):
+        await api(url, "POST", "/api/v1/exports", json={"export_type": "csv", "_links": {"osdi:resource": {
+            "href": f"{url}/api/v2/catalog/datasets/{demo_dataset}/records?where=event_id<=5"}}})
+    shell = await asyncio.create_subprocess_shell(
+        f"{sys.executable} -m api.cli exports list --json --per-page 100 | head -c 10; echo \" ${{PIPESTATUS[0]}}\"",
+        env=env, executable="/bin/bash", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await shell.communicate()
+    assert err.decode() == "" and out.decode().rstrip().endswith(" 141"), (out, err)
+
+
+async def test_loading_a_dataset_is_refused_before_the_upload(cli, url, tmp_path, user_token):
+    big = tmp_path / "big.csv"
+    big.write_text("a;b\n" + "1;2\n" * 10)
+    refused = await cli("datasets", "load", str(big), "--progress", token=await user_token("erin"))
+    assert refused.code == 2 and "403 Forbidden: loading datasets is for administrators" in refused.err
+    assert "uploading" not in refused.err  # no bar: nothing was sent

@@ -267,3 +267,15 @@ async def test_the_collection_filters_by_status(client, demo_dataset, user_token
     response = await client.get("/api/v1/exports?status=done", headers=headers(erin))
     error = await response.json()
     assert response.status == 400 and "pending_approval" in error["message"]
+
+    # by dataset, alone or with the owner and the status; a deleted export leaves its dataset's index
+    response = await client.get("/api/v1/exports?dataset=demo-events", headers=headers(erin))
+    page = await response.json()
+    assert page["total_records"] == 2 and {e["dataset_id"] for e in page["_embedded"]["osdi:exports"]} == {"demo-events"}
+    response = await client.get("/api/v1/exports?dataset=demo-events&status=queued&per_page=1", headers=headers(erin))
+    page = await response.json()
+    assert page["total_records"] == 2 and "dataset=demo-events" in page["_links"]["next"]["href"]
+    response = await client.get("/api/v1/exports?dataset=demo-events", headers=headers(ADMIN_TOKEN))
+    assert (await response.json())["total_records"] == 3
+    response = await client.get("/api/v1/exports?dataset=other-dataset", headers=headers(ADMIN_TOKEN))
+    assert (await response.json())["total_records"] == 0

@@ -40,6 +40,8 @@ def listing(client: Client, args: argparse.Namespace, out: Output) -> int:
 def load(client: Client, args: argparse.Namespace, out: Output) -> int:
     if not args.file.is_file():
         raise CliError(f"{args.file}: no such file")
+    if not client.request("GET", "/api/v1/me").get("admin"):  # before the upload, not after it
+        raise HttpError(403, "loading datasets is for administrators", "forbidden")
     bar = out.progress("uploading", "bytes")
     total = args.file.stat().st_size
     stored = client.upload(f"{MANAGEMENT}/files", args.file, on_bytes=lambda sent: bar.update(sent, total))

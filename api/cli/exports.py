@@ -141,12 +141,25 @@ def wait(client: Client, export: dict[str, Any], out: Output) -> dict[str, Any]:
 
 
 def listing(client: Client, args: argparse.Namespace, out: Output) -> int:
-    page = client.request("GET", EXPORTS, query={"page": args.page, "per_page": args.per_page})
+    query = {"page": args.page, "per_page": args.per_page, "status": args.status, "dataset": args.dataset}
+    page = client.request("GET", EXPORTS, query={k: v for k, v in query.items() if v is not None})
     exports = page["_embedded"]["osdi:exports"]
-    rows = [(export_id(e), e["status"], e["export_type"], _count(e), e["created_date"], e["name"]) for e in exports]
-    out.result(exports, table(rows, ("ID", "STATUS", "FORMAT", "RECORDS", "CREATED", "NAME"))
+    rows = [(export_id(e), e["status"], e["export_type"], e.get("dataset_id", ""), described(e), _count(e),
+             size(e["file_size"]) if "file_size" in e else "", e["created_date"], e.get("owner", ""), e["name"])
+            for e in exports]
+    out.result(exports, table(rows, ("ID", "STATUS", "FORMAT", "DATASET", "QUERY", "RECORDS", "SIZE", "CREATED", "OWNER", "NAME"))
                + f"\npage {page['page']} of {page['total_pages']} ({page['total_records']} exports)")
     return 0
+
+
+def described(export: dict[str, Any], width: int = 40) -> str:
+    """The export's filter and options in one short cell: `city = 'Paris'; delimiter=,`."""
+    query = export.get("query") or {}
+    parts = [" AND ".join(query["where"]) if isinstance(query.get("where"), list) else str(query.get("where") or "")]
+    parts += [f"{k}={v}" for k, v in query.items() if k != "where" and v not in (None, "", [])]
+    parts += [f"{k}={v}" for k, v in (export.get("options") or {}).items()]
+    text = "; ".join(p for p in parts if p)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _count(export: dict[str, Any]) -> str:

@@ -16,8 +16,9 @@ from api.cli.errors import CliError, HttpError, Interrupted
 from api.cli.output import Output
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+CLOSED_PIPE = 141  # what a shell reports for a command that died of SIGPIPE
 EPILOG = """exit status: 0 done; 1 the export failed, was rejected or expired (its detail on stderr),
-or publishing failed; 2 usage, HTTP or connection errors; 130 interrupted."""
+or publishing failed; 2 usage, HTTP or connection errors; 130 interrupted; 141 stdout was closed."""
 
 
 def _common(under_command: bool) -> argparse.ArgumentParser:
@@ -65,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     listing = command(group, "list", exports.listing, "a page of exports, newest first")
     listing.add_argument("--page", type=int, default=1)
     listing.add_argument("--per-page", type=int, default=25)
+    listing.add_argument("--status", help="only exports in this status (queued, processing, ready, failed, …)")
+    listing.add_argument("--dataset", help="only exports of this dataset")
     command(group, "show", exports.show, "one export").add_argument("id", metavar="ID")
     command(group, "cancel", exports.cancel, "cancel and delete an export").add_argument("id", metavar="ID")
     fetch = command(group, "download", exports.fetch,
@@ -102,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             return args.run(client, args, Output(args.json, args.progress))
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
+        except BrokenPipeError:
+            # the reader went away (`exportd exports list | head -3`): say nothing more, and point
+            # stdout at /dev/null so the interpreter's own flush at exit does not raise again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return CLOSED_PIPE
     except CliError as exc:
         message = str(exc)
         if isinstance(exc, HttpError) and exc.status == 401 and not args.token:

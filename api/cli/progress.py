@@ -10,6 +10,8 @@ from typing import Callable, TextIO
 
 PLAIN_EVERY = 5.0  # seconds between plain lines
 REDRAW_EVERY = 0.1  # seconds between redraws of a live bar
+BAR = 40  # characters of a bar, fewer only on a terminal too narrow for it and its text
+TEXT = 56  # characters kept for the figures beside the bar ("1.2 GiB/4.0 GiB, 55.3 MiB/s, 0:52 left")
 
 
 def count(n: float) -> str:
@@ -47,6 +49,8 @@ class Progress:
         self.shown_at = float("-inf")
         self.shown = ""
         self.drawn = False
+        # chosen once, so the bar keeps its width as the figures beside it grow
+        self.width = max(10, min(BAR, shutil.get_terminal_size().columns - len(label) - TEXT - 8))
 
     def update(self, done: int, total: int | None = None) -> None:
         moment = self.clock()
@@ -81,9 +85,8 @@ class Progress:
         if not self.total:
             return f"{self.label} {text}"
         fraction = min(1.0, self.done / self.total)
-        width = max(10, min(40, shutil.get_terminal_size().columns - len(self.label) - len(text) - 10))
-        filled = int(fraction * width)
-        return f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {text}"
+        filled = int(fraction * self.width)
+        return f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%} {text}"
 
     def _rate(self, moment: float) -> float | None:
         if self.start is None:
