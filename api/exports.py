@@ -17,14 +17,14 @@ from multidict import MultiDict
 
 from api import hal
 from api.auth import administrator, current_user
-from api.bodies import json_object, query_int, string_field
+from api.bodies import int_field, json_object, query_int, string_field
 from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
 from domain import ratelimit
 from domain.datasets import DATASET_ID
-from domain.errors import Invalid, NotFound
+from domain.errors import Conflict, Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
 from domain.sharing import SharedFiles, digest, drop_files
@@ -240,6 +240,19 @@ async def reject(request: web.Request) -> web.Response:
     body = await json_object(request)
     detail = string_field(body, "detail")
     await request.app[EXPORTS].require(export.id, ex.REJECTED, expect=(ex.PENDING_APPROVAL,), detail=detail)
+    return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
+
+
+MAX_PRIORITY = 9
+
+
+async def prioritize(request: web.Request) -> web.Response:
+    """Give an export still waiting to run a priority (0: none): workers take it first."""
+    await administrator(request)
+    export = await _visible_to_admin(request)
+    priority = int_field(await json_object(request), "priority", 0, MAX_PRIORITY)
+    if not await request.app[EXPORTS].prioritize(export.id, priority):
+        raise Conflict(f"export {export.id} is {export.status}: only an export waiting to run takes a priority")
     return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
 
 

@@ -103,6 +103,16 @@ ROUTES: list[Route] = [
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
         "responses": {"200": {"description": "Queued.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
     }),
+    Route("POST", "/api/v1/exports/{export_id}/priority", exports.prioritize, "exports-priority", {
+        "summary": "Give an export still waiting to run a priority from 1 to 9, or 0 for none (administrators): "
+                   "workers take queued exports of higher priority first, then share their slots fairly between owners.",
+        "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["priority"],
+            "properties": {"priority": {"type": "integer", "minimum": 0, "maximum": exports.MAX_PRIORITY}}}}}},
+        "responses": {"200": {"description": "Its priority set.", "content": HAL_EXPORT},
+                      "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
+    }),
     Route("POST", "/api/v1/exports/{export_id}/reject", exports.reject, "exports-reject", {
         "summary": "Reject an export waiting for approval, with a detail (administrators).",
         "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],

@@ -84,6 +84,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
         alone_for=settings.worker_alone_ms / 1000,  # PromptWorker's: short jobs one at a time
+        owner_running=settings.owner_running,  # PromptWorker's: a cap on one owner's running exports
         # running jobs stay in arq's queue until they end: a worker must read past all those
         # running elsewhere to find one it may start
         queue_read_limit=max(settings.queue_read_limit, settings.worker_jobs),
