@@ -41,6 +41,9 @@ def variable(item: Field_) -> str:
     return item.metadata.get("env") or PREFIX + item.name.upper()
 
 
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _read(item: Field_, raw: str) -> Any:
     """The value of `raw`, read from the environment, for the field `item`; SettingsError if it
     is no value of it."""
@@ -49,6 +52,10 @@ def _read(item: Field_, raw: str) -> Any:
         return _networks(name, raw)
     if meta["choices"] and raw not in meta["choices"]:
         raise SettingsError(f"{name} must be one of {', '.join(meta['choices'])}, not {raw!r}")
+    if item.type == "bool":
+        if raw.lower() not in BOOLEANS:
+            raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+        return BOOLEANS[raw.lower()]
     if item.type not in ("int", "int | None"):
         return raw
     try:
@@ -120,7 +127,8 @@ class Settings:
     max_attempts: int = setting(5, "lost attempts before an export fails", low=1)
     lease_seconds: int = setting(15, "a running export whose worker stops renewing its lease this long is run again", low=1)
     max_export_bytes: int | None = setting(None, "exports larger than this fail with a detail", low=1)
-    rate_limit: int = setting(60, "export creations a minute per user; 0: none", low=0)
+    rate_limit: int = setting(60, "export creations a minute per user (a visitor without an account: per IP); 0: none", low=0)
+    anonymous_exports: bool = setting(True, "visitors without a token may export public datasets (1 or 0)")
     max_upload_bytes: int = setting(1 << 30, "management API file uploads; larger ones answer 413", low=1)
     storage_url: str = setting("", "s3://bucket/prefix: files in a bucket that hosts share; unset: the data directory")
     s3_endpoint: str | None = setting(None, "an S3-compatible server's URL; unset: AWS", env="AWS_ENDPOINT_URL")
