@@ -50,6 +50,8 @@ def _read(item: Field_, raw: str) -> Any:
     name, meta = variable(item), item.metadata
     if meta["networks"]:
         return _networks(name, raw)
+    if item.type == "tuple[str, ...]":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     if meta["choices"] and raw not in meta["choices"]:
         raise SettingsError(f"{name} must be one of {', '.join(meta['choices'])}, not {raw!r}")
     if item.type == "bool":
@@ -128,6 +130,7 @@ class Settings:
     lease_seconds: int = setting(15, "a running export whose worker stops renewing its lease this long is run again", low=1)
     max_export_bytes: int | None = setting(None, "exports larger than this fail with a detail", low=1)
     rate_limit: int = setting(60, "export creations a minute per user (a visitor without an account: per IP); 0: none", low=0)
+    exports_on_publish: tuple[str, ...] = setting((), "formats prepared when a dataset is published (comma-separated)")
     anonymous_exports: bool = setting(True, "visitors without a token may export public datasets (1 or 0)")
     max_upload_bytes: int = setting(1 << 30, "management API file uploads; larger ones answer 413", low=1)
     storage_url: str = setting("", "s3://bucket/prefix: files in a bucket that hosts share; unset: the data directory")
