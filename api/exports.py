@@ -22,8 +22,9 @@ from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
-from domain import ratelimit
-from domain.datasets import DATASET_ID
+from domain import delta, ratelimit
+from domain.datasets import DATASET_ID, Dataset
+from domain.managed_datasets import ManagedDatasets
 from domain.errors import Conflict, Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -93,10 +94,16 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
+    since = string_field(body, "changes_since", required=False, max_length=delta.MAX_SINCE)
+    base = ""
+    if since:  # a delta export: the changes since that version, checked on the delta's fields
+        base = await _base_version(request, dataset, since)
+        dataset = delta.versioned(dataset, since)
     # refuse now, with a 400, what the worker would fail on; count what the export will hold
     kind = HEAVY if query.heavy else LIGHT
     checked, _ = await request.app[POOL].call(kind, "check_export", {
-        "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options})
+        "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options,
+        "delta": bool(since)})
     records, parsed = checked["records"], checked["options"]
 
     export = Export.new(
@@ -108,9 +115,12 @@ async def create(request: web.Request) -> web.Response:
         options=options,
         query=query.as_dict(),
         records_total=records,
+        changes_since=since,
+        base_key=base,
     )
     exports = request.app[EXPORTS]
-    needs_approval = settings.approval_rows is not None and records > settings.approval_rows and not user.admin
+    at_most = dataset.records_count if records is None else records  # a delta: its count is not known yet
+    needs_approval = settings.approval_rows is not None and at_most > settings.approval_rows and not user.admin
     if needs_approval:
         await exports.create(export)
         await exports.transition(export.id, ex.PENDING_APPROVAL, expect=(ex.INITIALIZING,),
@@ -123,6 +133,14 @@ async def create(request: web.Request) -> web.Response:
     created = await exports.get(export.id)  # counted created (and ready, if it shared a file) by exports.create
     location = hal.export_href(hal.origin(request), export.id)
     return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
+
+
+async def _base_version(request: web.Request, dataset: Dataset, since: str) -> str:
+    """The storage key of the version or snapshot a delta export's changes are since."""
+    delta.key_fields(dataset)
+    managed = ManagedDatasets(request.app[STATE])
+    snapshots, changes = await asyncio.gather(managed.versions(dataset.dataset_uid), managed.changes(dataset.dataset_uid))
+    return delta.base_key(dataset, since, snapshots, changes)
 
 
 async def _ready_at_once(request: web.Request, export: Export, share: str) -> bool:

@@ -49,6 +49,8 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
     }
     if export.priority:
         body["priority"] = export.priority
+    if export.changes_since:
+        body["changes_since"] = export.changes_since
     if export.approved_date:
         body["approved_date"] = iso(export.approved_date)
     if export.processed_date:

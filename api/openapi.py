@@ -36,6 +36,10 @@ def _schemas() -> dict[str, Any]:
                     "group_by": {"type": "string"}, "order_by": {"type": "string"},
                     "limit": {"type": "integer", "minimum": -1, "maximum": MAX_LIMIT},
                 }, "description": "ODSQL; at most 1,000 terms and 10,000 IN-list values over all clauses."},
+                "changes_since": {"type": "string", "maxLength": 100, "description": (
+                    "A delta export (exportd's own): only the records added, changed or removed since this version "
+                    "(…/versions) or snapshot (…/snapshots) of the dataset, matched on its key_fields, each with a "
+                    "_change field (added, changed, removed; a removed record holds only its key).")},
                 "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
                     **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
             },
@@ -45,7 +49,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "identifiers": {"type": "array", "items": {"type": "string"}},
                 "origin_system": {"type": "string"},
-                "owner": {"type": "string", "description": "The user who asked for it (exportd's own field)."},
+                "owner": {"type": "string", "description": "The user who asked for it (exportd's own field); "
+                          "anonymous:<hash> for a visitor without a token, system:prepared for an export prepared at publish."},
+                "dataset_id": {"type": "string", "description": "The dataset exported (exportd's own field)."},
+                "priority": {"type": "integer", "description": "Set by an administrator; absent when 0."},
+                "changes_since": {"type": "string", "description": "A delta export's earlier version or snapshot."},
                 "created_date": {"type": "string", "format": "date-time"},
                 "modified_date": {"type": "string", "format": "date-time"},
                 "action_date": {"type": "string", "format": "date-time"},

@@ -82,6 +82,8 @@ class Export:
     attempt: int = 0
     lapses: int = 0  # attempts whose worker died (lease lapsed)
     priority: int = 0  # set by an administrator: a queued export of higher priority is taken first
+    changes_since: str = ""  # a delta export: the version or snapshot its changes are since (domain/delta.py)
+    base_key: str = ""  # that version's storage key
     file_key: str = ""  # storage key of the file a ready export serves (perhaps another export's: shared)
 
     JSON_FIELDS = ("options", "query", "warnings")

@@ -76,6 +76,8 @@ def create(client: Client, args: argparse.Namespace, out: Output) -> int:
                             "_links": {"osdi:resource": {"href": records_href(client.url, args.dataset, args.where, args.select)}}}
     if args.name:
         body["name"] = args.name
+    if args.changes_since:
+        body["changes_since"] = args.changes_since
     if args.option:
         body["options"] = options(args.option, declared_options(client, args.format))
     export = client.request("POST", EXPORTS, body)

@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a format option, e.g. delimiter=';' (repeatable)")
     export.add_argument("--name", help="a name for the export")
+    export.add_argument("--changes-since", metavar="VERSION",
+                        help="only the records added, changed or removed since this version or snapshot of the dataset")
     export.add_argument("--wait", action="store_true", help="wait until it is ready and download it")
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="download it to FILE (implies --wait; default: the export's file name)")
