@@ -134,6 +134,7 @@ async def _ready_at_once(request: web.Request, export: Export, share: str) -> bo
     export.file_key, export.file_name = found["file_key"], found["file_name"]
     export.size, export.records_done = int(found["size"]), int(found["records"])
     export.records_skipped, export.warnings = int(found["skipped"]), orjson.loads(found["warnings"])
+    export.sha256 = found.get("sha256", "")  # a file shared before exports carried digests has none
     export.processed_date, export.expires_at = moment, expiry_from(moment, request.app[SETTINGS].export_ttl)
     return True
 

@@ -64,6 +64,8 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         body["file_name"] = export.file_name
         body["file_size"] = export.size
         body["records_count"] = export.records_done
+        if export.sha256:
+            body["sha256"] = export.sha256
         if export.records_skipped:
             body["records_skipped"] = export.records_skipped
     if export.status == ex.EXPIRED and export.expires_at:

@@ -60,6 +60,8 @@ def _schemas() -> dict[str, Any]:
                 "file_name": {"type": "string"},
                 "file_size": {"type": "integer"},
                 "records_count": {"type": "integer"},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                           "description": "Ready: the hex SHA-256 of the file; its download's strong ETag and Repr-Digest."},
                 "progress": {"type": "object", "properties": {"records_done": {"type": "integer"}, "records_total": {"type": "integer"}}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "_links": {"type": "object", "properties": {"self": link, "osdi:resource": link}},

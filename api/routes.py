@@ -39,9 +39,12 @@ DOWNLOAD_PARAMETERS = [
         ("If-Match", "412 unless one of these ETags is the file's (strong comparison)."))),
 ]
 DOWNLOAD_RESPONSES = {
-    "200": {"description": "The file.", "headers": {"ETag": _HEADER, "Last-Modified": _HEADER, "Accept-Ranges": _HEADER}},
-    "206": {"description": "Part of the file: one range, with Content-Range; several, as multipart/byteranges.",
-            "headers": {"Content-Range": _HEADER, "ETag": _HEADER, "Last-Modified": _HEADER}},
+    "200": {"description": "The file. An export's ETag is its sha256 (quoted) and Repr-Digest (RFC 9530) "
+                           "`sha-256=:BASE64:` carries the same digest.",
+            "headers": {"ETag": _HEADER, "Last-Modified": _HEADER, "Accept-Ranges": _HEADER, "Repr-Digest": _HEADER}},
+    "206": {"description": "Part of the file: one range, with Content-Range; several, as multipart/byteranges. "
+                           "Repr-Digest is the whole file's.",
+            "headers": {"Content-Range": _HEADER, "ETag": _HEADER, "Last-Modified": _HEADER, "Repr-Digest": _HEADER}},
     "302": {"description": "With a bucket and EXPORTD_S3_DOWNLOADS=redirect: to a presigned URL of the file."},
     "304": {"description": "Not modified (If-None-Match)."},
     "403": ERR, "404": ERR, "410": ERR, "412": ERR,

@@ -82,6 +82,7 @@ class Export:
     attempt: int = 0
     lapses: int = 0  # attempts whose worker died (lease lapsed)
     file_key: str = ""  # storage key of the file a ready export serves (perhaps another export's: shared)
+    sha256: str = ""  # hex SHA-256 of that file, taken as it was written
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
