@@ -22,7 +22,7 @@ from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
-from domain import ratelimit
+from domain import ratelimit, webhooks
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -92,6 +92,7 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
+    notify_url = await _notify_url(body, settings)
     # refuse now, with a 400, what the worker would fail on; count what the export will hold
     kind = HEAVY if query.heavy else LIGHT
     checked, _ = await request.app[POOL].call(kind, "check_export", {
@@ -107,6 +108,8 @@ async def create(request: web.Request) -> web.Response:
         options=options,
         query=query.as_dict(),
         records_total=records,
+        notify_url=notify_url,
+        origin=hal.origin(request),
     )
     exports = request.app[EXPORTS]
     needs_approval = settings.approval_rows is not None and records > settings.approval_rows and not user.admin
@@ -122,6 +125,19 @@ async def create(request: web.Request) -> web.Response:
     created = await exports.get(export.id)  # counted created (and ready, if it shared a file) by exports.create
     location = hal.export_href(hal.origin(request), export.id)
     return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
+
+
+async def _notify_url(body: dict[str, Any], settings) -> str:
+    """The body's notify_url, checked now as the worker checks it before each attempt."""
+    if body.get("notify_url") in (None, ""):
+        return ""
+    url = webhooks.check_url(body["notify_url"])
+    try:
+        await webhooks.resolve(url, bool(settings.webhook_allow_private))
+    except webhooks.Unreachable as exc:
+        raise Invalid(f"the field 'notify_url' cannot be used: {exc}", field="notify_url",
+                      error_code="refused_notify_url" if exc.refused else None) from None
+    return url
 
 
 async def _ready_at_once(request: web.Request, export: Export, share: str) -> bool:

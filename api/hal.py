@@ -72,6 +72,9 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         body["expires_date"] = iso(export.expires_at)
     if export.warnings:
         body["warnings"] = export.warnings
+    if export.notify_url:
+        body["notify_url"] = export.notify_url
+        body["notifications"] = export.notifications
     body["_links"] = {
         "self": {"href": export_href(base, export.id)},
         "osdi:resource": {"href": export.resource_href},

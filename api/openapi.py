@@ -7,7 +7,8 @@ import orjson
 from aiohttp import web
 
 from api.throttle import EXPLORE_PREFIXES
-from domain.exports import STATUSES
+from domain.exports import NOTIFIED, STATUSES
+from domain.webhooks import MAX_URL
 from domain.query import MAX_LIMIT
 from formats import REGISTRY
 
@@ -38,6 +39,13 @@ def _schemas() -> dict[str, Any]:
                 }, "description": "ODSQL; at most 1,000 terms and 10,000 IN-list values over all clauses."},
                 "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
                     **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
+                "notify_url": {"type": "string", "format": "uri", "maxLength": MAX_URL, "description": (
+                    "http(s) URL told of each terminal change (ready, failed, rejected, expired) by a POST of "
+                    "{\"event\": \"export.<status>\", \"export\": <the export>}, signed with X-Exportd-Signature: "
+                    "sha256=<hex HMAC-SHA256 of the body under GET /api/v1/me's webhook_secret>; a 2xx answer is a "
+                    "delivery, anything else is tried again with growing delays for 24 h; redirects are not followed. "
+                    "A host resolving to a private or loopback address is refused (400 refused_notify_url) unless "
+                    "the service allows them; a link-local one (cloud metadata) always.")},
             },
         },
         "Export": {
@@ -64,6 +72,15 @@ def _schemas() -> dict[str, Any]:
                            "description": "Ready: the hex SHA-256 of the file; its download's strong ETag and Repr-Digest."},
                 "progress": {"type": "object", "properties": {"records_done": {"type": "integer"}, "records_total": {"type": "integer"}}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
+                "notify_url": {"type": "string", "format": "uri"},
+                "notifications": {"type": "array", "description": "Each webhook attempt, oldest first.", "items": {
+                    "type": "object", "properties": {
+                        "event": {"type": "string", "enum": [f"export.{s}" for s in NOTIFIED]},
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "date": {"type": "string", "format": "date-time"},
+                        "status_code": {"type": "integer", "description": "The receiver's answer."},
+                        "error": {"type": "string", "description": "Why there was no answer (or the address was refused)."},
+                        "next_attempt_in": {"type": "number", "description": "Seconds until the next attempt."}}}},
                 "_links": {"type": "object", "properties": {"self": link, "osdi:resource": link}},
             },
         },

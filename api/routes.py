@@ -22,6 +22,8 @@ TOKEN = [{"OsdiToken": []}, {"ApiKey": []}]
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 HAL_EXPORT = {"application/hal+json": {"schema": {"$ref": "#/components/schemas/Export"}}}
 USER = {"type": "object", "properties": {"name": {"type": "string"}, "admin": {"type": "boolean"}}}
+ME = {**USER, "properties": {**USER["properties"], "webhook_secret": {
+    "type": "string", "description": "Signs the webhooks of the caller's exports (HMAC-SHA256 key)."}}}
 
 _HEADER = {"schema": {"type": "string"}}
 DOWNLOAD_PARAMETERS = [
@@ -175,9 +177,16 @@ ROUTES: list[Route] = [
         "responses": {"200": {"description": "OpenAPI 3.1 document."}},
     }),
     Route("GET", "/api/v1/me", me.me, "me", {
-        "summary": "Who the token belongs to: name and whether an administrator.",
+        "summary": "Who the token belongs to: name, whether an administrator, and the secret that signs the "
+                   "webhooks of their exports (X-Exportd-Signature: sha256=<hex HMAC-SHA256 of the body>).",
         "tags": ["OSDI exports"], "security": TOKEN,
-        "responses": {"200": {"description": "The caller.", "content": {"application/json": {"schema": USER}}}, "401": ERR},
+        "responses": {"200": {"description": "The caller.", "content": {"application/json": {"schema": ME}}}, "401": ERR},
+    }),
+    Route("POST", "/api/v1/me/webhook_secret", me.rotate_webhook_secret, "me-webhook-secret", {
+        "summary": "A new webhook secret for the caller; the old one signs nothing from now on.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "responses": {"200": {"description": "The caller, with the new secret.",
+                              "content": {"application/json": {"schema": ME}}}, "401": ERR},
     }),
     Route("GET", "/", page.index, "web-page", {
         "summary": "The web page: catalog, export menu, my exports, the approval queue; it uses this API and nothing else.",
