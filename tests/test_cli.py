@@ -361,3 +361,20 @@ def test_progress_lines_say_done_total_rate_and_time_left():
     bar.close()
     assert "\r\x1b[Kdownloading [" in live.getvalue() and "50% 1.0 MiB/2.0 MiB, 1.0 MiB/s, 0:01 left" in live.getvalue()
     assert live.getvalue().endswith("\n")
+
+
+async def test_me_shows_and_rotates_the_webhook_secret_and_export_takes_a_notify_url(cli, demo_dataset):
+    shown = await cli("me")
+    assert shown.code == 0, shown.err
+    secret = next(line.split(": ", 1)[1] for line in shown.out.splitlines() if line.startswith("webhook_secret: "))
+    assert "name: admin" in shown.out and secret.startswith("whsec_")
+    rotated = await cli("me", "rotate-webhook-secret")
+    assert rotated.code == 0 and rotated.out.strip() not in ("", secret)
+    assert (await cli("me", "--json")).json()["webhook_secret"] == rotated.out.strip()
+    created = await cli("export", demo_dataset, "-f", "csv", "--notify-url", "https://93.184.216.34/hook", "--json")
+    assert created.code == 0, created.err
+    assert created.json()["notify_url"] == "https://93.184.216.34/hook"
+    shown = await cli("exports", "show", cli_exports.export_id(created.json()))
+    assert "notify_url: https://93.184.216.34/hook" in shown.out
+    refused = await cli("export", demo_dataset, "-f", "csv", "--notify-url", "http://169.254.169.254/")
+    assert refused.code == 2 and "exportd: 400 Bad Request: the field 'notify_url' cannot be used" in refused.err

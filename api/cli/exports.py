@@ -78,6 +78,8 @@ def create(client: Client, args: argparse.Namespace, out: Output) -> int:
         body["name"] = args.name
     if args.option:
         body["options"] = options(args.option, declared_options(client, args.format))
+    if args.notify_url:
+        body["notify_url"] = args.notify_url
     export = client.request("POST", EXPORTS, body)
     if not (args.wait or args.output):
         out.result(export, f"export {export_id(export)}: {export['status']}")
@@ -158,7 +160,7 @@ def _count(export: dict[str, Any]) -> str:
 
 
 SHOWN = ("name", "status", "detail", "export_type", "created_date", "processed_date", "records_count", "file_name",
-         "file_size", "expires_date", "download_link", "warnings")
+         "file_size", "sha256", "expires_date", "download_link", "warnings", "notify_url")
 
 
 def show(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -167,6 +169,8 @@ def show(client: Client, args: argparse.Namespace, out: Output) -> int:
     if export["status"] in LIVE and export.get("progress"):
         lines.append(f"progress: {_count(export)} records")
     lines += [f"{key}: {export[key]}" for key in SHOWN if export.get(key) not in (None, "", [])]
+    lines += [f"webhook: {n['event']} attempt {n['attempt']} at {n['date']}: {n.get('status_code') or n.get('error')}"
+              for n in export.get("notifications", [])]
     out.result(export, "\n".join(lines))
     return 0
 
