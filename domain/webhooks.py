@@ -39,6 +39,7 @@ LONGEST_WAIT = 4 * 3600  # seconds between two attempts at most
 JOB_EXPIRES_MS = 24 * 3600 * 1000  # as arq's own default for a job not deferred
 
 # Cloud metadata services: link-local (169.254.169.254, fe80::), and those that are not.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")}
 
 
@@ -65,8 +66,11 @@ def check_url(value: Any) -> str:
 def refusal(address: str, allow_private: bool) -> str | None:
     """Why a webhook may not go to `address` (an IP address), or None when it may."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) is no part of it
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 address inside one is judged as itself
+        if ip.ipv4_mapped is not None or ip.sixtofour is not None:
+            ip = ip.ipv4_mapped or ip.sixtofour
+        elif ip in NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if (ip.is_link_local or ip in METADATA or ip.is_unspecified or ip.is_multicast
             or (ip.is_reserved and not ip.is_loopback)):
         return "a link-local, metadata, multicast or reserved address, where webhooks never go"

@@ -128,6 +128,15 @@ def test_the_attempts_back_off_for_24_hours():
     assert 20 * 3600 < sum(wait_before(n, 30) for n in range(1, last)) <= 24 * 3600
 
 
+async def test_an_export_born_ready_on_a_shared_file_is_told_too(client, worker, demo_dataset, receiver):
+    first = await poll(client, ADMIN_TOKEN, export_id(await create(client, ADMIN_TOKEN, "jsonl")))
+    shared = await create(client, ADMIN_TOKEN, "jsonl", notify_url=receiver.url + "/hook")
+    assert shared["status"] == "ready" and shared["sha256"] == first["sha256"]
+    await wait_for(lambda: asyncio.sleep(0, len(receiver.seen)), 20, "the webhook")
+    (event,) = receiver.events()
+    assert event["event"] == "export.ready" and event["export"]["_links"] == shared["_links"]
+
+
 async def test_a_redirect_is_not_followed(client, worker, demo_dataset, receiver):
     receiver.answers = [302, 302]
     export = export_id(await create(client, ADMIN_TOKEN, "json", notify_url=receiver.url + "/hook"))
@@ -190,7 +199,7 @@ async def test_a_rejection_and_a_failure_are_told(client, start_worker, demo_dat
 async def test_private_targets_are_refused_without_the_setting(make_settings, demo_dataset, receiver):
     async with TestClient(TestServer(create_app(make_settings()))) as strict:
         for url in (receiver.url + "/hook", "http://localhost:9/hook", "http://10.1.2.3/", "http://[::1]:8080/",
-                    "http://[::ffff:127.0.0.1]/", "http://100.64.0.1/"):
+                    "http://[::ffff:127.0.0.1]/", "http://100.64.0.1/", "http://2130706433/"):
             response = await strict.post("/api/v1/exports", json=export_body("csv", notify_url=url),
                                          headers=headers(ADMIN_TOKEN))
             body = await response.json()
@@ -206,7 +215,9 @@ async def test_link_local_targets_are_refused_always(client, demo_dataset):
         body = await response.json()
         assert response.status == 400 and body["error_code"] == "refused_notify_url", (url, body)
     assert refusal("169.254.169.254", allow_private=True) and refusal("fe80::1%eth0", allow_private=True)
-    assert refusal("::ffff:169.254.169.254", allow_private=True)
+    for wrapped in ("::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1"):  # mapped, NAT64, 6to4
+        assert refusal(wrapped, allow_private=True), wrapped
+    assert refusal("64:ff9b::7f00:1", allow_private=False)
     assert refusal("127.0.0.1", allow_private=True) is None and refusal("127.0.0.1", allow_private=False)
     assert refusal("93.184.216.34", allow_private=False) is None
 

@@ -35,8 +35,11 @@ async def notify_export(ctx: dict[str, Any], export_id: str, status: str, attemp
     except NotFound:
         return {"export": export_id, "outcome": "deleted"}
     name = webhooks.event(status)
-    if any(n.get("event") == name and n.get("attempt") == attempt for n in export.notifications):
-        return {"export": export_id, "outcome": f"attempt {attempt} already made"}  # this job delivered twice
+    made = [n for n in export.notifications if n.get("event") == name and n.get("attempt") == attempt]
+    if made:  # this job delivered twice: the next attempt queued, if it was to be (arq runs one job id once)
+        if "next_attempt_in" in made[0]:
+            await _queue_next(ctx, export_id, status, attempt)
+        return {"export": export_id, "outcome": f"attempt {attempt} already made"}
     body = orjson.dumps({"event": name, "export": export_resource(export, export.origin, settings.origin_system,
                                                                    settings.secret_key)})
     secret = await webhooks.WebhookSecrets(exports.redis, settings.secret_key).get(export.owner)
@@ -50,11 +53,16 @@ async def notify_export(ctx: dict[str, Any], export_id: str, status: str, attemp
         return {"export": export_id, "outcome": "deleted"}
     log.info("webhook %s attempt %d: %s", name, attempt, result, extra={"export": export_id})
     if again:
-        await ctx["redis"].enqueue_job(webhooks.NOTIFY, export_id, status, attempt + 1,
-                                       _job_id=keys.notify_job_id(export_id, status, attempt + 1),
-                                       _queue_name=settings.queue_name,
-                                       _defer_by=webhooks.wait_before(attempt, settings.webhook_retry_seconds))
+        await _queue_next(ctx, export_id, status, attempt)
     return {"export": export_id, "outcome": "delivered" if delivered else "failed", **result}
+
+
+async def _queue_next(ctx: dict[str, Any], export_id: str, status: str, attempt: int) -> None:
+    settings = ctx["settings"]
+    await ctx["redis"].enqueue_job(webhooks.NOTIFY, export_id, status, attempt + 1,
+                                   _job_id=keys.notify_job_id(export_id, status, attempt + 1),
+                                   _queue_name=settings.queue_name,
+                                   _defer_by=webhooks.wait_before(attempt, settings.webhook_retry_seconds))
 
 
 class _Checked(AbstractResolver):
