@@ -8,6 +8,7 @@ import contextlib
 import math
 import time
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
@@ -22,7 +23,7 @@ from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
-from domain import ratelimit, webhooks
+from domain import estimates, ratelimit, webhooks
 from domain.errors import Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -43,6 +44,13 @@ DELETED = {"notice": "This export was successfully deleted."}
 def resource_of(request: web.Request, export: Export) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     return hal.export_resource(export, hal.origin(request), settings.origin_system, settings.secret_key)
+
+
+async def resources_of(request: web.Request, exports: list[Export]) -> list[dict[str, Any]]:
+    """The exports' resources, a queued one's with its queue_position and estimated_ready_date
+    as the queue stands now."""
+    view = await estimates.queue_view(request.app[STATE], exports, request.app[SETTINGS].worker_jobs)
+    return [{**resource_of(request, e), **view.get(e.id, {})} for e in exports]
 
 
 def _dataset_and_query(href: str) -> tuple[str, RecordQuery]:
@@ -67,12 +75,19 @@ def _resource_href(body: dict[str, Any]) -> str:
     return href
 
 
-async def create(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    body = await json_object(request)
-    settings = request.app[SETTINGS]
-    if not user.admin:
-        await ratelimit.check(request.app[STATE], user.name, settings.rate_limit)
+@dataclass
+class Planned:
+    """A POST body checked as a new export's is: what it would export, and how many records."""
+    dataset: Any
+    fmt: Any
+    href: str
+    query: RecordQuery
+    options: dict[str, Any]
+    parsed: dict[str, Any]
+    records: int
+
+
+async def _planned(request: web.Request, body: dict[str, Any], user: User) -> Planned:
     export_type = string_field(body, "export_type")
     fmt = REGISTRY.get(export_type)
     href = _resource_href(body)
@@ -92,12 +107,35 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
-    notify_url = await _notify_url(body, settings)
     # refuse now, with a 400, what the worker would fail on; count what the export will hold
     kind = HEAVY if query.heavy else LIGHT
     checked, _ = await request.app[POOL].call(kind, "check_export", {
         "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options})
-    records, parsed = checked["records"], checked["options"]
+    return Planned(dataset, fmt, href, query, options, checked["options"], checked["records"])
+
+
+async def estimate(request: web.Request) -> web.Response:
+    """What POST /api/v1/exports would make of this body, without making it: its records, and
+    its size and duration from the format's measured cost (domain/estimates.py)."""
+    user = await current_user(request)
+    body = await json_object(request)
+    plan = await _planned(request, body, user)
+    if body.get("notify_url") not in (None, ""):
+        webhooks.check_url(body["notify_url"])
+    answer = estimates.estimate(await estimates.costs(request.app[STATE]), plan.fmt.name, plan.records)
+    return web.json_response({"export_type": plan.fmt.name, **answer}, headers={"Cache-Control": "private, no-store"})
+
+
+async def create(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await json_object(request)
+    settings = request.app[SETTINGS]
+    if not user.admin:
+        await ratelimit.check(request.app[STATE], user.name, settings.rate_limit)
+    plan = await _planned(request, body, user)
+    dataset, fmt, href, query, options, parsed, records = (plan.dataset, plan.fmt, plan.href, plan.query, plan.options,
+                                                           plan.parsed, plan.records)
+    notify_url = await _notify_url(body, settings)
 
     export = Export.new(
         owner=user.name,
@@ -124,7 +162,8 @@ async def create(request: web.Request) -> web.Response:
         await _queue(request, export, expect=(ex.INITIALIZING,))
     created = await exports.get(export.id)  # counted created (and ready, if it shared a file) by exports.create
     location = hal.export_href(hal.origin(request), export.id)
-    return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
+    (resource,) = await resources_of(request, [created])
+    return hal.hal_response(resource, status=201, headers={"Location": location})
 
 
 async def _notify_url(body: dict[str, Any], settings) -> str:
@@ -190,7 +229,7 @@ async def collection(request: web.Request) -> web.Response:
         "page": page,
         "total_records": total,
         "_links": links,
-        "_embedded": {"osdi:exports": [resource_of(request, e) for e in exports]},
+        "_embedded": {"osdi:exports": await resources_of(request, exports)},
     }
     return hal.hal_response(body)
 
@@ -212,7 +251,8 @@ async def read(request: web.Request) -> web.Response:
     if wait and export.status in ex.LIVE:
         export = await _changed(request, export, time.monotonic() + wait)
     headers = {"Retry-After": "1"} if export.status in ex.LIVE else None
-    return hal.hal_response(resource_of(request, export), headers=headers)
+    (resource,) = await resources_of(request, [export])
+    return hal.hal_response(resource, headers=headers)
 
 
 async def _changed(request: web.Request, export: Export, deadline: float) -> Export:

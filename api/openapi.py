@@ -72,6 +72,10 @@ def _schemas() -> dict[str, Any]:
                            "description": "Ready: the hex SHA-256 of the file; its download's strong ETag and Repr-Digest."},
                 "progress": {"type": "object", "properties": {"records_done": {"type": "integer"}, "records_total": {"type": "integer"}}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
+                "queue_position": {"type": "integer", "minimum": 1, "description": "Queued: 1 is next; as the queue stands now."},
+                "estimated_ready_date": {"type": ["string", "null"], "format": "date-time", "description": (
+                    "Queued: when it should be ready, the exports ahead laid on the live workers' slots by the formats' "
+                    "measured cost; null with no live worker or no measure yet.")},
                 "notify_url": {"type": "string", "format": "uri"},
                 "notifications": {"type": "array", "description": "Each webhook attempt, oldest first.", "items": {
                     "type": "object", "properties": {
@@ -93,6 +97,20 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Decision": {"type": "object", "properties": {"detail": {"type": "string"}}},
+        "Estimate": {
+            "type": "object", "required": ["records_total", "estimated_bytes", "estimated_seconds"],
+            "properties": {
+                "export_type": {"type": "string"},
+                "records_total": {"type": "integer", "description": "Counted on the dataset's version with the query."},
+                "estimated_bytes": {"type": ["integer", "null"], "description": "records × the format's measured bytes "
+                                    "per record; null before any export was written."},
+                "estimated_seconds": {"type": ["number", "null"], "description": "records × the format's measured "
+                                      "seconds per record (writing alone, not the wait in the queue)."},
+                "measured_exports": {"type": "integer", "description": "How many written exports the figures come from."},
+                "measured_format": {"type": "boolean", "description": "False: this format was never written yet, "
+                                    "the figures are those of all formats together."},
+            },
+        },
     }
 
 

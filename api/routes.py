@@ -74,6 +74,14 @@ ROUTES: list[Route] = [
         "responses": {"201": {"description": "Created; Location names the export.", "content": HAL_EXPORT},
                       "400": ERR, "401": ERR, "429": ERR, "503": ERR},
     }),
+    Route("POST", "/api/v1/exports/estimate", exports.estimate, "exports-estimate", {
+        "summary": "What POST /api/v1/exports would make of the same body, without making anything: the records "
+                   "it would hold, and its size and duration from the format's measured cost per record.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
+        "responses": {"200": {"description": "The estimate.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Estimate"}}}},
+                      "400": ERR, "401": ERR, "503": ERR},
+    }),
     Route("GET", "/api/v1/exports", exports.collection, "exports-list", {
         "summary": "The caller's exports (an administrator's: everyone's), newest first, HAL+JSON.",
         "tags": ["OSDI exports"], "security": TOKEN,

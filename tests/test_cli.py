@@ -378,3 +378,15 @@ async def test_me_shows_and_rotates_the_webhook_secret_and_export_takes_a_notify
     assert "notify_url: https://93.184.216.34/hook" in shown.out
     refused = await cli("export", demo_dataset, "-f", "csv", "--notify-url", "http://169.254.169.254/")
     assert refused.code == 2 and "exportd: 400 Bad Request: the field 'notify_url' cannot be used" in refused.err
+
+
+async def test_export_estimate_creates_nothing(cli, demo_dataset):
+    estimated = await cli("export", demo_dataset, "-f", "csv", "--where", PARIS, "--estimate", "--json")
+    assert estimated.code == 0, estimated.err
+    assert estimated.json()["records_total"] > 0 and estimated.json()["estimated_bytes"] is None
+    human = await cli("export", demo_dataset, "-f", "csv", "--estimate")
+    assert human.code == 0 and human.out.startswith("records: ") and "unknown until" in human.out
+    assert (await cli("exports", "list", "--json")).json() == []
+    queued = await cli("export", demo_dataset, "-f", "csv", "--json")  # no worker: it waits, first in line
+    shown = await cli("exports", "show", cli_exports.export_id(queued.json()))
+    assert "queue_position: 1" in shown.out

@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--wait", action="store_true", help="wait until it is ready and download it")
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="download it to FILE (implies --wait; default: the export's file name)")
+    export.add_argument("--estimate", action="store_true",
+                        help="create nothing: print the records it would hold, its estimated size and duration")
     export.add_argument("--notify-url", metavar="URL",
                         help="a webhook told of the export's end (ready, failed, rejected, expired), signed with "
                              "your webhook secret (exportd me)")
