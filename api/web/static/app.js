@@ -409,6 +409,7 @@ function exportRow(exp) {
   } else if (LIVE.includes(exp.status)) {
     bar = el('progress', { 'aria-label': `Progress of ${exp.name}` }); // indeterminate: not started
     progressText = exp.status === 'pending_approval' ? 'awaiting approval' : 'waiting';
+    if (exp.queue_position) progressText += ` (#${exp.queue_position} in the queue)`;
   }
   const link = exp.status === 'ready' ? safeHref(exp.download_link) : null;
   return el('tr', { 'data-export-id': id },
