@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from domain.storage import open_storage
+from domain.storage import Digest, open_storage
 from tests.conftest import ADMIN_TOKEN
 from tests.osdi import create, download, export_id, poll
 from tests.test_download_ranges import get
@@ -42,21 +42,25 @@ async def test_the_digest_is_taken_as_the_file_is_written_and_read_back_when_byt
     storage = open_storage(settings)
     try:
         data = bytes(range(256)) * 100
-        with storage.writing("t/plain.bin", hashed=True) as out:
+        with storage.writing("t/plain.bin", digest=(digest := Digest())) as out:
             for at in range(0, len(data), 1000):
                 out.write(data[at:at + 1000])
-        assert out.whole and out.sha256 == hashlib.sha256(data).hexdigest()
-        with storage.writing("t/rewritten.bin", hashed=True) as out:
+        assert out.whole and digest.sha256 == hashlib.sha256(data).hexdigest()
+        with storage.writing("t/rewritten.bin", digest=(digest := Digest())) as out:
             out.write(b"\0" * 8 + data)
             out.seek(0)
             out.write(b"HEADER!!")  # as zipfile rewrites a local header
             out.seek(0, io.SEEK_END)
-        assert not out.whole and out.sha256 == hashlib.sha256(b"HEADER!!" + data).hexdigest()
-        with storage.writing("t/by-descriptor.bin", hashed=True) as out:
+        assert not out.whole and digest.sha256 == hashlib.sha256(b"HEADER!!" + data).hexdigest()
+        with storage.writing("t/by-descriptor.bin", digest=(digest := Digest())) as out:
             out.write(data[:10])
             out.flush()
             os.write(out.fileno(), data[10:])
-        assert not out.whole and out.sha256 == hashlib.sha256(data).hexdigest()
+        assert not out.whole and digest.sha256 == hashlib.sha256(data).hexdigest()
+        with storage.writing("t/read-back.bin", digest=(digest := Digest(streamed=False))) as out:
+            assert isinstance(out, io.BufferedWriter)  # the file itself, as polars wants it
+            out.write(data)
+        assert digest.sha256 == hashlib.sha256(data).hexdigest()
     finally:
         storage.close()
 

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from domain.query import Scan
-from domain.storage import Storage
+from domain.storage import Digest, Storage
 from formats import Format
 from formats.base import OpenWriter
 from formats.parallel import cancel
@@ -99,7 +99,9 @@ def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
     leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes. The
     file's SHA-256 is taken as it is written (domain/storage/base.py's Hashing)."""
-    with storage.writing(key, tag=tag, max_bytes=max_bytes, hashed=True) as out:
+    # a writer that hands the scan to polars is better left polars' own file, and read back
+    digest = Digest(streamed=not getattr(fmt.writer, "takes_lazy", False))
+    with storage.writing(key, tag=tag, max_bytes=max_bytes, digest=digest) as out:
         writer = fmt.open(out, scan.schema, scan.fields, options)
         try:
             frame = scan.lazy() if writer.takes_lazy else None
@@ -119,4 +121,4 @@ def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
             writer.abort()
             raise
     return Written(progress.done - writer.skipped, writer.skipped, list(writer.warnings), storage.size(key),
-                   out.sha256)  # type: ignore[attr-defined]
+                   digest.sha256)

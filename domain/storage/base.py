@@ -51,14 +51,15 @@ class Storage:
 
     @contextmanager
     def writing(self, key: str, tag: str = "", max_bytes: int | None = None,
-                hashed: bool = False) -> Iterator[BinaryIO]:
+                digest: Digest | None = None) -> Iterator[BinaryIO]:
         """A file to write `key` through; it appears under `key` only if the block succeeds.
         `tag` names the partial file's owner (an export and attempt) for `sweep_partials`;
-        past `max_bytes` writing raises ExportTooLarge. With `hashed`, the file handed out is
-        a Hashing whose `sha256` holds the published file's digest once the block is done."""
+        past `max_bytes` writing raises ExportTooLarge. With `digest`, its `sha256` holds the
+        published file's once the block is done (taken as the bytes pass when it is
+        `streamed`: the file handed out is then a Hashing)."""
         with self._spooled(key, tag) as (f, partial):
             bounded = None if max_bytes is None else Bounded(f, max_bytes)
-            hashing = Hashing(bounded or f) if hashed else None
+            hashing = Hashing(bounded or f) if digest is not None and digest.streamed else None
             try:
                 yield hashing or bounded or f  # type: ignore[misc]
             except Exception:
@@ -66,8 +67,8 @@ class Storage:
                     raise bounded.refused from None
                 raise
             _durable(f, partial)
-            if hashing is not None:
-                hashing.finish(partial)
+            if digest is not None:
+                digest.sha256 = hashing.finish(partial) if hashing is not None else file_sha256(partial)
             self._publish(partial, key)
 
     @asynccontextmanager
@@ -293,6 +294,21 @@ class Bounded(io.RawIOBase):
         self.inner.flush()
 
 
+@dataclass
+class Digest:
+    """Asks `writing` for the SHA-256 of the file it publishes. `streamed`: taken from the bytes
+    as they are written (a Hashing), else read back from the finished file, which is the
+    cheaper for a writer that would write to an exact file's descriptor itself (polars: a
+    wrapper makes it hand over its output chunk by chunk)."""
+    streamed: bool = True
+    sha256: str = ""
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class Hashing(io.RawIOBase):
     """A write-only file that takes the SHA-256 of what goes through it, so that a finished
     export's digest costs no second reading. Bytes that pass it by (a writer that seeks back to
@@ -303,7 +319,6 @@ class Hashing(io.RawIOBase):
         super().__init__()
         self.inner, self.count, self.at, self.whole = inner, 0, 0, True
         self._hash = hashlib.sha256()
-        self.sha256 = ""
 
     def writable(self) -> bool:
         return True
@@ -341,11 +356,9 @@ class Hashing(io.RawIOBase):
         if not self.inner.closed:
             self.inner.flush()
 
-    def finish(self, path: Path) -> None:
+    def finish(self, path: Path) -> str:
         """The digest of the file at `path`, which these writes made: theirs when they were all
         of it, else read from the file."""
         if self.whole and self.count == os.path.getsize(path):
-            self.sha256 = self._hash.hexdigest()
-        else:
-            with open(path, "rb") as f:
-                self.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+            return self._hash.hexdigest()
+        return file_sha256(path)
