@@ -150,6 +150,10 @@ class Settings:
     explore_rate_limit: int = setting(600, "Explore API requests a minute per client (API key or IP); 0: none", low=0)
     stream_rate_limit: int = setting(30, "streamed exports a minute per client; 0: none", low=0)
     trusted_proxies: tuple[str, ...] = setting((), "addresses or networks whose X-Forwarded-For is believed", networks=True)
+    webhook_allow_private: int = setting(0, "1: webhooks may go to private and loopback addresses (link-local never)",
+                                         low=0, high=1)
+    webhook_retry_seconds: int = setting(30, "wait before a failed webhook is sent again, doubled each time, for 24 h",
+                                         low=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -142,7 +142,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: D
     # when this attempt becomes ready (it may not: deleted, or superseded by a newer attempt)
     shared = offer(digest(dataset.dataset_id, dataset.version, query.as_dict(), fmt.name, options), key, export.id, {
         "file_name": file_name, "size": written.size, "records": written.records, "skipped": written.skipped,
-        "warnings": orjson.dumps(written.warnings).decode()})
+        "warnings": orjson.dumps(written.warnings).decode(), "sha256": written.sha256})
     try:
         ready = await exports.transition(
             export.id, ex.READY, expect=(ex.PROCESSING,), at_attempt=attempt,
@@ -150,6 +150,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: D
             file_name=file_name, size=written.size, records_done=written.records, records_total=progress.total,
             records_skipped=written.skipped, warnings=written.warnings,
             processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl), file_key=key,
+            sha256=written.sha256,
         )
     except NotFound:
         ready = False
