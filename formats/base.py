@@ -116,6 +116,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("timezone", "timezone", "UTC", description="Time zone datetimes are written in."),
     Option("use_labels", bool, False, description="Use field labels, not names, as column names."),
     Option("compressed", bool, False, description="Gzip the file; '.gz' is added to its name."),
+    Option("datapackage", bool, False, description="A zip of the file and a Frictionless datapackage.json: the dataset's "
+           "metadata, the table schema, the query, the file's size and SHA-256; '.zip' is added to its name."),
     Option("epsg", int, WGS84, bounds=(1024, 999_999),
            description="Reproject geometries to this EPSG code (geojson, shp and fgb; 4326 elsewhere)."),
 )
@@ -252,9 +254,12 @@ class Format:
 
     def filename(self, stem: str, options: Mapping[str, Any]) -> str:
         name = f"{stem}.{self.extension}"
-        return name + ".gz" if options.get("compressed") else name
+        name = name + ".gz" if options.get("compressed") else name
+        return name + ".zip" if options.get("datapackage") else name
 
     def content_type(self, options: Mapping[str, Any]) -> str:
+        if options.get("datapackage"):
+            return "application/zip"
         if options.get("compressed"):
             return "application/gzip"
         return self.media_type

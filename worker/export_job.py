@@ -28,7 +28,7 @@ from domain.query import RecordQuery
 from domain.sharing import digest, offer
 from domain.storage import ExportTooLarge, disk_full
 from domain.timeutil import now
-from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat
+from formats import REGISTRY, FormatNotApplicable, OptionError, UnknownFormat, datapackage
 from worker.writing import Cancelled, Progress, Written, write_export
 
 log = logging.getLogger("exportd.worker")
@@ -187,8 +187,16 @@ def _write(storage, dataset, query: RecordQuery, fmt, export: Export, attempt: i
         scan = scan.projected(fmt.fields_read(scan.fields, options))
         file_name = fmt.filename(dataset.dataset_id, options)
         key = f"{attempt_dir(export.id, attempt)}/{file_name}"
-        written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes)
+        written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes,
+                               about=about(dataset, export), member=fmt.filename(dataset.dataset_id, {**options, "datapackage": False}))
     return Plan(file_name, key, options), written
+
+
+def about(dataset: Dataset, export: Export) -> datapackage.About:
+    """What a data package of this export says beside its file (formats/datapackage.py)."""
+    source = f"{export.origin}/api/v2/catalog/datasets/{dataset.dataset_id}" if export.origin else export.resource_href
+    return datapackage.About({"dataset_id": dataset.dataset_id, "title": dataset.title, "description": dataset.description,
+                              "version": dataset.version, "source": source, "metadata": dataset.metadata}, export.query)
 
 
 async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress) -> None:

@@ -6,19 +6,20 @@ by its exports, so a small export starts none. A writer that hands its batches t
 (Parquet) takes the whole scan as one polars pipeline when the scan allows (Scan.lazy)."""
 from __future__ import annotations
 
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
 
 from domain.query import Scan
 from domain.storage import Digest, Storage
-from formats import Format
+from formats import Format, datapackage
 from formats.base import OpenWriter
 from formats.parallel import cancel
 
@@ -94,31 +95,48 @@ def write_lazy(writer: OpenWriter, frame: pl.LazyFrame, progress: Progress) -> N
         raise
 
 
-def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
-                 options: dict[str, Any], progress: Progress, max_bytes: int | None = None) -> Written:
+def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format, options: dict[str, Any],
+                 progress: Progress, max_bytes: int | None = None, about: datapackage.About | None = None,
+                 member: str = "") -> Written:
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
     leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes. The
-    file's SHA-256 is taken as it is written (domain/storage/base.py's Hashing)."""
-    # a writer that hands the scan to polars is better left polars' own file, and read back
-    digest = Digest(streamed=not getattr(fmt.writer, "takes_lazy", False))
+    file's SHA-256 is taken as it is written (domain/storage/base.py's Hashing). With the
+    `datapackage` option the file is `member` of a zip beside its descriptor, which `about`
+    informs (formats/datapackage.py)."""
+    packaged = bool(options.get("datapackage"))
+    # a writer that hands the scan to polars is better left polars' own file, and read back;
+    # so is a zip, which may seek back to finish its headers
+    digest = Digest(streamed=not getattr(fmt.writer, "takes_lazy", False) and not packaged)
     with storage.writing(key, tag=tag, max_bytes=max_bytes, digest=digest) as out:
-        writer = fmt.open(out, scan.schema, scan.fields, options)
-        try:
-            frame = scan.lazy() if writer.takes_lazy else None
-            if frame is not None:
-                write_lazy(writer, frame, progress)
-            else:
-                with closing(batches_for(scan)) as batches:
-                    for batch in batches:
-                        if progress.cancel.is_set():
-                            raise Cancelled()
-                        writer.write(batch)
-                        progress.done += batch.num_rows
-            if progress.cancel.is_set():
-                raise Cancelled()
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+        if packaged:
+            with tempfile.TemporaryFile(prefix="exportd-package-") as inner:
+                writer = write_file(inner, scan, fmt, options, progress)
+                inner.seek(0)
+                datapackage.pack(out, inner, member, fmt, options, scan.fields, about or datapackage.About({}, {}))
+        else:
+            writer = write_file(out, scan, fmt, options, progress)
     return Written(progress.done - writer.skipped, writer.skipped, list(writer.warnings), storage.size(key),
                    digest.sha256)
+
+
+def write_file(out: BinaryIO, scan: Scan, fmt: Format, options: dict[str, Any], progress: Progress) -> OpenWriter:
+    """The format's file of the scan onto `out`, the writer closed; Cancelled when asked."""
+    writer = fmt.open(out, scan.schema, scan.fields, options)
+    try:
+        frame = scan.lazy() if writer.takes_lazy else None
+        if frame is not None:
+            write_lazy(writer, frame, progress)
+        else:
+            with closing(batches_for(scan)) as batches:
+                for batch in batches:
+                    if progress.cancel.is_set():
+                        raise Cancelled()
+                    writer.write(batch)
+                    progress.done += batch.num_rows
+        if progress.cancel.is_set():
+            raise Cancelled()
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return writer

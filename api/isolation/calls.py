@@ -4,6 +4,7 @@ new export, and streamed exports. Each call takes JSON-ready arguments, writes i
 the JSON error they would have been in the web process."""
 from __future__ import annotations
 
+import tempfile
 from typing import Any, BinaryIO, Callable
 
 import orjson
@@ -16,7 +17,7 @@ from domain.fields import fields_for
 from domain.query import RecordQuery
 from domain.settings import Settings
 from domain.storage import Storage, open_storage
-from formats import REGISTRY
+from formats import REGISTRY, datapackage
 
 
 class Env:
@@ -108,6 +109,20 @@ def stream_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], 
     data, fmt, scan, parsed = _planned(env, dataset, query, export_type, options)
     scan = scan.projected(fmt.fields_read(scan.fields, parsed))
     head({"content_type": fmt.content_type(parsed), "file_name": fmt.filename(data.dataset_id, parsed)})
+    if not parsed.get("datapackage"):
+        _write(out, fmt, scan, parsed)
+        return {}
+    with tempfile.TemporaryFile(prefix="exportd-package-") as inner:  # the file first, then its zip
+        _write(inner, fmt, scan, parsed)
+        inner.seek(0)
+        about = datapackage.About({"dataset_id": data.dataset_id, "title": data.title, "description": data.description,
+                                   "version": data.version, "metadata": data.metadata}, query)
+        datapackage.pack(out, inner, fmt.filename(data.dataset_id, {**parsed, "datapackage": False}), fmt, parsed,
+                         scan.fields, about)
+    return {}
+
+
+def _write(out: BinaryIO, fmt: Any, scan: Any, parsed: dict[str, Any]) -> None:
     writer = fmt.open(out, scan.schema, scan.fields, parsed)
     try:
         for batch in scan.batches():
@@ -116,7 +131,6 @@ def stream_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], 
     except BaseException:
         writer.abort()
         raise
-    return {}
 
 
 CALLS: dict[str, Callable[..., dict[str, Any]]] = {
