@@ -31,7 +31,7 @@ POLL_DELAY = 0.05  # seconds between looks at the queue when idle: an export sta
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings.from_env()
     ctx["settings"] = settings
-    ctx["state"] = state = queue.connect(settings.redis_url)
+    ctx["state"] = state = queue.connect(settings)
     ctx["exports"] = ExportRepo(state, settings.lease_seconds)
     ctx["datasets"] = DatasetRepo(state)
     ctx["storage"] = await asyncio.to_thread(open_storage, settings)
@@ -80,7 +80,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         on_startup=startup,
         on_shutdown=shutdown,
-        redis_settings=queue.redis_settings(settings.redis_url),
+        # a client of our own rather than arq's RedisSettings: the same retries, sentinels and TLS
+        # as every other client (arq's sentinel support takes no sentinel password nor retries)
+        redis_pool=queue.arq_client(settings, settings.queue_name),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
         alone_for=settings.worker_alone_ms / 1000,  # PromptWorker's: short jobs one at a time
