@@ -27,6 +27,7 @@ T = TypeVar("T")
 # a connection refused or timed out while being made (redis-py converts them only after)
 RETRIED = (ConnectionError, TimeoutError, ReadOnlyError, OSError, asyncio.TimeoutError)
 CONNECT_TIMEOUT = 5  # seconds
+SENTINEL_TIMEOUT = 1  # seconds a sentinel has to answer where the primary is
 DEFAULT_RETRY_SECONDS = 5  # a bare URL (tools, tests) is retried this long
 
 
@@ -98,9 +99,10 @@ def connect(where: Settings | str, *, decode: bool = True, redis_class: type[Red
     parsed.pop("port", None)
     tls = parsed.pop("connection_class", None) is SSLConnection
     tls_options = {k: v for k, v in parsed.items() if k.startswith("ssl_")}
-    sentinel_options = dict(socket_connect_timeout=CONNECT_TIMEOUT, username=settings.redis_sentinel_username,
-                            password=settings.redis_sentinel_password, decode_responses=True,
-                            retry=RetryFor(retry_seconds), retry_on_error=list(RETRIED))
+    # no retries of their own: a sentinel that does not answer is passed over for the next one,
+    # and the command that asked retries the whole round
+    sentinel_options = dict(socket_connect_timeout=SENTINEL_TIMEOUT, socket_timeout=SENTINEL_TIMEOUT,
+                            username=settings.redis_sentinel_username, password=settings.redis_sentinel_password)
     if tls:  # sentinels of a TLS deployment listen with TLS too, with the same certificates
         sentinel_options.update(ssl=True, **tls_options)
     sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs=sentinel_options, **{**parsed, **options})
