@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 # `outcome|<the field's value>` with the change (an export's outcome by its format). "lapsed"
 # also asks that member's score in key be below `before`. "op" names this change: it is kept in
 # the hash's `~op` field, and a change whose op is already there answers as applied without
-# applying again (a retry, after a lost connection, of a change Redis took). Returns 1 when applied (with "returning": the hash as it now is, as
-# HGETALL gives it), 0 when a condition failed, -1 when the hash does not exist (unless
-# may_create).
+# applying again (a retry, after a lost connection, of a change Redis took). Returns 1 when
+# applied (with "returning": the hash as it now is, as HGETALL gives it), 0 when a condition
+# failed, -1 when the hash does not exist (unless may_create).
 SCRIPT = """
 local args = cjson.decode(ARGV[1])
 if not args['may_create'] and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end

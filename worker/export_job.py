@@ -56,7 +56,7 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1, data
     if started is None:
         return await _not_this_attempt(exports, export_id, attempt)
     export = started
-    # the claim on a replica before the work: a failover cannot hand this attempt to another worker
+    # the claim on a replica before the work, so that a failover does not give this attempt to a second worker
     await _confirm(ctx, export_id, "start")
     log.info("export started", extra={"export": export_id, "attempt": attempt, "format": export.export_type})
     try:
