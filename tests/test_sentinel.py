@@ -58,6 +58,7 @@ def spawn(tmp_path):
             process.wait(10)
 
 
+@pytest.mark.timeout(400)  # a minute alone; several on a machine busy with the whole suite
 async def test_a_failover_loses_no_acknowledged_export(cluster, make_settings, spawn, tmp_path):
     settings = make_settings(redis_url=cluster.primary.url)
     source = tmp_path / "events.parquet"
