@@ -8,6 +8,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from api.durability import durable_middleware
 from api.errors import error_middleware
 from api.throttle import throttle_middleware
 from api.isolation.pool import QueryPool
@@ -47,7 +48,7 @@ async def _evict(storage, older_than: int) -> None:
 
 async def _state(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    state = queue.connect(settings.redis_url)
+    state = queue.connect(settings)
     app[STATE] = state
     app[EXPORTS] = ExportRepo(state, queue_name=settings.queue_name)
     app[DATASETS] = DatasetRepo(state)
@@ -59,7 +60,7 @@ async def _state(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _queue(app: web.Application) -> AsyncIterator[None]:
-    pool = await queue.arq_pool(app[SETTINGS].redis_url, app[SETTINGS].queue_name)
+    pool = queue.arq_client(app[SETTINGS], app[SETTINGS].queue_name)
     app[QUEUE] = pool
     yield
     await pool.aclose()
@@ -73,7 +74,7 @@ async def _pool(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, throttle_middleware], client_max_size=MAX_BODY,
+    app = web.Application(middlewares=[error_middleware, durable_middleware, throttle_middleware], client_max_size=MAX_BODY,
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage)

@@ -65,7 +65,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except HttpProcessingError as exc:  # a malformed body part (multipart headers), found while the handler reads it
         status = exc.code if 400 <= exc.code < 500 else 400
         return json_error(status, CODES.get(status, "bad_request"), f"malformed request: {exc.message}")
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionRefusedError):
+    # WatchError: a connection lost under a WATCH (arq's enqueue), as redis-py reports it when retrying
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.WatchError,
+            ConnectionRefusedError):
         return json_error(503, "redis_unavailable", "the export service's state store is unavailable; try again shortly",
                           headers={"Retry-After": "5"})
     except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:  # maxmemory reached; a replica

@@ -21,6 +21,7 @@ from domain.metrics import render
 
 WORKER_SILENCE = 20  # seconds after its last heartbeat a worker counts as gone
 PROBE_SECONDS = 10  # the write probe's key expires on its own
+REDIS_SECONDS = 3  # health answers within this, however long the clients retry (EXPORTD_REDIS_RETRY_SECONDS)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -29,19 +30,8 @@ async def health(request: web.Request) -> web.Response:
     body: dict = {"redis": "unavailable", "workers": [], "queue_depth": None}
     reasons: list[str] = []
     try:
-        await state.ping()
-        body["redis"] = "ok"
-        try:  # a full (maxmemory, noeviction) or read-only Redis still answers PING
-            await state.set(keys.HEALTH_PROBE, "1", ex=PROBE_SECONDS)
-        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
-            body["redis"] = "refusing_writes"
-            reasons.append(f"Redis refuses writes ({exc}): no export can be created or change state")
-        seen = await state.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE, "+inf", withscores=True)
-        body["workers"] = [{"name": name, "last_seen_seconds_ago": round(time.time() - beat, 1)} for name, beat in seen]
-        # jobs due now that no worker runs yet (scheduled cron or deferred jobs share the set)
-        depth, oldest = await queue.waiting(state, settings.queue_name)
-        body["queue_depth"] = depth
-        body["oldest_queued_seconds"] = round(max(0.0, time.time() - oldest), 1) if oldest else 0
+        async with asyncio.timeout(REDIS_SECONDS):
+            await _redis_health(state, settings, body, reasons)
     except Exception:  # health must answer, whatever is broken
         pass
     if body["redis"] == "unavailable":
@@ -58,6 +48,28 @@ async def health(request: web.Request) -> web.Response:
     if reasons:
         body["reasons"] = reasons
     return web.Response(status=503 if reasons else 200, body=orjson.dumps(body), content_type="application/json")
+
+
+async def _redis_health(state, settings, body: dict, reasons: list[str]) -> None:
+    await state.ping()
+    body["redis"] = "ok"
+    try:  # a full (maxmemory, noeviction) or read-only Redis still answers PING
+        await state.set(keys.HEALTH_PROBE, "1", ex=PROBE_SECONDS)
+    except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
+        body["redis"] = "refusing_writes"
+        reasons.append(f"Redis refuses writes ({exc}): no export can be created or change state")
+    seen = await state.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE, "+inf", withscores=True)
+    body["workers"] = [{"name": name, "last_seen_seconds_ago": round(time.time() - beat, 1)} for name, beat in seen]
+    # jobs due now that no worker runs yet (scheduled cron or deferred jobs share the set)
+    depth, oldest = await queue.waiting(state, settings.queue_name)
+    body["queue_depth"] = depth
+    body["oldest_queued_seconds"] = round(max(0.0, time.time() - oldest), 1) if oldest else 0
+    if settings.redis_replicas:  # fewer replicas than asked for: every write answers 503 not_replicated
+        replicas = int((await state.info("replication")).get("connected_slaves", 0))
+        body["redis_replicas"] = replicas
+        if replicas < settings.redis_replicas:
+            reasons.append(f"Redis has {replicas} replica(s) connected, fewer than the {settings.redis_replicas} "
+                           "every acknowledged write must reach (EXPORTD_REDIS_REPLICAS)")
 
 
 def _disk(data_dir: Path, floor: int) -> dict:

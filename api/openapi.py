@@ -15,7 +15,10 @@ from formats import REGISTRY
 ERROR = {
     "type": "object", "required": ["error_code", "message"],
     "properties": {"error_code": {"type": "string"}, "message": {"type": "string"},
-                   "error": {"type": "string", "description": "The message again, for OpenDataSoft's older clients."}},
+                   "error": {"type": "string", "description": "The message again, for OpenDataSoft's older clients."},
+                   "location": {"type": "string", "format": "uri", "description":
+                                "With 503 not_replicated (a write no replica confirmed, EXPORTD_REDIS_REPLICAS): the "
+                                "resource the change made, which exists on the primary; look there before trying again."}},
 }
 
 

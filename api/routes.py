@@ -187,7 +187,8 @@ ROUTES: list[Route] = [
         "tags": ["Operations"],
         "responses": {"200": {"description": "Healthy: status ok."},
                       "503": {"description": "Degraded: status degraded, and `reasons` (Redis missing or refusing "
-                                             "writes, no worker, the data directory's disk below its floor)."}},
+                                             "writes, fewer replicas than EXPORTD_REDIS_REPLICAS, no worker, the data "
+                                             "directory's disk below its floor)."}},
     }),
     Route("GET", "/metrics", health.metrics, "metrics", {
         "summary": "Prometheus metrics: exports created/ready/failed/expired/rejected by format (each export once per "

@@ -86,7 +86,7 @@ async def load(settings: Settings, path: Path, dataset_id: str) -> None:
         dataset = await asyncio.to_thread(import_file, path, dataset_id, storage)
     finally:
         storage.close()
-    state = queue.connect(settings.redis_url)
+    state = queue.connect(settings)
     await DatasetRepo(state).save(dataset)
     await state.aclose()
 
@@ -142,7 +142,7 @@ async def measure(args) -> str:
         # the thread variant of the stream: the writer loop alone, as the web process ran it
         env, started = Env(settings), time.perf_counter()
         sink = Counted()
-        dataset = (await DatasetRepo(queue.connect(settings.redis_url)).get("big")).to_json().decode()
+        dataset = (await DatasetRepo(queue.connect(settings)).get("big")).to_json().decode()
         await asyncio.to_thread(CALLS["stream_export"], env, sink, dataset, {}, "csv", {}, lambda head: None)
         alone = time.perf_counter() - started
         rows.append(f"| streamed csv, {args.rows:,} rows | {seconds:.2f} s ({size / MIB / seconds:.0f} MiB/s) | "

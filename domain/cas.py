@@ -3,6 +3,7 @@ expected values, and keep sorted-set indexes in step, atomically. The export and
 machines are built on it, so a late or duplicated worker can never overwrite a newer state."""
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable
 
 import orjson
@@ -15,14 +16,20 @@ from redis.asyncio import Redis
 # text), so that what goes with a state (counters, a shared file's entry) is there exactly when
 # the state is. "count": [hash, outcome, field] adds 1 to the hash's counter
 # `outcome|<the field's value>` with the change (an export's outcome by its format). "lapsed"
-# also asks that member's score in key be below `before`. Returns 1 when applied (with "returning": the hash as it now is, as
-# HGETALL gives it), "enqueue": {if, key, result, payload, px, queue, score, id} queues an
-# arq job with the change, when the hash's field `if` is not empty and no job of that id is
-# queued or done (what arq's enqueue_job checks); 0 when a condition failed, -1 when the hash does not exist (unless
-# may_create).
+# also asks that member's score in key be below `before`. "op" names this change: it is kept in
+# the hash's `~op` field, and a change whose op is already there answers as applied without
+# applying again (a retry, after a lost connection, of a change Redis took). Returns 1 when
+# applied (with "returning": the hash as it now is, as HGETALL gives it), "enqueue": {if, key,
+# result, payload, px, queue, score, id} queues an arq job with the change, when the hash's
+# field `if` is not empty and no job of that id is queued or done (what arq's enqueue_job
+# checks); 0 when a condition failed, -1 when the hash does not exist (unless may_create).
 SCRIPT = """
 local args = cjson.decode(ARGV[1])
 if not args['may_create'] and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HGET', KEYS[1], '~op') == args['op'] then
+  if args['returning'] then return redis.call('HGETALL', KEYS[1]) end
+  return 1
+end
 for name, allowed in pairs(args['when']) do
   local current = redis.call('HGET', KEYS[1], name) or ''
   local ok = false
@@ -35,12 +42,12 @@ if args['lapsed'] then
   local lease = redis.call('ZSCORE', args['lapsed'][1], args['lapsed'][2])
   if lease and tonumber(lease) >= args['lapsed'][3] then return 0 end
 end
-local flat = {}
+local flat = {'~op', args['op']}
 for name, value in pairs(args['set']) do
   table.insert(flat, name)
   table.insert(flat, value)
 end
-if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
+redis.call('HSET', KEYS[1], unpack(flat))
 for _, change in ipairs(args['zadd'] or {}) do redis.call('ZADD', change[1], change[2], change[3]) end
 for _, change in ipairs(args['zrem'] or {}) do redis.call('ZREM', change[1], change[2]) end
 for _, command in ipairs(args['also'] or {}) do redis.call(unpack(command)) end
@@ -71,8 +78,9 @@ class CompareAndSet:
                        publish: list[str] | None = None, also: Iterable[list[Any]] = (),
                        count: list[str] | None = None, returning: bool = False,
                        enqueue: dict[str, Any] | None = None) -> int | list[Any]:
+        # a retried call (redis-py retries across a failover) carries the same op: applied once
         payload: dict[str, Any] = {"when": when, "set": values, "zadd": list(zadd), "zrem": list(zrem),
-                                   "may_create": may_create}
+                                   "may_create": may_create, "op": uuid.uuid4().hex}
         if also:
             payload["also"] = [[str(arg) for arg in command] for command in also]
         if count:

@@ -61,6 +61,7 @@ DATASETS = PREFIX + "datasets"  # sorted set: dataset id by creation time
 
 METRICS = PREFIX + "metrics"  # hash: counters and histogram buckets (domain/metrics.py)
 WORKERS = PREFIX + "workers"  # sorted set: worker name by last heartbeat (unix seconds)
+REPLICATION_MARK = PREFIX + "replication-mark"  # counter: written before a WAIT (domain/redis_clients.py)
 HEALTH_PROBE = PREFIX + "health-probe"  # string, expiring: /health's write, to learn whether Redis takes writes
 
 

@@ -36,7 +36,7 @@ async def load(settings: Settings, source: Path, dataset_id: str, title: str = "
         dataset = await asyncio.to_thread(import_file, source, dataset_id, storage, title, description)
     finally:
         storage.close()
-    state = queue.connect(settings.redis_url)
+    state = queue.connect(settings)
     try:
         repo = DatasetRepo(state)
         try:
@@ -50,7 +50,7 @@ async def load(settings: Settings, source: Path, dataset_id: str, title: str = "
 
 
 async def load_demo(settings: Settings, force: bool = False) -> None:
-    state = queue.connect(settings.redis_url)
+    state = queue.connect(settings)
     try:
         try:
             existing = await DatasetRepo(state).get(demo.DATASET_ID)
@@ -87,7 +87,7 @@ def run(settings: Settings) -> int:
     server = supervisor = None
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if not redis_server.answers(settings.redis_url):
+        if not settings.redis_sentinels and not redis_server.answers(settings.redis_url):  # sentinels: Redis is theirs
             if not redis_server.is_local(settings.redis_url):
                 print(f"no Redis answers at {settings.redis_url}", file=sys.stderr)
                 return 1

@@ -1,17 +1,20 @@
-"""The job queue as both sides see it: arq's Redis settings, plain-JSON job serialisation
+"""The job queue as both sides see it: arq's Redis client, plain-JSON job serialisation
 (never pickle), the names of the jobs, what waits in the queue, and how a dead attempt's job
 leaves it."""
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 import orjson
-from arq.connections import ArqRedis, RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
-from redis.asyncio import ConnectionPool, Redis
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
-from domain import keys
+from domain import keys, redis_clients
+from domain.settings import Settings
 
 RUN_EXPORT = "run_export"
 SWEEP = "sweep"
@@ -27,31 +30,43 @@ def deserialize(raw: bytes) -> dict[str, Any]:
     return orjson.loads(raw)
 
 
-def redis_settings(url: str) -> RedisSettings:
-    return RedisSettings.from_dsn(url)
+def connect(where: Settings | str) -> Redis:
+    """The client for exportd's own state (decoded strings): from the settings (a URL, or the
+    sentinels' primary) or a bare URL; see domain/redis_clients.py."""
+    return redis_clients.connect(where)
 
 
-def connect(url: str) -> Redis:
-    """The client for exportd's own state (decoded strings); arq keeps its own pool."""
-    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30)
-
-
-async def arq_pool(url: str, queue_name: str = "exportd:queue") -> ArqRedis:
-    """arq's client, connecting lazily (arq's create_pool insists on Redis at start-up; the
-    API must start, and answer 503, while Redis is away)."""
-    client = ArqRedis.from_pool(ConnectionPool.from_url(url, socket_connect_timeout=5))  # owns its pool
+def arq_client(where: Settings | str, queue_name: str = "exportd:queue") -> ArqRedis:
+    """arq's client (bytes) on the same Redis, connecting lazily (arq's create_pool insists on
+    Redis at start-up; the API must start, and answer 503, while Redis is away). The worker is
+    given one too, so that it reaches Redis as everything else does."""
+    client = redis_clients.connect(where, decode=False, redis_class=ArqRedis, health_check_interval=0)
     client.job_serializer = serialize
     client.job_deserializer = deserialize
     client.default_queue_name = queue_name
     return client
 
 
+async def arq_pool(where: Settings | str, queue_name: str = "exportd:queue") -> ArqRedis:
+    return arq_client(where, queue_name)
+
+
+ENQUEUE_TRIES = 3
+
+
 async def enqueue_export(pool: ArqRedis, queue_name: str, export_id: str, dataset_id: str, attempt: int = 1) -> None:
     """Queue attempt `attempt` of an export of `dataset_id` (the job names it, so that the
     worker reads the dataset beside taking the export); queuing the same attempt twice runs it
-    once."""
-    await pool.enqueue_job(RUN_EXPORT, export_id, attempt, dataset_id, _job_id=keys.export_job_id(export_id, attempt),
-                           _queue_name=queue_name)
+    once. arq answers None both when the job is there and when the connection dropped under
+    its transaction (a failover): then the job is looked for, and queued again if missing."""
+    job_id = keys.export_job_id(export_id, attempt)
+    for _ in range(ENQUEUE_TRIES):
+        with contextlib.suppress(WatchError):
+            if await pool.enqueue_job(RUN_EXPORT, export_id, attempt, dataset_id, _job_id=job_id,
+                                      _queue_name=queue_name) is not None:
+                return
+        if await pool.exists(job_key_prefix + job_id, result_key_prefix + job_id):
+            return
 
 
 def dead_job(queue_name: str, job_id: str) -> list[list[Any]]:

@@ -30,12 +30,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def command(port: int, directory: Path) -> list[str]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
+def binary() -> str:
+    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(found).exists():
         raise RuntimeError("redis-server is not installed: `make run` or `make test` installs it (apt-get install redis-server)")
+    return found
+
+
+def command(port: int, directory: Path) -> list[str]:
     return [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+        binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
         "--appendonly", "yes", "--appendfsync", "always", "--save", "",
         "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
     ]
@@ -44,9 +48,10 @@ def command(port: int, directory: Path) -> list[str]:
 class RedisServer:
     """`with RedisServer(dir) as server:` a running server at server.url, stopped on exit."""
 
-    def __init__(self, directory: Path, port: int | None = None):
+    def __init__(self, directory: Path, port: int | None = None, args: tuple[str, ...] = ()):
         self.directory = directory
         self.port = port or free_port()
+        self.args = args  # more of redis-server's options (--replicaof HOST PORT)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
@@ -55,7 +60,7 @@ class RedisServer:
         does not reach it and whoever started it stops it last."""
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / "redis.log", "ab")
-        self.process = subprocess.Popen(command(self.port, self.directory), stdout=log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen([*command(self.port, self.directory), *self.args], stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=own_session)
         log.close()
         deadline = time.monotonic() + timeout

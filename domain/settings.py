@@ -27,13 +27,14 @@ REQUIRED: Any = MISSING  # a setting a Settings must be given (from_env finds or
 
 
 def setting(default: Any, doc: str, env: str | None = None, low: int | None = None, high: int | None = None,
-            choices: tuple[str, ...] = (), networks: bool = False, repr: bool = True) -> Any:
+            choices: tuple[str, ...] = (), networks: bool = False, addresses: bool = False, repr: bool = True) -> Any:
     """A field of Settings with all that is known of it: its default, what it means, the
     environment variable it is read from (EXPORTD_ + its upper-cased name unless `env` says
     otherwise) and the bounds or choices its value must keep. The README's Configuration table
     is checked against these (tests/test_settings.py)."""
     return field(default=default, repr=repr, metadata={
-        "doc": doc, "env": env, "low": low, "high": high, "choices": choices, "networks": networks})
+        "doc": doc, "env": env, "low": low, "high": high, "choices": choices, "networks": networks,
+        "addresses": addresses})
 
 
 def variable(item: Field_) -> str:
@@ -50,6 +51,8 @@ def _read(item: Field_, raw: str) -> Any:
     name, meta = variable(item), item.metadata
     if meta["networks"]:
         return _networks(name, raw)
+    if meta.get("addresses"):
+        return _addresses(name, raw)
     if item.type == "tuple[str, ...]":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if meta["choices"] and raw not in meta["choices"]:
@@ -84,6 +87,20 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return found
 
 
+def _addresses(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    """A comma-separated list of host:port pairs ([v6]:port for IPv6 addresses), each checked."""
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name}: {part!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
 def stored_secret(data_dir: Path, name: str) -> str:
     """The secret kept in data_dir/name, created (atomically, 0600) the first time it is asked for."""
     path = data_dir / name
@@ -116,7 +133,18 @@ class Settings:
                                repr=False)
     host: str = setting("127.0.0.1", "the web process's address")
     port: int = setting(8080, "the web process's port", low=1, high=65535)
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "the Redis of the queue and every export's state")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "the Redis of the queue and every export's state", repr=False)
+    redis_sentinels: tuple[tuple[str, int], ...] = setting(
+        (), "host:port of Redis Sentinels: the primary is the one they name (the URL then gives credentials, "
+        "database and TLS)", addresses=True)
+    redis_master: str = setting("mymaster", "the name the sentinels monitor the primary under")
+    redis_sentinel_username: str | None = setting(None, "the sentinels' own ACL user, if they ask for one")
+    redis_sentinel_password: str | None = setting(None, "the sentinels' own password (requirepass), if they ask for one",
+                                                  repr=False)
+    redis_replicas: int = setting(0, "replicas an acknowledged write must reach (WAIT) before its answer; 0: none", low=0)
+    redis_wait_ms: int = setting(1000, "milliseconds a write waits for its replicas before a 503", low=1)
+    redis_retry_seconds: int = setting(10, "seconds a Redis command is retried across a lost connection, a failover "
+                                       "or a read-only primary before it fails", low=0)
     export_ttl: int = setting(86400, "seconds a ready export stays downloadable", low=1)
     approval_rows: int | None = setting(None, "exports of more records wait for an administrator", low=0)
     origin_system: str = setting("exportd", "the OSDI origin_system of every export")

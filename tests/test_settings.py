@@ -47,7 +47,9 @@ def test_every_setting_has_a_meaning():
 
 @pytest.mark.parametrize("name,value", [("EXPORTD_PORT", "0"), ("EXPORTD_PORT", "eighty"), ("EXPORTD_WORKER_JOBS", "0"),
                                         ("EXPORTD_S3_DOWNLOADS", "copy"), ("EXPORTD_TRUSTED_PROXIES", "10.0.0.0/8, nope"),
-                                        ("EXPORTD_QUERY_MEMORY_MB", "1"), ("EXPORTD_EXPORT_TTL", "0")])
+                                        ("EXPORTD_QUERY_MEMORY_MB", "1"), ("EXPORTD_EXPORT_TTL", "0"),
+                                        ("EXPORTD_REDIS_SENTINELS", "10.0.0.1"), ("EXPORTD_REDIS_SENTINELS", "a:1,b:99999"),
+                                        ("EXPORTD_REDIS_REPLICAS", "-1")])
 def test_values_out_of_bounds_are_refused_naming_the_variable(tmp_path, name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), name: value})
@@ -58,3 +60,10 @@ def test_unset_or_empty_variables_take_the_defaults(tmp_path):
     assert (settings.port, settings.trusted_proxies, settings.queue_name) == (8080, (), "exportd:queue")
     assert Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path), "EXPORTD_TRUSTED_PROXIES": "10.0.0.0/8,::1"}
                              ).trusted_proxies == ("10.0.0.0/8", "::1")
+
+
+def test_sentinel_addresses_are_read_as_host_and_port(tmp_path):
+    settings = Settings.from_env({"EXPORTD_DATA_DIR": str(tmp_path),
+                                  "EXPORTD_REDIS_SENTINELS": "10.0.0.11:26379, sentinel-b:26380,[::1]:26381"})
+    assert settings.redis_sentinels == (("10.0.0.11", 26379), ("sentinel-b", 26380), ("::1", 26381))
+    assert "redis_url" not in repr(settings) and "redis_sentinel_password" not in repr(settings)  # they may hold passwords

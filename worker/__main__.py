@@ -47,7 +47,9 @@ async def supervise(settings: Settings) -> None:
         except asyncio.CancelledError:
             if not stopping.is_set():
                 raise
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        # WatchError: redis-py's word for a connection lost under arq's WATCH (a cron enqueue)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.WatchError,
+                OSError) as exc:
             delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
             failures += 1
             log.warning("Redis unavailable (%s); reconnecting in %s s", exc, delay)

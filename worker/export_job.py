@@ -25,6 +25,7 @@ from domain.datasets import Dataset, open_version
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
 from domain.query import RecordQuery
+from domain.redis_clients import confirmed
 from domain.sharing import digest, offer
 from domain.storage import ExportTooLarge, disk_full
 from domain.timeutil import now
@@ -56,6 +57,8 @@ async def run_export(ctx: dict[str, Any], export_id: str, attempt: int = 1, data
     if started is None:
         return await _not_this_attempt(exports, export_id, attempt)
     export = started
+    # the claim on a replica before the work, so that a failover does not give this attempt to a second worker
+    await _confirm(ctx, export_id, "start")
     log.info("export started", extra={"export": export_id, "attempt": attempt, "format": export.export_type})
     try:
         async with asyncio.timeout(ctx["settings"].job_timeout):
@@ -157,6 +160,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: D
     if not ready:  # this file must not be served, and nobody else was offered it
         await asyncio.to_thread(storage.delete, attempt_dir(export.id, attempt))
         return {"export": export.id, "outcome": "discarded"}
+    await _confirm(ctx, export.id, "ready")
     log.info("export ready", extra={"export": export.id, "attempt": attempt, "format": fmt.name, "records": written.records,
                                     "bytes": written.size, "duration": round(seconds, 3)})
     return {"export": export.id, "outcome": "ready", "records": written.records, "size": written.size}
@@ -197,6 +201,17 @@ def about(dataset: Dataset, export: Export) -> datapackage.About:
     source = f"{export.origin}/api/v2/catalog/datasets/{dataset.dataset_id}" if export.origin else export.resource_href
     return datapackage.About({"dataset_id": dataset.dataset_id, "title": dataset.title, "description": dataset.description,
                               "version": dataset.version, "source": source, "metadata": dataset.metadata}, export.query)
+
+
+async def _confirm(ctx: dict[str, Any], export_id: str, change: str) -> None:
+    """Wait until the replicas asked for hold the change (EXPORTD_REDIS_REPLICAS). Unconfirmed,
+    it is only logged: should the primary then fail, the new one has the export processing
+    with a lease nobody renews, and the lease sweep runs it again."""
+    settings = ctx["settings"]
+    with contextlib.suppress(*REDIS_DOWN):
+        if await confirmed(ctx["state"], settings.redis_replicas, settings.redis_wait_ms):
+            return
+    log.warning("export %s: no replica confirmed its %s within %d ms", export_id, change, settings.redis_wait_ms)
 
 
 async def _report(exports: ExportRepo, export_id: str, attempt: int, progress: Progress) -> None:

@@ -33,7 +33,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings.from_env()
     ctx["settings"] = settings
     prepared.validated_formats(list(settings.exports_on_publish))  # a misspelt format stops the worker at once
-    ctx["state"] = state = queue.connect(settings.redis_url)
+    ctx["state"] = state = queue.connect(settings)
     ctx["exports"] = ExportRepo(state, settings.lease_seconds, settings.queue_name)
     ctx["datasets"] = DatasetRepo(state)
     ctx["storage"] = await asyncio.to_thread(open_storage, settings)
@@ -82,7 +82,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         on_startup=startup,
         on_shutdown=shutdown,
-        redis_settings=queue.redis_settings(settings.redis_url),
+        # a client of our own rather than arq's RedisSettings: the same retries, sentinels and TLS
+        # as every other client (arq's sentinel support takes no sentinel password nor retries)
+        redis_pool=queue.arq_client(settings, settings.queue_name),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
         alone_for=settings.worker_alone_ms / 1000,  # PromptWorker's: short jobs one at a time
