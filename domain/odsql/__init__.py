@@ -43,7 +43,7 @@ def compile_where(text: str | None, fields: Sequence[Field], *, timezone: str = 
     node = parse_where(text, clause, budget)
     if node is None:
         return None
-    return Compiler(fields, zone(timezone, clause), clause).compile(node)
+    return Compiler(fields, zone(timezone, clause), clause, timezone).compile(node)
 
 
 def where_all(clauses: Sequence[str] | str | None, fields: Sequence[Field], *,
