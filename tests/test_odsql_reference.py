@@ -193,9 +193,10 @@ def test_group_by_ranges(data, ours, sql, sql_where):
                                   f"WHERE {sql_where} GROUP BY k"))
 
 
-def test_static_ranges_come_in_their_order_in_a_page(data):
+@pytest.mark.parametrize("select", ["count(*) as n", "median(price) as m"])  # merged by batch, or whole
+def test_static_ranges_come_in_their_order_in_a_page(data, select):
     source, _, _ = data
-    result = odsql.run(source, FIELDS, select="count(*) as n", group_by="range(attendance, *, 2000, 10000, 30000, *) as k",
+    result = odsql.run(source, FIELDS, select=select, group_by="range(attendance, *, 2000, 10000, 30000, *) as k",
                        limit=3)
     assert result["k"].to_pylist() == ["[*, 2000[", "[2000, 10000[", "[10000, 30000["]
 

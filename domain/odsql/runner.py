@@ -224,6 +224,8 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
         table = _grouped(scanner.to_reader(), group_keys, [(t, prefix + f, o, n) for t, f, o, n in aggregates])
         if whole and not keys and table.num_rows == 0:
             table = _empty_row(table, aggregates)
+        elif keys and first is not None:  # groups in key order, as first_groups gives them (ranges by bucket)
+            table = sort_table(table, [(key, "ascending") for key in group_keys])
     labels = {key_names[r]: range_labels(r) for r in ranges if r.step is None}
     result = {}
     for alias, column in output.items():
