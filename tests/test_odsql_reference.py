@@ -429,3 +429,13 @@ def test_function_arguments_count_in_the_term_budget():
     budget = cost.Budget(terms=50)
     with pytest.raises(ODSQLError, match="terms"):
         odsql.parse_group_by(f"range(price, {bounds})", FIELDS, budget)
+
+
+def test_ranges_over_64_bit_integers_answer_groups_or_a_400():
+    source = pads.dataset(pa.table({"a": pa.array([2**63 - 1, -2**63, 5, None], pa.int64())}))
+    fields = [Field("a", "int")]
+    static = odsql.run(source, fields, select="count(*) as n", group_by="range(a, *, 0, *) as k", limit=5)
+    assert static.to_pylist() == [{"k": "[*, 0[", "n": 1}, {"k": "[0, *[", "n": 2}, {"k": None, "n": 1}]
+    with pytest.raises(ODSQLError, match="cannot compute the groups") as caught:
+        odsql.run(source, fields, select="count(*)", group_by="range(a, 1000)")
+    assert caught.value.clause == "group_by"

@@ -214,18 +214,21 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
     if whole and not keys:  # no scalar form of these: one group of every record, keyed by a constant
         columns["__all"] = pc.scalar(True)
         group_keys = ["__all"]
-    if keys and first is not None and not whole:
-        schema = source.scanner(columns=columns).projected_schema
-        batches = _row_group_batches(source, columns, condition, BATCH_ROWS)
-        table = first_groups(batches, schema, group_keys, aggregates, first)
-    else:
-        scanner = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source))
-        prefix = "hash_" if group_keys else ""
-        table = _grouped(scanner.to_reader(), group_keys, [(t, prefix + f, o, n) for t, f, o, n in aggregates])
-        if whole and not keys and table.num_rows == 0:
-            table = _empty_row(table, aggregates)
-        elif keys and first is not None:  # groups in key order, as first_groups gives them (ranges by bucket)
-            table = sort_table(table, [(key, "ascending") for key in group_keys])
+    try:
+        if keys and first is not None and not whole:
+            schema = source.scanner(columns=columns).projected_schema
+            batches = _row_group_batches(source, columns, condition, BATCH_ROWS)
+            table = first_groups(batches, schema, group_keys, aggregates, first)
+        else:
+            scanner = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source))
+            prefix = "hash_" if group_keys else ""
+            table = _grouped(scanner.to_reader(), group_keys, [(t, prefix + f, o, n) for t, f, o, n in aggregates])
+            if whole and not keys and table.num_rows == 0:
+                table = _empty_row(table, aggregates)
+            elif keys and first is not None:  # groups in key order, as first_groups gives them (ranges by bucket)
+                table = sort_table(table, [(key, "ascending") for key in group_keys])
+    except pa.ArrowInvalid as exc:  # a key past 64 bits (a range of huge integers, …)
+        raise ODSQLError(f"cannot compute the groups ({exc})", 0, "group_by") from None
     labels = {key_names[r]: range_labels(r) for r in ranges if r.step is None}
     result = {}
     for alias, column in output.items():

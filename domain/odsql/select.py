@@ -91,12 +91,17 @@ def range_key(node: ast.Range, field: Field) -> pc.Expression:
     column = pc.field(field.name)
     if node.step is not None:
         origin = node.low or 0.0
-        steps = pc.floor(pc.divide(pc.subtract(column.cast(pa.float64()), origin), node.step))
+        steps = pc.floor(pc.divide(pc.subtract(as_double(column), origin), node.step))
         key = pc.add(pc.multiply(steps, node.step), origin)
         whole = field.type == "int" and float(node.step).is_integer() and float(origin).is_integer()
         return key.cast(pa.int64()) if whole else key
-    numbers = column.cast(pa.float64())
+    numbers = as_double(column)
     return sum_of([numbers >= bound for bound in node.bounds]).cast(pa.int64())
+
+
+def as_double(column: pc.Expression) -> pc.Expression:
+    """A numeric column as doubles, integers past 2**53 rounded (as the buckets' bounds are)."""
+    return column.cast(pa.float64(), safe=False)
 
 
 def sum_of(parts: list[pc.Expression]) -> pc.Expression:
@@ -109,7 +114,7 @@ def sum_of(parts: list[pc.Expression]) -> pc.Expression:
 
 def range_filter(node: ast.Range) -> pc.Expression | None:
     """The records a range() key keeps: nulls (their own group) and values inside its buckets."""
-    column = pc.field(node.arg.name).cast(pa.float64())
+    column = as_double(pc.field(node.arg.name))
     if node.step is not None:
         if node.low is None:
             return None
