@@ -7,6 +7,7 @@ import statistics
 from collections import Counter
 from datetime import datetime, timezone
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
@@ -93,3 +94,18 @@ async def test_errors_are_400s_naming_clause_and_position(client, demo_dataset):
     ]:
         body = await get_json(client, f"{V21}/datasets/demo-events/{path}", params=params, status=400)
         assert body["error_code"] == "ODSQLError" and where in body["message"], body
+
+
+async def test_export_of_a_geometry_filter_and_a_range_grouping(client, demo_dataset):
+    where = f"within(geo_point_2d, geom'{PARIS.wkt}')"
+    response = await client.get(f"{V21}/datasets/demo-events/exports/json", params={"where": where, "select": "event_id",
+                                                                                   "order_by": "event_id"})
+    assert response.status == 200
+    inside = [r["event_id"] for r in ROWS if r["geo_point_2d"]
+              and shapely.Point(r["geo_point_2d"]["lon"], r["geo_point_2d"]["lat"]).within(PARIS)]
+    assert [r["event_id"] for r in orjson.loads(await response.read())] == inside and inside
+    response = await client.get(f"{V21}/datasets/demo-events/exports/json", params={
+        "select": "count(*) as n", "group_by": "range(attendance, equi(10000, 0, 50000)) as band"})
+    assert response.status == 200
+    expected = Counter(r["attendance"] // 10000 * 10000 for r in ROWS if r["attendance"] < 50000)
+    assert {r["band"]: r["n"] for r in orjson.loads(await response.read())} == dict(expected)
