@@ -250,6 +250,10 @@ NOW_CASES = [
      "starts_at >= ((date_trunc('month', TIMESTAMP '2025-03-31 12:30:15.25') - INTERVAL 6 MONTH) AT TIME ZONE 'Europe/Paris')"),
     ("event_date >= now(years=-1)", f"(CAST(event_date AS TIMESTAMP) AT TIME ZONE 'UTC') >= {NOW_SQL} - INTERVAL 1 YEAR"),
     ("not starts_at > now(days=-400)", f"NOT starts_at > {NOW_SQL} - INTERVAL 400 DAY"),
+    ("starts_at IN [now(years=-1)..now()[", f"starts_at >= {NOW_SQL} - INTERVAL 1 YEAR AND starts_at < {NOW_SQL}"),
+    ("event_date IN ]now(months=-18)..now(months=-6)]",
+     f"CAST(event_date AS TIMESTAMP) AT TIME ZONE 'UTC' > {NOW_SQL} - INTERVAL 18 MONTH "
+     f"AND CAST(event_date AS TIMESTAMP) AT TIME ZONE 'UTC' <= {NOW_SQL} - INTERVAL 6 MONTH"),
 ]
 
 
@@ -279,6 +283,11 @@ DATE_WHERE = [
     ("NOT day(event_date) != 1", "NOT day(event_date) != 1"),
     ("date_format(starts_at, 'yyyy-MM') = '2025-06'", "strftime(starts_at AT TIME ZONE 'Europe/Paris', '%Y-%m') = '2025-06'"),
     ("minute(starts_at) > 29.5", "minute(starts_at AT TIME ZONE 'Europe/Paris') > 29.5"),
+    ("year(starts_at) IN (2024, 2026)", "year(starts_at AT TIME ZONE 'Europe/Paris') IN (2024, 2026)"),
+    ("NOT month(event_date) IN (1, 2, 12)", "NOT month(event_date) IN (1, 2, 12)"),
+    ("hour(starts_at) IN [8..12[", "hour(starts_at AT TIME ZONE 'Europe/Paris') >= 8 "
+     "AND hour(starts_at AT TIME ZONE 'Europe/Paris') < 12"),
+    ("NOT dayofweek(event_date) IN ]1..5]", "NOT (isodow(event_date) > 1 AND isodow(event_date) <= 5)"),
 ]
 
 
@@ -411,6 +420,9 @@ ERRORS = [
     ("where", "year(city) = 2024", 5, "year() cannot take the text field 'city'"),
     ("where", "year(starts_at) = starts_at", 18, "compares with a literal value"),
     ("where", "nosuch(starts_at) = 1", 0, "unknown function 'nosuch'"),
+    ("where", "year(starts_at) IN (2024, 'x')", 26, "year() compares with a number"),
+    ("where", "city IN [now()..now(days=1)]", 9, "now() compares with a date or datetime field"),
+    ("where", "year(starts_at) LIKE '2%'", 0, "expected a field name"),
 ]
 
 

@@ -148,20 +148,30 @@ class Compiler:
     def computed(self, left: ast.DatePart | ast.DateFormat, right: ast.Node, op: str, node: ast.Node) -> pc.Expression:
         """year(f) = 2024, date_format(f, 'yyyy-MM') = '2024-06', … : the part as the select
         computes it (in the query's timezone) against a number, or a text for date_format."""
-        check(left, self.fields, self.clause)
-        column = project(left, self.fields, self.timezone_name)
-        if not isinstance(right, ast.Literal) or right.kind == "null":
-            raise self.error(f"{ast.render(left)} compares with a literal value", right)
-        if isinstance(left, ast.DateFormat):
-            if right.kind not in ("string", "number"):
-                raise self.error(f"{ast.render(left)} compares with a text", right)
-            return _COMPARE[op](column, pa.scalar(str(right.value), pa.string()))
-        number = as_number(str(right.value)) if right.kind in ("number", "string") else None
+        column, value = self.part_column(left), self.part_scalar(left, right)
+        if value.type == pa.float64():
+            column = column.cast(pa.float64())
+        return _COMPARE[op](column, value)
+
+    def part_column(self, part: ast.DatePart | ast.DateFormat) -> pc.Expression:
+        check(part, self.fields, self.clause)
+        return project(part, self.fields, self.timezone_name)
+
+    def part_scalar(self, part: ast.DatePart | ast.DateFormat, value: ast.Node) -> pa.Scalar:
+        """The value a date part is compared with: an int (a double when it has decimals), or a
+        text for date_format."""
+        if not isinstance(value, ast.Literal) or value.kind == "null":
+            raise self.error(f"{ast.render(part)} compares with a literal value", value)
+        if isinstance(part, ast.DateFormat):
+            if value.kind not in ("string", "number"):
+                raise self.error(f"{ast.render(part)} compares with a text", value)
+            return pa.scalar(str(value.value), pa.string())
+        number = as_number(str(value.value)) if value.kind in ("number", "string") else None
         if number is None:
-            raise self.error(f"{left.part}() compares with a number", right)
+            raise self.error(f"{part.part}() compares with a number", value)
         if isinstance(number, int) and -2**63 <= number < 2**63:
-            return _COMPARE[op](column, pa.scalar(number, pa.int64()))
-        return _COMPARE[op](column.cast(pa.float64()), pa.scalar(float(number), pa.float64()))
+            return pa.scalar(number, pa.int64())
+        return pa.scalar(float(number), pa.float64())
 
     def now_literal(self, left: ast.Node, now: ast.Now) -> ast.Literal:
         """now(…) as the instant literal it stands for; only date and datetime fields take it."""
@@ -186,6 +196,12 @@ class Compiler:
         return left, right
 
     def _inlist(self, node: ast.InList) -> pc.Expression:
+        if isinstance(node.target, ast.DatePart):  # year(d) IN (2024, 2025): one set lookup
+            column = self.part_column(node.target)
+            scalars = [self.part_scalar(node.target, value) for value in node.values]
+            if all(v.type == pa.int64() for v in scalars):
+                return one_of(column, pa.array([v.as_py() for v in scalars], pa.int64()))
+            return one_of(column.cast(pa.float64()), pa.array([float(v.as_py()) for v in scalars], pa.float64()))
         field = self.field(node.target)
         pairs = [operand(field, value, self.tz, self.clause) for value in node.values]
         column, first = pairs[0]
@@ -194,9 +210,14 @@ class Compiler:
         return any_of(c == v for c, v in pairs)
 
     def _inrange(self, node: ast.InRange) -> pc.Expression:
+        low_node = self.now_literal(node.target, node.low) if isinstance(node.low, ast.Now) else node.low
+        high_node = self.now_literal(node.target, node.high) if isinstance(node.high, ast.Now) else node.high
+        if isinstance(node.target, ast.DatePart):
+            above = self.computed(node.target, low_node, ">=" if node.low_inclusive else ">", node)
+            return above & self.computed(node.target, high_node, "<=" if node.high_inclusive else "<", node)
         field = self.field(node.target)
-        low_column, low = operand(field, node.low, self.tz, self.clause)
-        high_column, high = operand(field, node.high, self.tz, self.clause)
+        low_column, low = operand(field, low_node, self.tz, self.clause)
+        high_column, high = operand(field, high_node, self.tz, self.clause)
         above = low_column >= low if node.low_inclusive else low_column > low
         below = high_column <= high if node.high_inclusive else high_column < high
         return above & below

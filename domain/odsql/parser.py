@@ -7,7 +7,7 @@ where, by increasing precedence:
     not_cond  := NOT not_cond | '(' condition ')' | "full text" | function '(' args ')' | predicate
     operand   := field | literal | now '(' [name '=' number, ...] ')' | date_part '(' field ')'
                  | date_format '(' field ',' string ')'
-    predicate := operand [ op operand | [NOT] IN '(' literal, ... ')' | [NOT] IN ('['|']') literal '..' literal (']'|'[')
+    predicate := operand [ op operand | [NOT] IN '(' literal, ... ')' | [NOT] IN ('['|']') bound '..' bound (']'|'[')
                          | [NOT] LIKE string | IS [NOT] NULL ]
 """
 from __future__ import annotations
@@ -190,7 +190,8 @@ class Parser:
         if negated:
             self.advance()
         if self.token.is_keyword("in", "like"):
-            node = self.in_or_like(self.as_field(left, start))
+            in_parts = isinstance(left, ast.DatePart) and self.token.is_keyword("in")
+            node = self.in_or_like(left if in_parts else self.as_field(left, start))
             return ast.Not(node, pos=start.pos) if negated else node
         if self.accept_keyword("is"):
             negated = self.accept_keyword("not") is not None
@@ -209,7 +210,7 @@ class Parser:
             raise self.error(f"unexpected {token.show()}, expected a field name", token)
         return node
 
-    def in_or_like(self, target: ast.FieldRef) -> ast.Node:
+    def in_or_like(self, target: ast.FieldRef | ast.DatePart) -> ast.Node:
         keyword = self.advance()
         if keyword.is_keyword("like"):
             pattern = self.advance()
@@ -227,14 +228,20 @@ class Parser:
             self.expect_punct(")")
             return ast.InList(target, tuple(values), pos=target.pos)
         if opener.is_punct("[", "]"):
-            low = self.literal()
+            low = self.bound()
             self.expect_punct("..")
-            high = self.literal()
+            high = self.bound()
             closer = self.advance()
             if not closer.is_punct("[", "]"):
                 raise self.error(f"unexpected {closer.show()}, expected ']' or '['", closer)
             return ast.InRange(target, low, high, opener.value == "[", closer.value == "]", pos=target.pos)
         raise self.error(f"unexpected {opener.show()}, expected '(' or '[' after IN", opener)
+
+    def bound(self) -> ast.Literal | ast.Now:
+        """A bound of an IN range: a literal or now(…)."""
+        if self.token.is_keyword("now") and self.peek().is_punct("("):
+            return self.now()
+        return self.literal()
 
     def filter_call(self) -> ast.Call:
         self.spend(self.token)
