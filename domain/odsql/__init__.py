@@ -1,13 +1,17 @@
 """ODSQL, OpenDataSoft's query language, over exportd's Parquet datasets.
 
-    where=    conditions, compiled to a pyarrow Expression pushed down to the scan
-    select=   fields, aliases, * and aggregates (count, sum, avg, min, max)
-    group_by= fields and date parts (year(f), month(f), ..., date_format(f, 'yyyy-MM'))
+    where=    conditions, compiled to a pyarrow Expression pushed down to the scan (geometry
+              filters, tested by shapely inside the scan, in `geometry`)
+    select=   fields, aliases, * and aggregates (count, count(distinct), sum, avg, min, max,
+              median, percentile, envelope)
+    group_by= fields, date parts (year(f), month(f), ..., date_format(f, 'yyyy-MM')) and
+              range(f, step), range(f, EQUI(step, low, high)), range(f, *, 10, 20, *)
     order_by= result columns, asc or desc
     refine= / exclude=  "facet:value" equality filters
 
 Modules: `lexer` (text to tokens), `ast` (the syntax tree), `parser` (tokens to trees),
-`values` (literals as Arrow scalars, dates), `compiler` (where trees to Expressions),
+`values` (literals as Arrow scalars, dates, now()), `geometry` (geom'' literals and the
+geometry filters), `compiler` (where trees to Expressions),
 `select` (select, group_by, order_by), `runner` (scans, sorts and aggregates). Every malformed
 or unsupported clause raises ODSQLError (HTTP 400) with the offending token's position.
 """
@@ -43,7 +47,7 @@ def compile_where(text: str | None, fields: Sequence[Field], *, timezone: str = 
     node = parse_where(text, clause, budget)
     if node is None:
         return None
-    return Compiler(fields, zone(timezone, clause), clause).compile(node)
+    return Compiler(fields, zone(timezone, clause), clause, timezone).compile(node)
 
 
 def where_all(clauses: Sequence[str] | str | None, fields: Sequence[Field], *,

@@ -17,10 +17,12 @@ import pyarrow.compute as pc
 import shapely
 
 from domain.fields import DATETIME, Field
-from domain.odsql import ast
+from domain.odsql import ast, geometry
+from domain.odsql import values as literals
 from domain.odsql.cost import all_of, any_of
 from domain.odsql.errors import ODSQLError
-from domain.odsql.values import operand
+from domain.odsql.select import check, project
+from domain.odsql.values import as_number, operand, shifted
 
 EARTH_RADIUS_M = 6_371_008.8
 METRES = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "yd": 0.9144, "ft": 0.3048, "cm": 0.01, "mm": 0.001}
@@ -45,10 +47,12 @@ def known(value: pc.Expression) -> pc.Expression:
 class Compiler:
     """Compiles the conditions of one clause against a dataset's fields."""
 
-    def __init__(self, fields: Sequence[Field], tz: timezone | ZoneInfo, clause: str = "where") -> None:
+    def __init__(self, fields: Sequence[Field], tz: timezone | ZoneInfo, clause: str = "where",
+                 timezone_name: str = "UTC") -> None:
         self.fields = {f.name: f for f in fields}
         self.tz = tz
         self.clause = clause
+        self.timezone_name = timezone_name
 
     def error(self, problem: str, node: ast.Node) -> ODSQLError:
         return ODSQLError(problem, node.pos, self.clause)
@@ -124,8 +128,12 @@ class Compiler:
 
     def _compare(self, node: ast.Compare) -> pc.Expression:
         left, right, op = node.left, node.right, node.op
-        if isinstance(left, ast.Literal) and isinstance(right, ast.FieldRef):
+        if isinstance(left, (ast.Literal, ast.Now)) and not isinstance(right, (ast.Literal, ast.Now)):
             left, right, op = right, left, _FLIPPED[op]
+        if isinstance(left, (ast.DatePart, ast.DateFormat)):
+            return self.computed(left, right, op, node)
+        if isinstance(right, ast.Now):
+            right = self.now_literal(left, right)
         if isinstance(left, ast.FieldRef) and isinstance(right, ast.FieldRef):
             return _COMPARE[op](*self.comparable(self.field(left), self.field(right), node))
         if not isinstance(left, ast.FieldRef):
@@ -136,6 +144,45 @@ class Compiler:
             return column.is_null() if op == "=" else column.is_valid()
         column, value = operand(field, right, self.tz, self.clause)
         return _COMPARE[op](column, value)
+
+    def computed(self, left: ast.DatePart | ast.DateFormat, right: ast.Node, op: str, node: ast.Node) -> pc.Expression:
+        """year(f) = 2024, date_format(f, 'yyyy-MM') = '2024-06', … : the part as the select
+        computes it (in the query's timezone) against a number, or a text for date_format."""
+        column, value = self.part_column(left), self.part_scalar(left, right)
+        if value.type == pa.float64():
+            column = column.cast(pa.float64())
+        return _COMPARE[op](column, value)
+
+    def part_column(self, part: ast.DatePart | ast.DateFormat) -> pc.Expression:
+        check(part, self.fields, self.clause)
+        return project(part, self.fields, self.timezone_name)
+
+    def part_scalar(self, part: ast.DatePart | ast.DateFormat, value: ast.Node) -> pa.Scalar:
+        """The value a date part is compared with: an int (a double when it has decimals), or a
+        text for date_format."""
+        if not isinstance(value, ast.Literal) or value.kind == "null":
+            raise self.error(f"{ast.render(part)} compares with a literal value", value)
+        if isinstance(part, ast.DateFormat):
+            if value.kind not in ("string", "number"):
+                raise self.error(f"{ast.render(part)} compares with a text", value)
+            return pa.scalar(str(value.value), pa.string())
+        number = as_number(str(value.value)) if value.kind in ("number", "string") else None
+        if number is None:
+            raise self.error(f"{part.part}() compares with a number", value)
+        if isinstance(number, int) and -2**63 <= number < 2**63:
+            return pa.scalar(number, pa.int64())
+        return pa.scalar(float(number), pa.float64())
+
+    def now_literal(self, left: ast.Node, now: ast.Now) -> ast.Literal:
+        """now(…) as the instant literal it stands for; only date and datetime fields take it."""
+        if isinstance(left, ast.FieldRef) and self.field(left).type not in ("date", "datetime"):
+            raise self.error(f"now() compares with a date or datetime field, not the {self.field(left).type} "
+                             f"field '{left.name}'", now)
+        try:
+            moment = shifted(literals.clock(), now.shifts, self.tz)
+        except (ValueError, OverflowError) as exc:
+            raise self.error(f"now() cannot shift so far ({exc})", now) from None
+        return ast.Literal("string", moment.isoformat(), pos=now.pos)
 
     def comparable(self, a: Field, b: Field, node: ast.Node) -> tuple[pc.Expression, pc.Expression]:
         """Two fields as Expressions of a type they can be compared in."""
@@ -149,6 +196,12 @@ class Compiler:
         return left, right
 
     def _inlist(self, node: ast.InList) -> pc.Expression:
+        if isinstance(node.target, ast.DatePart):  # year(d) IN (2024, 2025): one set lookup
+            column = self.part_column(node.target)
+            scalars = [self.part_scalar(node.target, value) for value in node.values]
+            if all(v.type == pa.int64() for v in scalars):
+                return one_of(column, pa.array([v.as_py() for v in scalars], pa.int64()))
+            return one_of(column.cast(pa.float64()), pa.array([float(v.as_py()) for v in scalars], pa.float64()))
         field = self.field(node.target)
         pairs = [operand(field, value, self.tz, self.clause) for value in node.values]
         column, first = pairs[0]
@@ -157,9 +210,14 @@ class Compiler:
         return any_of(c == v for c, v in pairs)
 
     def _inrange(self, node: ast.InRange) -> pc.Expression:
+        low_node = self.now_literal(node.target, node.low) if isinstance(node.low, ast.Now) else node.low
+        high_node = self.now_literal(node.target, node.high) if isinstance(node.high, ast.Now) else node.high
+        if isinstance(node.target, ast.DatePart):
+            above = self.computed(node.target, low_node, ">=" if node.low_inclusive else ">", node)
+            return above & self.computed(node.target, high_node, "<=" if node.high_inclusive else "<", node)
         field = self.field(node.target)
-        low_column, low = operand(field, node.low, self.tz, self.clause)
-        high_column, high = operand(field, node.high, self.tz, self.clause)
+        low_column, low = operand(field, low_node, self.tz, self.clause)
+        high_column, high = operand(field, high_node, self.tz, self.clause)
         above = low_column >= low if node.low_inclusive else low_column > low
         below = high_column <= high if node.high_inclusive else high_column < high
         return above & below
@@ -250,6 +308,47 @@ class Compiler:
                                pc.multiply(half_dlon, half_dlon)))
         d = pc.multiply(pc.asin(pc.min_element_wise(pc.sqrt(h), 1.0)), 2 * EARTH_RADIUS_M)
         return (lat >= lat0 - band) & (lat <= lat0 + band) & (d <= metres)
+
+    def _call_distance(self, node: ast.Call) -> pc.Expression:
+        """v2.0's name of within_distance()."""
+        return self._call_within_distance(node)
+
+    def _call_intersects(self, node: ast.Call) -> pc.Expression:
+        return self.relation(node, "intersects")
+
+    def _call_within(self, node: ast.Call) -> pc.Expression:
+        return self.relation(node, "within")
+
+    def _call_disjoint(self, node: ast.Call) -> pc.Expression:
+        return self.relation(node, "disjoint")
+
+    def _call_polygon(self, node: ast.Call) -> pc.Expression:
+        """v2.0's polygon(geo_point_field, geom'POLYGON(…)'): the points within the polygon."""
+        self.arity(node, 2)
+        self.field(node.args[0], "geo_point_2d")
+        return self.relation(node, "within")
+
+    def _call_geometry(self, node: ast.Call) -> pc.Expression:
+        """v2.0's geometry(field, geom'…', INTERSECTS | DISJOINT | WITHIN)."""
+        self.arity(node, 3)
+        mode = node.args[2]
+        how = mode.name.lower() if isinstance(mode, ast.FieldRef) else str(getattr(mode, "value", "")).lower()
+        if how not in geometry.RELATIONS:
+            raise self.error("geometry() takes INTERSECTS, DISJOINT or WITHIN as its third argument", mode)
+        return self.relation(ast.Call(node.name, node.args[:2], pos=node.pos), how)
+
+    def relation(self, node: ast.Call, how: str) -> pc.Expression:
+        self.arity(node, 2)
+        field = self.field(node.args[0], "geo_point_2d", "geo_shape")
+        return geometry.relation(field.name, field.type, self.geometry_arg(node, node.args[1]), how)
+
+    def geometry_arg(self, node: ast.Call, arg: ast.Node):
+        if not (isinstance(arg, ast.Literal) and arg.kind in ("geom", "string")):
+            raise self.error(f"{node.name}() expects a geometry here, as geom'POLYGON((lon lat, …))'", arg)
+        try:
+            return geometry.parse(str(arg.value))
+        except geometry.BadGeometry as exc:
+            raise self.error(f"{node.name}(): {exc}", arg) from None
 
     def point_arg(self, node: ast.Call, arg: ast.Node) -> tuple[float, float]:
         """(lon, lat) of a geom'POINT(lon lat)' (WKT or GeoJSON) argument."""

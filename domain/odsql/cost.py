@@ -2,7 +2,9 @@
 
 A request's clauses together hold at most MAX_TERMS terms: a comparison or other predicate,
 a full-text string, a filter function, a refine or exclude value, a select, group_by or
-order_by item, and its IN lists together at most MAX_LIST_VALUES values. A clause's text holds
+order_by item, a function's argument (a percentile, a range bound, a now() shift), and its IN
+lists together at most MAX_LIST_VALUES values; its geometry literals together hold at most
+MAX_VERTICES vertices, which bounds what shapely does per record. A clause's text holds
 at most MAX_CLAUSE_CHARS characters. Past a bound the request is refused with an ODSQLError naming it.
 
 Conditions are combined as balanced trees (`all_of`, `any_of`), and OR-ed equalities of a
@@ -19,14 +21,21 @@ from domain.odsql.errors import ODSQLError
 MAX_TERMS = 1_000
 MAX_CLAUSE_CHARS = 100_000
 MAX_LIST_VALUES = 10_000
+MAX_VERTICES = 20_000
 T = TypeVar("T")
 
 
 class Budget:
     """The terms and IN-list values a request has left; shared by the parsers of all its clauses."""
 
-    def __init__(self, terms: int = MAX_TERMS, values: int = MAX_LIST_VALUES) -> None:
-        self.left, self.values_left = terms, values
+    def __init__(self, terms: int = MAX_TERMS, values: int = MAX_LIST_VALUES, vertices: int = MAX_VERTICES) -> None:
+        self.left, self.values_left, self.vertices_left = terms, values, vertices
+
+    def spend_vertices(self, count: int, position: int, clause: str) -> None:
+        self.vertices_left -= count
+        if self.vertices_left < 0:
+            raise ODSQLError(f"the query's geometries hold more than {MAX_VERTICES} vertices, the limit for one request",
+                             position, clause)
 
     def spend_value(self, position: int, clause: str) -> None:
         self.values_left -= 1

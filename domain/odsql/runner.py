@@ -15,8 +15,12 @@ read. Memory, by query shape:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import shapely
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,7 +30,8 @@ from pyarrow import acero
 from domain.fields import GEOMETRY_TYPES, METADATA_KEY, Field, with_fields
 from domain.odsql import ast
 from domain.odsql.errors import ODSQLError
-from domain.odsql.select import Select, SelectItem, parse_order_by, parse_select, project
+from domain.odsql.cost import all_of
+from domain.odsql.select import Select, SelectItem, parse_order_by, parse_select, project, range_filter, range_labels
 
 BATCH_ROWS = 16 * 1024
 # Streaming scans read one batch ahead, one file and one row group at a time, without
@@ -64,6 +69,8 @@ def plan(fields: Sequence[Field], select: str | None, order_by: str | None, time
         expression = item.expression
         if fields_only and not isinstance(expression, ast.FieldRef):
             raise ODSQLError("only fields, aliases and * can be selected here", expression.pos, "select")
+        if isinstance(expression, ast.Range):
+            raise ODSQLError("range() is a group_by key: select it with that group_by", expression.pos, "select")
         columns[item.alias] = project(expression, by_name, timezone)
         if isinstance(expression, ast.FieldRef):
             source = by_name[expression.name]
@@ -172,24 +179,22 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
     """One row per group of `keys` (one row in all without keys): the keys, then the select
     items; a non-aggregate select item must be one of the keys' expressions. With `first`, only
     the first groups in key order, computed in memory that grows with `first`, not with the
-    number of groups (see first_groups)."""
+    number of groups (see first_groups). median, percentile and count(distinct) need every
+    value of their group at once, so with them memory grows with the matching records."""
     by_name = {f.name: f for f in fields}
     chosen = parse_select(select, fields) if select and select.strip() else Select((), False)
     columns = {f"__key_{i}": project(k.expression, by_name, timezone) for i, k in enumerate(keys)}
     key_names = {k.expression: f"__key_{i}" for i, k in enumerate(keys)}
+    ranges = [k.expression for k in keys if isinstance(k.expression, ast.Range)]
+    condition = all_of([condition, *(range_filter(r) for r in ranges)])
     aggregates: list[tuple[str | list[str], str, pc.CountOptions | None, str]] = []
+    finish: dict[str, Callable[[pa.Table], pa.Array]] = {}  # aggregated column -> its output
     output: dict[str, str] = {}  # output name -> column of the aggregated table
     for item in chosen.items:
         expression = item.expression
         if isinstance(expression, ast.Aggregate):
-            name = f"__agg_{len(aggregates)}"
-            target: list[str] | str = []
-            function = "count_all" if expression.arg is None else _FUNCTIONS[expression.func]
-            if expression.arg is not None:
-                columns[name] = pc.field(expression.arg.name)
-                target = name
-            options = pc.CountOptions("only_valid") if function == "count" else None
-            aggregates.append((target, function, options, name))
+            name = f"__agg_{len(finish)}"
+            finish[name] = _plan_aggregate(expression, name, columns, aggregates)
         elif expression in key_names:
             name = key_names[expression]
         else:
@@ -204,16 +209,110 @@ def aggregate(source: pads.Dataset, fields: Sequence[Field], condition: pc.Expre
     output = {**leading, **output}
     if not output:
         raise ODSQLError("nothing to compute: select aggregates or group_by keys", 0, "select")
-    if keys and first is not None:
-        schema = source.scanner(columns=columns).projected_schema
-        batches = _row_group_batches(source, columns, condition, BATCH_ROWS)
-        table = first_groups(batches, schema, list(key_names.values()), aggregates, first)
+    group_keys = list(key_names.values())
+    whole = any(function in _WHOLE for _, function, _, _ in aggregates)
+    if whole and not keys:  # no scalar form of these: one group of every record, keyed by a constant
+        columns["__all"] = pc.scalar(True)
+        group_keys = ["__all"]
+    try:
+        if keys and first is not None and not whole:
+            schema = source.scanner(columns=columns).projected_schema
+            batches = _row_group_batches(source, columns, condition, BATCH_ROWS)
+            table = first_groups(batches, schema, group_keys, aggregates, first)
+        else:
+            scanner = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source))
+            prefix = "hash_" if group_keys else ""
+            table = _grouped(scanner.to_reader(), group_keys, [(t, prefix + f, o, n) for t, f, o, n in aggregates])
+            if whole and not keys and table.num_rows == 0:
+                table = _empty_row(table, aggregates)
+            elif keys and first is not None:  # groups in key order, as first_groups gives them (ranges by bucket)
+                table = sort_table(table, [(key, "ascending") for key in group_keys])
+    except pa.ArrowInvalid as exc:  # a key past 64 bits (a range of huge integers, …)
+        raise ODSQLError(f"cannot compute the groups ({exc})", 0, "group_by") from None
+    labels = {key_names[r]: range_labels(r) for r in ranges if r.step is None}
+    result = {}
+    for alias, column in output.items():
+        if column in finish:
+            result[alias] = finish[column](table)
+        elif column in labels:
+            result[alias] = pc.take(labels[column], table[column])
+        else:
+            result[alias] = table[column]
+    return pa.table(list(result.values()), names=list(result))
+
+
+# aggregates computed from every value of a group (Acero's exact ones are not mergeable by batch)
+_WHOLE = ("list", "count_distinct")
+
+
+def _plan_aggregate(node: ast.Aggregate, name: str, columns: dict[str, pc.Expression],
+                    aggregates: list) -> Callable[[pa.Table], pa.Array]:
+    """Adds the Acero aggregates that `node` needs (their inputs to `columns`) and returns how
+    its output column is made of the aggregated table."""
+    if node.arg is None:
+        aggregates.append(([], "count_all", None, name))
+        return lambda table: table[name]
+    if node.func == "envelope":
+        for part, function in (("lon", "min"), ("lat", "min"), ("lon", "max"), ("lat", "max")):
+            columns[f"{name}__{function}_{part}"] = pc.field(node.arg.name, part)
+            aggregates.append((f"{name}__{function}_{part}", function, None, f"{name}__{function}_{part}"))
+        return lambda table: envelopes(*(table[f"{name}__{f}_{p}"] for f, p in
+                                         (("min", "lon"), ("min", "lat"), ("max", "lon"), ("max", "lat"))))
+    columns[name] = pc.field(node.arg.name)
+    if node.func in ("median", "percentile"):
+        aggregates.append((name, "list", None, name))
+        share = 0.5 if node.func == "median" else float(node.param or 0) / 100
+        return lambda table: quantiles(table[name], share)
+    if node.distinct:
+        aggregates.append((name, "count_distinct", pc.CountOptions("only_valid"), name))
     else:
-        scanner = source.scanner(columns=columns, filter=condition, use_threads=worth_threads(source))
-        prefix = "hash_" if keys else ""
-        table = _grouped(scanner.to_reader(), list(key_names.values()),
-                         [(t, prefix + f, o, n) for t, f, o, n in aggregates])
-    return pa.table([table[column] for column in output.values()], names=list(output))
+        function = _FUNCTIONS[node.func]
+        aggregates.append((name, function, pc.CountOptions("only_valid") if function == "count" else None, name))
+    return lambda table: table[name]
+
+
+def _empty_row(table: pa.Table, aggregates: list) -> pa.Table:
+    """The one row of a plain aggregate over no record: counts 0, everything else null."""
+    counts = {n for _, f, _, n in aggregates if f in ("count", "count_all", "count_distinct")}
+    return pa.table({column.name: pa.array([0], column.type) if column.name in counts else pa.nulls(1, column.type)
+                     for column in table.schema})
+
+
+def quantiles(lists: pa.ChunkedArray | pa.Array, share: float) -> pa.Array:
+    """The `share` quantile of each list's non-null values, interpolated linearly between the
+    two nearest ranks (SQL's percentile_cont); null for a list without values."""
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    count = len(lists)
+    values = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists)
+    valid = pc.is_valid(values)
+    values = pc.cast(pc.filter(values, valid), pa.float64()).to_numpy(zero_copy_only=False)
+    parents = pc.filter(parents, valid).to_numpy(zero_copy_only=False)
+    order = np.lexsort((values, parents))
+    values, parents = values[order], parents[order]
+    sizes = np.bincount(parents, minlength=count) if count else np.zeros(0, np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) if count else sizes
+    position = share * np.maximum(sizes - 1, 0)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(sizes - 1, 0))
+    empty = sizes == 0
+    below = values[np.where(empty, 0, starts + low)] if len(values) else np.zeros(count)
+    above = values[np.where(empty, 0, starts + high)] if len(values) else np.zeros(count)
+    return pa.array(below + (above - below) * (position - low), pa.float64(), mask=empty)
+
+
+def envelopes(west, south, east, north) -> pa.Array:
+    """Each group's envelope (bounding box) of points as WKB: a point when all its points are
+    one, a polygon otherwise (shapely's envelope of the same points); null without points."""
+    corners = np.stack([np.stack([_numbers(west), _numbers(south)], axis=-1),
+                        np.stack([_numbers(east), _numbers(north)], axis=-1)], axis=1)
+    empty = np.isnan(corners).any(axis=(1, 2))
+    shapes = shapely.envelope(shapely.multipoints(np.nan_to_num(corners)))
+    return pa.array(shapely.to_wkb(shapes), pa.binary(), mask=empty)
+
+
+def _numbers(column) -> np.ndarray:
+    return pc.fill_null(pc.cast(column, pa.float64()), math.nan).to_numpy(zero_copy_only=False)
 
 
 def _grouped(source: pa.RecordBatchReader | pa.Table, keys: list[str], aggregates: list) -> pa.Table:

@@ -18,6 +18,7 @@ from domain.odsql.parser import Parser
 NUMERIC = ("int", "double")
 ORDERED = ("int", "double", "date", "datetime", "text")
 DATES = ("date", "datetime")
+CALENDAR_PARTS = ("year", "quarter", "month", "day", "dayofweek")  # the parts a date field has too
 _JAVA_DATE = re.compile(r"yyyy|yy|MM|dd|HH|mm|ss")
 _STRFTIME = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
 
@@ -50,10 +51,15 @@ def check(node: ast.Node, fields: dict[str, Field], clause: str) -> None:
     if isinstance(node, ast.FieldRef):
         need(node, (), "")
     elif isinstance(node, ast.Aggregate) and node.arg is not None:
-        types = {"sum": NUMERIC, "avg": NUMERIC, "min": ORDERED, "max": ORDERED}.get(node.func, ())
+        types = {"sum": NUMERIC, "avg": NUMERIC, "min": ORDERED, "max": ORDERED, "median": NUMERIC,
+                 "percentile": NUMERIC, "envelope": ("geo_point_2d",)}.get(node.func, ())
+        if node.distinct:
+            types = ORDERED + ("boolean",)
         need(node.arg, types, f"{node.func}()")
+    elif isinstance(node, ast.Range):
+        need(node.arg, NUMERIC, "range()")
     elif isinstance(node, ast.DatePart):
-        need(node.arg, DATES if node.part in ("year", "month", "day") else ("datetime",), f"{node.part}()")
+        need(node.arg, DATES if node.part in CALENDAR_PARTS else ("datetime",), f"{node.part}()")
     elif isinstance(node, ast.DateFormat):
         need(node.arg, DATES, "date_format()")
 
@@ -63,16 +69,69 @@ def project(node: ast.Node, fields: dict[str, Field], timezone: str) -> pc.Expre
     parts and formats of datetime fields are taken in `timezone`."""
     if isinstance(node, ast.FieldRef):
         return pc.field(node.name)
+    if isinstance(node, ast.Range):
+        return range_key(node, fields[node.arg.name])
     if isinstance(node, (ast.DatePart, ast.DateFormat)):
         column = pc.field(node.arg.name)
         if fields[node.arg.name].type == "datetime":
             column = column.cast(pa.timestamp("us", timezone))
         if isinstance(node, ast.DatePart):
+            if node.part == "dayofweek":  # ISO: Monday 1 to Sunday 7
+                return pc.day_of_week(column, count_from_zero=False, week_start=1)
             return getattr(pc, node.part)(column)
         if fields[node.arg.name].type == "date":
             column = column.cast(pa.timestamp("s"))
         return pc.strftime(column, format=strftime_pattern(node.pattern))
     raise TypeError(f"not a projection: {node!r}")
+
+
+def range_key(node: ast.Range, field: Field) -> pc.Expression:
+    """The group key of a range(): a step bucket's lower bound (an int on an int field with a
+    whole step), or a static bucket's index, which range_labels names after grouping."""
+    column = pc.field(field.name)
+    if node.step is not None:
+        origin = node.low or 0.0
+        steps = pc.floor(pc.divide(pc.subtract(as_double(column), origin), node.step))
+        key = pc.add(pc.multiply(steps, node.step), origin)
+        whole = field.type == "int" and float(node.step).is_integer() and float(origin).is_integer()
+        return key.cast(pa.int64()) if whole else key
+    numbers = as_double(column)
+    return sum_of([numbers >= bound for bound in node.bounds]).cast(pa.int64())
+
+
+def as_double(column: pc.Expression) -> pc.Expression:
+    """A numeric column as doubles, integers past 2**53 rounded (as the buckets' bounds are)."""
+    return column.cast(pa.float64(), safe=False)
+
+
+def sum_of(parts: list[pc.Expression]) -> pc.Expression:
+    """The balanced sum of boolean Expressions as integers."""
+    level = [p.cast(pa.int64()) for p in parts]
+    while len(level) > 1:
+        level = [pc.add(a, b) for a, b in zip(level[::2], level[1::2])] + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def range_filter(node: ast.Range) -> pc.Expression | None:
+    """The records a range() key keeps: nulls (their own group) and values inside its buckets."""
+    column = as_double(pc.field(node.arg.name))
+    if node.step is not None:
+        if node.low is None:
+            return None
+        inside = (column >= node.low) & (column < node.high)
+    else:
+        low = None if node.open_low else column >= node.bounds[0]
+        high = None if node.open_high else column < node.bounds[-1]
+        if low is None and high is None:
+            return None
+        inside = low & high if low is not None and high is not None else low if low is not None else high
+    return pc.field(node.arg.name).is_null() | inside
+
+
+def range_labels(node: ast.Range) -> pa.Array:
+    """A static range's bucket names by index: '[*, b1[', '[b1, b2[', …, '[bn, *['."""
+    shown = [ast.number(b) for b in node.bounds]
+    return pa.array([f"[*, {shown[0]}["] + [f"[{a}, {b}[" for a, b in zip(shown, shown[1:])] + [f"[{shown[-1]}, *["])
 
 
 def strftime_pattern(pattern: str) -> str:

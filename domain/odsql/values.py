@@ -8,6 +8,7 @@ own offset, else the query's timezone); compared with a date field, the day is t
 midnight UTC. Partial dates (date'2024', date'2024-06') are the first day of the period."""
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -70,6 +71,36 @@ def parse_instant(text: str, tz: timezone | ZoneInfo) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
+def clock() -> datetime:
+    """The instant now() stands for (tests set it to compare with another engine)."""
+    return datetime.now(timezone.utc)
+
+
+_ABSOLUTE = ("year", "month", "day", "hour", "minute", "second", "microsecond")
+
+
+def shifted(moment: datetime, shifts: tuple[tuple[str, int], ...], tz: timezone | ZoneInfo) -> datetime:
+    """`moment` with now()'s arguments applied as python-dateutil's relativedelta does: the
+    absolute parts (year=, hour=, …) set first on the time in `tz`, the day kept within its
+    month; then years and months added (the day again kept within the month), then weeks,
+    days, hours, minutes, seconds and microseconds. The UTC instant of the result."""
+    local = moment.astimezone(tz)
+    parts = dict(shifts)
+    fields = {name: getattr(local, name) for name in _ABSOLUTE}
+    fields.update({name: parts[name] for name in _ABSOLUTE if name in parts})
+    months = fields["year"] * 12 + fields["month"] - 1 + parts.get("years", 0) * 12 + parts.get("months", 0)
+    year, month = divmod(months, 12)
+    month += 1
+    if not 1 <= year <= 9999:
+        raise ValueError(f"year {year} is out of range")
+    fields.update(year=year, month=month, day=min(max(fields["day"], 1), calendar.monthrange(year, month)[1]))
+    local = datetime(**fields, tzinfo=tz)  # ValueError for an hour past 23, …
+    local += timedelta(weeks=parts.get("weeks", 0), days=parts.get("days", 0), hours=parts.get("hours", 0),
+                       minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0),
+                       microseconds=parts.get("microseconds", 0))
+    return local.astimezone(timezone.utc)
+
+
 def midnight(day: date, tz: timezone | ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc)
 
@@ -94,7 +125,7 @@ def operand(field: Field, literal: ast.Literal, tz: timezone | ZoneInfo, clause:
     if field.type in ("int", "double"):
         if literal.kind not in ("string", "number"):
             raise fail()
-        number = _number(str(value))
+        number = as_number(str(value))
         if number is None:
             raise fail()
         if field.type == "int" and isinstance(number, int) and -2**63 <= number < 2**63:
@@ -121,7 +152,7 @@ def operand(field: Field, literal: ast.Literal, tz: timezone | ZoneInfo, clause:
     return column, pa.scalar(instant, DATETIME)
 
 
-def _number(text: str) -> int | float | None:
+def as_number(text: str) -> int | float | None:
     try:
         return int(text)
     except ValueError:
