@@ -27,7 +27,7 @@ from tests.osdi import create, export_body, export_id, headers
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-OUT = Path(__file__).parent / "out"
+OUT = Path(__file__).parent / "out"  # screenshots, kept after the run (gitignored)
 APPROVAL_ROWS = 1000
 READY_WITHIN = 60_000  # ms Playwright waits for an export to become ready
 
@@ -66,11 +66,12 @@ def script_errors() -> list[str]:
     return []
 
 
-async def open_page(browser: Browser, base_url: str, token: str, errors: list[str]) -> Page:
+async def open_page(browser: Browser, base_url: str, token: str, errors: list[str], width: int = 1400) -> Page:
     """A fresh browser profile on the page, signed in with the token."""
-    context = await browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    context = await browser.new_context(accept_downloads=True, viewport={"width": width, "height": 1000})
     page = await context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     await page.goto(base_url + "/")
     await page.get_by_label("API token").fill(token)
     await page.get_by_role("button", name="Sign in").click()
@@ -87,6 +88,15 @@ async def open_demo_dataset(page: Page) -> None:
 
 def export_row(page: Page, name: str):
     return page.locator("#exports tbody tr", has_text=name)
+
+
+async def overflow(page: Page) -> dict:
+    """How far the document and its top bar and notice reach, against the viewport's width."""
+    return await page.evaluate("""() => ({
+        scroll: document.scrollingElement.scrollWidth, viewport: innerWidth,
+        topbar: document.querySelector('.topbar').getBoundingClientRect().width,
+        notice: document.getElementById('notice').getBoundingClientRect().right,
+    })""")
 
 
 def screenshot_path(name: str) -> Path:
@@ -178,6 +188,26 @@ async def test_an_administrator_approves_an_export_that_waited(browser, base_url
     await expect(export_row(user, "every event").get_by_role("link", name="Download every event")).to_be_visible()
     for page in (user, admin):
         await page.context.close()
+    assert not script_errors
+
+
+@pytest.mark.parametrize("width", [360, 1280, 1920])
+async def test_the_page_fits_the_window_from_a_phone_to_a_wide_screen(browser, base_url, demo_dataset, user_token,
+                                                                      script_errors, width):
+    page = await open_page(browser, base_url, await user_token("gina"), script_errors, width=width)
+    await open_demo_dataset(page)
+    await page.get_by_role("button", name="Export", exact=True).click()  # a notice across the top
+    await expect(page.locator("#notice")).to_be_visible()
+    sizes = await overflow(page)
+    assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+    assert sizes["topbar"] == width and sizes["notice"] <= width, sizes
+    # the wide tables scroll inside their own box rather than widening the page
+    preview = await page.locator("#preview").evaluate("t => [t.parentElement.scrollWidth, t.parentElement.clientWidth]")
+    assert width >= 1280 or preview[0] > preview[1], preview
+    shot = screenshot_path(f"web-page-{width}.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    await page.context.close()
     assert not script_errors
 
 
