@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.app import create_app
 from api.auth import COOKIE
 from domain import demo
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, load_dataset
 from tests.osdi import create, export_body, export_id, headers
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -130,7 +130,9 @@ async def test_a_user_exports_a_filtered_csv_watches_it_and_downloads_it(browser
     await expect(row.locator(".progress")).to_contain_text("300 / 300")
     await expect(row.locator("td.num").first).to_have_text("300")
     await expect(row.locator("td.num").nth(1)).to_have_text(re.compile(r"^\d+(\.\d)? kB$"))
-    await expect(row.locator("time")).to_have_text(re.compile(r"^in \d+ min \d\d s$"))  # TTL 1 h, counting down
+    await expect(row.locator("time[data-expires]")).to_have_text(re.compile(r"^in \d+ min \d\d s$"))  # TTL 1 h, counting down
+    await expect(row.locator(".filter")).to_have_text("event_id <= 300 AND city != 'nowhere'")
+    await expect(row.locator(".options")).to_have_text("delimiter=, · with_bom=false")
 
     async with page.expect_download() as download_info:
         await row.get_by_role("link", name="Download first events <b>").click()
@@ -168,7 +170,7 @@ async def test_an_administrator_approves_an_export_that_waited(browser, base_url
     await expect(waiting.locator("dl")).to_contain_text("none: every record")
     await expect(waiting.locator("dl")).to_contain_text(demo.DATASET_ID)
     await expect(waiting.locator("dl")).to_contain_text("Asked bybob")  # whose export it is
-    await expect(export_row(admin, "every event")).to_contain_text("by bob")
+    await expect(export_row(admin, "every event").locator(".owner")).to_have_text("bob")
     shot = screenshot_path("web-page.png")
     await admin.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
@@ -208,6 +210,71 @@ async def test_the_page_fits_the_window_from_a_phone_to_a_wide_screen(browser, b
     await page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
     await page.context.close()
+    assert not script_errors
+
+
+async def post_exports(base_url: str, token: str, dataset_id: str, count: int, where: str = "", **extra) -> None:
+    """`count` exports of the dataset through the API, as another client would make them."""
+    href = f"{base_url}/api/v2/catalog/datasets/{dataset_id}/records" + (f"?where={where}" if where else "")
+    async with ClientSession() as session:
+        for _ in range(count):
+            body = {"export_type": "csv", "_links": {"osdi:resource": {"href": href}}, **extra}
+            async with session.post(f"{base_url}/api/v1/exports", json=body, headers=headers(token)) as response:
+                assert response.status == 201, await response.text()
+
+
+async def test_exports_show_what_they_hold_page_by_page_and_filter(browser, base_url, settings, demo_file, demo_dataset,
+                                                                   user_token, script_errors):
+    await load_dataset(settings, demo_file, "other-events", "Other events")
+    hana, ivan = await user_token("hana"), await user_token("ivan")
+    await post_exports(base_url, hana, demo.DATASET_ID, 1)  # every record: waits for approval
+    await post_exports(base_url, hana, demo.DATASET_ID, 21, where="event_id <= 5", export_type="jsonl")
+    await post_exports(base_url, ivan, "other-events", 1, where="event_id <= 9 AND city = 'Lyon'", options={"delimiter": ","})
+
+    admin = await open_page(browser, base_url, ADMIN_TOKEN, script_errors, width=1280)
+    rows = admin.locator("#exports tbody tr")
+    await expect(admin.locator("#exports-page")).to_have_text("Page 1 of 2")
+    await expect(rows).to_have_count(20)
+    await expect(admin.locator("#exports-prev")).to_be_disabled()
+    newest = rows.first  # ivan's, the newest
+    await expect(newest.locator(".owner")).to_have_text("ivan")
+    await expect(newest.locator("code.dataset")).to_have_text("other-events")
+    await expect(newest.locator(".filter")).to_have_text("event_id <= 9 AND city = 'Lyon'")
+    await expect(newest.locator(".options")).to_have_text("delimiter=,")
+    await expect(newest.locator("time").first).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
+    await expect(rows.nth(1)).to_contain_text("jsonl")
+    await expect(rows.nth(1).locator(".options")).to_have_text("defaults")
+    shot = screenshot_path("web-page-exports.png")
+    await admin.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    await admin.locator("#exports-next").click()
+    await expect(admin.locator("#exports-page")).to_have_text("Page 2 of 2")
+    await expect(rows).to_have_count(3)
+    await expect(rows.last.locator(".filter")).to_have_text("every record")  # the oldest: hana's first
+    await expect(admin.locator("#exports-next")).to_be_disabled()
+
+    await admin.get_by_label("Dataset", exact=True).select_option("other-events")
+    await expect(admin.locator("#exports-page")).to_have_text("Page 1 of 1")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator(".owner")).to_have_text("ivan")
+    await admin.get_by_label("Dataset", exact=True).select_option("")
+    await admin.get_by_label("Status", exact=True).select_option("pending_approval")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator(".owner")).to_have_text("hana")
+    await admin.get_by_label("Dataset", exact=True).select_option("other-events")
+    await expect(admin.locator("#exports-empty")).to_have_text("No export matches these filters.")
+    await expect(rows).to_have_count(0)
+    sizes = await overflow(admin)
+    assert sizes["scroll"] <= sizes["viewport"], sizes
+
+    user = await open_page(browser, base_url, hana, script_errors, width=1280)
+    await expect(user.locator("#exports-page")).to_have_text("Page 1 of 2")
+    await expect(user.locator("#exports th.owner-col")).to_be_hidden()  # a user sees only her own
+    await expect(user.locator("#exports tbody .owner")).to_have_count(0)
+    await user.get_by_label("Dataset", exact=True).select_option("other-events")
+    await expect(user.locator("#exports-empty")).to_be_visible()
+    for page in (admin, user):
+        await page.context.close()
     assert not script_errors
 
 

@@ -14,9 +14,12 @@ const MAX_FOLLOWED = 4; // long polls at once: a browser opens only six connecti
 const STATUS_WAIT = 20; // seconds a GET …?wait= may hold for a change of status
 const PROGRESS_EVERY = 500; // ms between progress reads while an export is processing
 const LISTS_EVERY = 15000; // ms between refreshes of the export lists
+const EXPORTS_PER_PAGE = 20;
 const CHOICE_LABELS = { '\t': 'tab', ' ': 'space' };
 
 const state = { user: null, formats: [], datasets: [], dataset: null, exports: new Map(), followed: new Set() };
+// the page of exports shown, and its filters: the query of GET /api/v1/exports
+const exportsView = { page: 1, pages: 1, status: '', dataset: '' };
 let previewRun = 0;
 
 const $ = (id) => document.getElementById(id);
@@ -112,6 +115,9 @@ function countdown(iso) {
   return `in ${m} min ${String(s).padStart(2, '0')} s`;
 }
 
+// 2026-12-07T15:15:52Z → 2026-12-07 15:15 UTC: the API's times are UTC, and so is what the page shows.
+const shortDate = (iso) => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+
 function cell(value) {
   if (value === null || value === undefined) return '';
   if (typeof value === 'object') return JSON.stringify(value);
@@ -177,6 +183,8 @@ function showUser(user) {
   $('exports-section').hidden = !user;
   $('approvals-section').hidden = !(user && user.admin);
   $('exports-title').textContent = user && user.admin ? 'Exports (all users)' : 'My exports';
+  $('exports').classList.toggle('with-owner', Boolean(user && user.admin));
+  exportsView.page = 1;
   $('export-signin').hidden = Boolean(user);
   $('export-submit').disabled = !user;
   state.exports.clear();
@@ -195,6 +203,7 @@ async function loadCatalog() {
     return;
   }
   renderCatalog();
+  renderDatasetFilter();
   await route();
 }
 
@@ -368,18 +377,56 @@ async function createExport(event) {
 
 async function refreshExports() {
   if (!state.user) return;
+  const params = new URLSearchParams({ page: String(exportsView.page), per_page: String(EXPORTS_PER_PAGE) });
+  if (exportsView.status) params.set('status', exportsView.status);
+  if (exportsView.dataset) params.set('dataset', exportsView.dataset);
   let page;
   try {
-    page = await api(`${EXPORTS}?per_page=50`);
+    page = await api(`${EXPORTS}?${params}`);
   } catch (error) {
     notify(`Your exports could not be read: ${error.message}`);
     return;
   }
+  if (page.page > page.total_pages && page.page > 1) { // the last page emptied meanwhile
+    exportsView.page = page.total_pages;
+    return refreshExports();
+  }
   const list = embedded(page);
   state.exports = new Map(list.map((exp) => [exportId(exp), exp]));
   $('exports').tBodies[0].replaceChildren(...list.map(exportRow));
+  const filtered = exportsView.status || exportsView.dataset;
+  $('exports-empty').textContent = filtered ? 'No export matches these filters.' : 'No export yet.';
   $('exports-empty').hidden = list.length > 0;
+  exportsView.pages = page.total_pages;
+  $('exports-page').textContent = `Page ${page.page} of ${page.total_pages}`;
+  $('exports-prev').disabled = page.page <= 1;
+  $('exports-next').disabled = page.page >= page.total_pages;
   list.forEach(follow);
+}
+
+function renderDatasetFilter() {
+  const select = $('exports-dataset');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '', text: 'any' }), ...state.datasets.map((dataset) =>
+    el('option', { value: dataset.dataset_id, selected: dataset.dataset_id === chosen, text: dataset.metas.default.title || dataset.dataset_id })));
+}
+
+function filterExports() {
+  exportsView.status = $('exports-status').value;
+  exportsView.dataset = $('exports-dataset').value;
+  exportsView.page = 1;
+  refreshExports();
+}
+
+function turnExportsPage(step) {
+  exportsView.page = Math.min(Math.max(1, exportsView.page + step), exportsView.pages);
+  refreshExports();
+}
+
+// Whether a new export belongs on the page shown: the first page, and its filters let it in.
+function onShownPage(exp) {
+  return exportsView.page === 1 && (!exportsView.status || exportsView.status === exp.status)
+    && (!exportsView.dataset || exportsView.dataset === exp.dataset_id);
 }
 
 // Put one export's newest state in its row (a new export goes on top).
@@ -389,7 +436,8 @@ function show(exp, isNew = false) {
   const row = exportRow(exp);
   const old = $('exports').querySelector(`tr[data-export-id="${CSS.escape(id)}"]`);
   if (old) old.replaceWith(row);
-  else if (isNew) $('exports').tBodies[0].prepend(row);
+  else if (isNew && onShownPage(exp)) $('exports').tBodies[0].prepend(row);
+  else state.exports.delete(id);
   $('exports-empty').hidden = state.exports.size > 0;
 }
 
@@ -410,10 +458,19 @@ function exportRow(exp) {
     progressText = exp.status === 'pending_approval' ? 'awaiting approval' : 'waiting';
   }
   const link = exp.status === 'ready' ? safeHref(exp.download_link) : null;
+  const where = whereOf(exp);
+  const options = Object.entries(exp.options || {});
   return el('tr', { 'data-export-id': id },
-    el('td', {}, el('span', { className: 'export-name', text: exp.name }),
-      state.user && state.user.admin && exp.owner !== state.user.name ? el('small', { className: 'detail', text: `by ${exp.owner}` }) : null),
+    el('td', {}, el('span', { className: 'export-name', text: exp.name })),
+    state.user && state.user.admin ? el('td', { className: 'owner', text: exp.owner }) : null,
+    el('td', {}, el('code', { className: 'dataset', text: exp.dataset_id || '' })),
+    el('td', { className: 'filter' }, where ? el('code', { text: where }) : el('span', { className: 'muted', text: 'every record' }),
+      otherQuery(exp) ? el('small', { className: 'detail', text: otherQuery(exp) }) : null),
+    el('td', { className: 'options' }, options.length
+      ? el('code', { text: options.map(([key, value]) => `${key}=${cell(value)}`).join(' · ') })
+      : el('span', { className: 'muted', text: 'defaults' })),
     el('td', { text: exp.export_type }),
+    el('td', {}, exp.created_date ? el('time', { datetime: exp.created_date, title: exp.created_date, text: shortDate(exp.created_date) }) : null),
     el('td', {},
       el('span', { className: `status status-${exp.status}`, text: exp.status.replace('_', ' ') }),
       exp.detail ? el('small', { className: 'detail', text: exp.detail }) : null),
@@ -428,6 +485,19 @@ function exportRow(exp) {
         'aria-label': `Download ${exp.name}` }) : null,
       el('button', { type: 'button', className: 'secondary', text: 'Delete', 'aria-label': `Delete ${exp.name}`,
         onclick: () => deleteExport(id, exp.name) })));
+}
+
+// The export's where filter, its conditions joined as the API joins them.
+function whereOf(exp) {
+  const where = exp.query && exp.query.where;
+  if (!where) return '';
+  return Array.isArray(where) ? where.map((part) => (where.length > 1 ? `(${part})` : part)).join(' AND ') : String(where);
+}
+
+// The rest of the export's query (select, order_by, limit, …), in a line.
+function otherQuery(exp) {
+  return Object.entries(exp.query || {}).filter(([key]) => key !== 'where')
+    .map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(', ') : cell(value)}`).join('; ');
 }
 
 // Follow an export that moves on its own: a long poll (?wait=) for its next status while it
@@ -551,6 +621,10 @@ async function start() {
   });
   $('export-form').addEventListener('submit', createExport);
   $('exports-refresh').addEventListener('click', refreshExports);
+  $('exports-status').addEventListener('change', filterExports);
+  $('exports-dataset').addEventListener('change', filterExports);
+  $('exports-prev').addEventListener('click', () => turnExportsPage(-1));
+  $('exports-next').addEventListener('click', () => turnExportsPage(1));
   $('approvals-refresh').addEventListener('click', refreshApprovals);
   window.addEventListener('hashchange', route);
   try {
