@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import AsyncIterator
 
+import pyarrow.compute as pc
 import pytest
 from aiohttp import ClientSession, web
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -198,6 +199,8 @@ async def test_the_page_fits_the_window_from_a_phone_to_a_wide_screen(browser, b
                                                                       script_errors, width):
     page = await open_page(browser, base_url, await user_token("gina"), script_errors, width=width)
     await open_demo_dataset(page)
+    await expect(page.locator("#map circle").first).to_be_attached()  # the pictures drawn to their box's width
+    await expect(page.locator("#chart .bar").first).to_be_attached()
     await page.get_by_role("button", name="Export", exact=True).click()  # a notice across the top
     await expect(page.locator("#notice")).to_be_visible()
     sizes = await overflow(page)
@@ -275,6 +278,59 @@ async def test_exports_show_what_they_hold_page_by_page_and_filter(browser, base
     await expect(user.locator("#exports-empty")).to_be_visible()
     for page in (admin, user):
         await page.context.close()
+    assert not script_errors
+
+
+async def bars(page: Page) -> dict[str, int]:
+    """The chart's bars: label → count, as drawn."""
+    return dict(await page.locator("#chart .bar").evaluate_all(
+        "bars => bars.map(b => [b.dataset.label, Number(b.dataset.count)])"))
+
+
+async def test_a_map_and_a_chart_follow_the_filter(browser, base_url, demo_dataset, user_token, script_errors):
+    events = demo.table()
+    located = pc.invert(pc.is_null(events["geo_point_2d"]))
+    lyon = events.filter(pc.equal(events["city"], "Lyon"))
+    page = await open_page(browser, base_url, await user_token("jade"), script_errors, width=1280)
+    await open_demo_dataset(page)
+
+    # the map: the first 500 records, those with a location drawn at it
+    circles = page.locator("#map circle")
+    await expect(circles).to_have_count(pc.sum(located[:500]).as_py())
+    await expect(page.locator("#map-caption")).to_contain_text(f"the first 500 of {demo.ROWS:,} matching records")
+    # the chart: records by month of their date, first; then by category
+    await expect(page.locator("#chart .bar")).to_have_count(24)
+    assert sum((await bars(page)).values()) == demo.ROWS
+    await page.get_by_label("Field of the chart").select_option(label="Category")
+    await expect(page.locator("#chart-caption")).to_contain_text("Category: every value")
+    expected = {row["values"]: row["counts"] for row in pc.value_counts(events["category"]).to_pylist()}
+    assert await bars(page) == expected
+
+    await page.get_by_label("Filter (ODSQL where)").fill("city = 'Lyon'")
+    await expect(page.locator("#preview-count")).to_contain_text(f"{len(lyon):,} records match this filter")
+    await expect(circles).to_have_count(pc.sum(pc.invert(pc.is_null(lyon["geo_point_2d"]))[:500]).as_py())
+    longitudes = await circles.evaluate_all("marks => marks.map(m => Number(m.dataset.lon))")
+    assert all(abs(lon - 4.8357) < 0.2 for lon in longitudes)  # every mark at Lyon now
+    expected = {row["values"]: row["counts"] for row in pc.value_counts(lyon["category"]).to_pylist()}
+    await expect(page.locator("#chart-caption")).to_contain_text(f"{len(lyon):,} records")
+    assert await bars(page) == expected
+
+    # numbers: the most frequent values past 1,000 distinct ones; an exact histogram below
+    await page.get_by_label("Field of the chart").select_option(label="Price (EUR)")
+    await expect(page.locator("#chart-caption")).to_contain_text("the 15 most frequent")
+    drawn = await bars(page)
+    assert drawn["0"] == pc.sum(lyon["free_entry"]).as_py()  # free entry costs 0
+    await page.get_by_label("Filter (ODSQL where)").fill("event_id <= 300")
+    await page.get_by_label("Field of the chart").select_option(label="Expected attendance")
+    await expect(page.locator("#chart-caption")).to_contain_text("a histogram of 20 bins, 300 records")
+    await expect(page.locator("#chart .bar")).to_have_count(20)
+    assert sum((await bars(page)).values()) == 300
+    await expect(circles).to_have_count(pc.sum(located[:300]).as_py())
+
+    shot = screenshot_path("web-page-pictures.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    await page.context.close()
     assert not script_errors
 
 

@@ -280,9 +280,11 @@ async function preview() {
     count.textContent = `The filter is not valid: ${error.message}`;
     count.className = 'error-text';
     tbody.replaceChildren();
+    clearPictures('Nothing to draw until the filter is valid.');
     return;
   }
   if (run !== previewRun) return; // a newer filter was typed meanwhile
+  drawPictures(dataset, where); // pictures.js: the map and the chart follow the filter
   count.className = 'muted';
   count.textContent = where
     ? `${number(page.total_count)} records match this filter; the first ${page.results.length}:`
@@ -620,6 +622,7 @@ async function start() {
     typing = setTimeout(preview, 350);
   });
   $('export-form').addEventListener('submit', createExport);
+  startPictures();
   $('exports-refresh').addEventListener('click', refreshExports);
   $('exports-status').addEventListener('change', filterExports);
   $('exports-dataset').addEventListener('change', filterExports);
