@@ -11,10 +11,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from api.clients import client_of
 from api.hal import origin
-from api.keys import USERS
+from api.keys import SETTINGS, USERS
 from domain.errors import Forbidden
-from domain.users import User
+from domain.users import User, anonymous_visitor
 
 HEADER = "OSDI-API-Token"
 COOKIE = "exportd_token"
@@ -46,3 +47,12 @@ async def administrator(request: web.Request) -> User:
     if not user.admin:
         raise Forbidden("only an administrator may do this")
     return user
+
+
+async def visitor(request: web.Request) -> User:
+    """The user of the token presented; without one, when EXPORTD_ANONYMOUS_EXPORTS allows it,
+    the anonymous visitor at this address (else 401, as current_user)."""
+    settings = request.app[SETTINGS]
+    if presented_token(request) is None and settings.anonymous_exports:
+        return anonymous_visitor(client_of(request), settings.secret_key)
+    return await current_user(request)

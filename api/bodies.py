@@ -60,3 +60,13 @@ def string_field(body: dict[str, Any], name: str, required: bool = True, default
     if len(value) > max_length:
         raise Invalid(f"the field {name!r} holds {len(value)} characters; at most {max_length}", field=name)
     return value
+
+
+def int_field(body: dict[str, Any], name: str, lowest: int, highest: int) -> int:
+    """A required JSON integer (not a boolean, a float or a string of digits) within bounds."""
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"the field {name!r} must be an integer from {lowest} to {highest}", field=name)
+    if not lowest <= value <= highest:
+        raise Invalid(f"the field {name!r} must be from {lowest} to {highest}, not {value}", field=name)
+    return value

@@ -16,21 +16,21 @@ from aiohttp import web
 from multidict import MultiDict
 
 from api import hal
-from api.auth import administrator, current_user
-from api.bodies import json_object, query_int, string_field
+from api.auth import administrator, current_user, visitor
+from api.bodies import int_field, json_object, query_int, string_field
 from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
 from domain import ratelimit
 from domain.datasets import DATASET_ID
-from domain.errors import Invalid, NotFound
+from domain.errors import Conflict, Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
 from domain.sharing import SharedFiles, digest, drop_files
 from domain.query import RecordQuery
 from domain.timeutil import now
-from domain.users import User
+from domain.users import User, is_anonymous
 from formats import REGISTRY
 
 DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
@@ -69,7 +69,7 @@ def _resource_href(body: dict[str, Any]) -> str:
 
 
 async def create(request: web.Request) -> web.Response:
-    user = await current_user(request)
+    user = await visitor(request)
     body = await json_object(request)
     settings = request.app[SETTINGS]
     if not user.admin:
@@ -184,9 +184,11 @@ async def collection(request: web.Request) -> web.Response:
 
 
 async def _visible(request: web.Request, user: User) -> Export:
-    """The export named in the path, if this user may see it (someone else's: 404)."""
+    """The export named in the path, if this user may see it (someone else's: 404). A visitor
+    without an account's export is seen by whoever knows its id: a UUID4, its URL is the only
+    key to it, as the visitor may come back from another address."""
     export = await request.app[EXPORTS].get(request.match_info["export_id"])
-    if export.owner != user.name and not user.admin:
+    if export.owner != user.name and not user.admin and not is_anonymous(export.owner):
         raise NotFound(f"no export {export.id!r}")
     return export
 
@@ -194,7 +196,7 @@ async def _visible(request: web.Request, user: User) -> Export:
 async def read(request: web.Request) -> web.Response:
     """One export. With ?wait=N (≤ 60 s) the answer waits for the first change of status, so a
     client need not poll hard; a non-final export says when to ask again (Retry-After)."""
-    user = await current_user(request)
+    user = await visitor(request)
     wait = query_int(request, "wait", 0, 0, MAX_WAIT)
     export = await _visible(request, user)
     if wait and export.status in ex.LIVE:
@@ -218,7 +220,7 @@ async def _changed(request: web.Request, export: Export, deadline: float) -> Exp
 
 async def delete(request: web.Request) -> web.Response:
     """Cancel and remove: a running worker notices between batches and leaves no file."""
-    user = await current_user(request)
+    user = await visitor(request)
     export = await _visible(request, user)
     await request.app[EXPORTS].delete(export)
     await drop_files(SharedFiles(request.app[STATE]), request.app[STORAGE], export)
@@ -240,6 +242,19 @@ async def reject(request: web.Request) -> web.Response:
     body = await json_object(request)
     detail = string_field(body, "detail")
     await request.app[EXPORTS].require(export.id, ex.REJECTED, expect=(ex.PENDING_APPROVAL,), detail=detail)
+    return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
+
+
+MAX_PRIORITY = 9
+
+
+async def prioritize(request: web.Request) -> web.Response:
+    """Give an export still waiting to run a priority (0: none): workers take it first."""
+    await administrator(request)
+    export = await _visible_to_admin(request)
+    priority = int_field(await json_object(request), "priority", 0, MAX_PRIORITY)
+    if not await request.app[EXPORTS].prioritize(export.id, priority):
+        raise Conflict(f"export {export.id} is {export.status}: only an export waiting to run takes a priority")
     return hal.hal_response(resource_of(request, await request.app[EXPORTS].get(export.id)))
 
 

@@ -47,6 +47,8 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         "export_type": export.export_type,
         "dataset_id": export.dataset_id,  # exportd's own, as is owner: what osdi:resource names
     }
+    if export.priority:
+        body["priority"] = export.priority
     if export.approved_date:
         body["approved_date"] = iso(export.approved_date)
     if export.processed_date:

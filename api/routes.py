@@ -20,6 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ERR = {"$ref": "#/components/responses/Error"}
 TOKEN = [{"OsdiToken": []}, {"ApiKey": []}]
+OR_ANONYMOUS = [*TOKEN, {}]  # without a token too, while EXPORTD_ANONYMOUS_EXPORTS allows it
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 HAL_EXPORT = {"application/hal+json": {"schema": {"$ref": "#/components/schemas/Export"}}}
 USER = {"type": "object", "properties": {"name": {"type": "string"}, "admin": {"type": "boolean"}}}
@@ -64,8 +65,10 @@ class Route:
 
 ROUTES: list[Route] = [
     Route("POST", "/api/v1/exports", exports.create, "exports-create", {
-        "summary": "Create an export (OSDI): returns at once; poll the resource until status is ready.",
-        "tags": ["OSDI exports"], "security": TOKEN,
+        "summary": "Create an export (OSDI): returns at once; poll the resource until status is ready. Without a "
+                   "token, a visitor may export a public dataset (EXPORTD_ANONYMOUS_EXPORTS), limited per IP address, "
+                   "and follows it by its URL.",
+        "tags": ["OSDI exports"], "security": OR_ANONYMOUS,
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
         "responses": {"201": {"description": "Created; Location names the export.", "content": HAL_EXPORT},
                       "400": ERR, "401": ERR, "429": ERR, "503": ERR},
@@ -86,14 +89,15 @@ ROUTES: list[Route] = [
     }),
     Route("GET", "/api/v1/exports/{export_id}", exports.read, "exports-read", {
         "summary": "One export: status, progress while processing, download_link when ready. With ?wait=N the "
-                   "answer waits up to N seconds (≤ 60) for a change of status; non-final exports carry Retry-After.",
-        "tags": ["OSDI exports"], "security": TOKEN,
+                   "answer waits up to N seconds (≤ 60) for a change of status; non-final exports carry Retry-After. "
+                   "An export made without a token is answered to whoever knows its id.",
+        "tags": ["OSDI exports"], "security": OR_ANONYMOUS,
         "parameters": [EXPORT_ID, {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 60}}],
         "responses": {"200": {"description": "The export.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "404": ERR},
     }),
     Route("DELETE", "/api/v1/exports/{export_id}", exports.delete, "exports-delete", {
         "summary": "Cancel and delete an export; a running worker stops between batches. PUT is not supported (405).",
-        "tags": ["OSDI exports"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "tags": ["OSDI exports"], "security": OR_ANONYMOUS, "parameters": [EXPORT_ID],
         "responses": {"200": {"description": "Deleted.", "content": {"application/hal+json": {"schema": {
             "type": "object", "properties": {"notice": {"type": "string"}}}}}}, "401": ERR, "404": ERR},
     }),
@@ -102,6 +106,16 @@ ROUTES: list[Route] = [
         "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
         "responses": {"200": {"description": "Queued.", "content": HAL_EXPORT}, "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
+    }),
+    Route("POST", "/api/v1/exports/{export_id}/priority", exports.prioritize, "exports-priority", {
+        "summary": "Give an export still waiting to run a priority from 1 to 9, or 0 for none (administrators): "
+                   "workers take queued exports of higher priority first, then share their slots fairly between owners.",
+        "tags": ["Administration"], "security": TOKEN, "parameters": [EXPORT_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["priority"],
+            "properties": {"priority": {"type": "integer", "minimum": 0, "maximum": exports.MAX_PRIORITY}}}}}},
+        "responses": {"200": {"description": "Its priority set.", "content": HAL_EXPORT},
+                      "400": ERR, "401": ERR, "403": ERR, "404": ERR, "409": ERR},
     }),
     Route("POST", "/api/v1/exports/{export_id}/reject", exports.reject, "exports-reject", {
         "summary": "Reject an export waiting for approval, with a detail (administrators).",

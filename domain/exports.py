@@ -81,11 +81,12 @@ class Export:
     warnings: list[str] = field(default_factory=list)
     attempt: int = 0
     lapses: int = 0  # attempts whose worker died (lease lapsed)
+    priority: int = 0  # set by an administrator: a queued export of higher priority is taken first
     file_key: str = ""  # storage key of the file a ready export serves (perhaps another export's: shared)
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
-    INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt", "lapses")
+    INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt", "lapses", "priority")
 
     @classmethod
     def new(cls, **values: Any) -> "Export":
@@ -129,6 +130,16 @@ def encode(name: str, value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+WAITING_TO_RUN = (INITIALIZING, PENDING_APPROVAL, QUEUED)
+# KEYS: the export's hash. ARGV: the priority, then the statuses of an export waiting to run.
+_PRIORITIZE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= ARGV[2] and status ~= ARGV[3] and status ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'priority', ARGV[1])
+return 1
+"""
 
 
 class ExportRepo:
@@ -294,6 +305,12 @@ class ExportRepo:
                 pipe.zrem(keys.exports_in(status), export.id)
             pipe.publish(keys.status_changes(export.id), export.id)
             await pipe.execute()
+
+    async def prioritize(self, export_id: str, priority: int) -> bool:
+        """Give an export still waiting to run a priority: workers take it before others (0:
+        none). False when it no longer waits."""
+        return bool(await self.redis.register_script(_PRIORITIZE)(
+            keys=[keys.export(export_id)], args=[priority, *WAITING_TO_RUN]))
 
     async def due_for_expiry(self, moment: datetime, limit: int = 500) -> list[str]:
         return await self.redis.zrangebyscore(keys.EXPORTS_READY, "-inf", moment.timestamp(), start=0, num=limit)

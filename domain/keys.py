@@ -33,6 +33,7 @@ def cancel(export_id: str) -> str:
     return f"{PREFIX}cancel:{export_id}"  # set while a deleted export's worker must stop
 
 
+SERVED = PREFIX + "owners:served"  # sorted set: owner class ("u:<name>", "jobs") by when a worker last took its job
 EXPORTS_READY = PREFIX + "exports:ready"  # sorted set: ready export id by expiry time
 LEASES = PREFIX + "leases"  # sorted set: processing export id by the time its lease runs out
 

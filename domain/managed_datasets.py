@@ -18,6 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from domain import keys
+from domain import prepared
 from domain.datasets import DATASET_ID, Dataset, DatasetRepo, new_uid
 from domain.errors import Conflict, Invalid, NotFound
 from domain.fields import TYPES
@@ -27,6 +28,7 @@ from domain.timeutil import iso, now
 # Metadata the management API takes; title and description are the Dataset's own fields.
 TEXT_METADATA = ("title", "description", "license", "language", "publisher", "references", "attributions")
 LIST_METADATA = ("keywords", "theme")
+KNOWN_METADATA = (*TEXT_METADATA, *LIST_METADATA, prepared.METADATA)
 MAX_CHANGES = 500
 
 
@@ -47,8 +49,13 @@ def validated_metadata(raw: Any) -> dict[str, Any]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise Invalid(f"metadata {name!r} must be a list of strings")
             out[name] = value
+        elif name == prepared.METADATA:
+            try:
+                out[name] = prepared.validated_formats(value)
+            except ValueError as exc:
+                raise Invalid(f"metadata {name!r} must be {exc}") from None
         else:
-            raise Invalid(f"unknown metadata {name!r}; known: {', '.join(TEXT_METADATA + LIST_METADATA)}")
+            raise Invalid(f"unknown metadata {name!r}; known: {', '.join(KNOWN_METADATA)}")
     return out
 
 

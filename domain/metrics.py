@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from domain import keys, queue
+from domain.users import ADMIN
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)  # seconds
 SIZE_BUCKETS = (1e4, 1e5, 1e6, 1e7, 1e8, 1e9)  # bytes
 OUTCOMES = ("created", "ready", "failed", "expired", "rejected")
+OWNER_CLASSES = ("administrator", "user")
+QUEUED_LOOKS = 10_000  # queued exports /metrics classifies by owner; past them it counts the first ones
 
 
 def counted(outcome: str, export_type: str) -> list[Any]:
@@ -47,12 +51,35 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}"
 
 
+async def queued_by_owner(redis: Redis) -> tuple[dict[str, int], int]:
+    """Queued exports by the class of their owner, and how many owners they belong to: what
+    the fair claim (worker/prompt_worker.py) shares the workers between."""
+    ids = await redis.zrange(keys.exports_in("queued"), 0, QUEUED_LOOKS - 1)
+    async with redis.pipeline(transaction=False) as pipe:
+        for export_id in ids:
+            pipe.hget(keys.export(export_id), "owner")
+        pipe.hgetall(keys.USERS)
+        *owners, users = await pipe.execute()
+    admins = {name for name, record in users.items() if orjson.loads(record).get("admin")}
+    counts = dict.fromkeys(OWNER_CLASSES, 0)
+    for owner in owners:
+        if owner is not None:
+            counts["administrator" if owner in admins or owner == ADMIN else "user"] += 1
+    return counts, len({o for o in owners if o is not None})
+
+
 async def render(redis: Redis, queue_name: str) -> str:
     raw = await redis.hgetall(keys.METRICS)
     queued, _ = await queue.waiting(redis, queue_name)
+    by_class, owners = await queued_by_owner(redis)
     formats = sorted({key.split("|")[1] for key in raw})
     out = ["# HELP exportd_queue_depth Jobs due now and waiting for a worker (not running, not stale).",
-           "# TYPE exportd_queue_depth gauge", _line("exportd_queue_depth", {}, queued)]
+           "# TYPE exportd_queue_depth gauge", _line("exportd_queue_depth", {}, queued),
+           "# HELP exportd_exports_queued Exports queued, by the class of their owner.",
+           "# TYPE exportd_exports_queued gauge"]
+    out += [_line("exportd_exports_queued", {"owner_class": c}, n) for c, n in by_class.items()]
+    out += ["# HELP exportd_queued_owners Owners with an export queued: who the workers take turns between.",
+            "# TYPE exportd_queued_owners gauge", _line("exportd_queued_owners", {}, owners)]
     for outcome in OUTCOMES:
         out += [f"# HELP exportd_exports_{outcome}_total Exports {outcome}, by format.",
                 f"# TYPE exportd_exports_{outcome}_total counter"]

@@ -41,14 +41,23 @@ def variable(item: Field_) -> str:
     return item.metadata.get("env") or PREFIX + item.name.upper()
 
 
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _read(item: Field_, raw: str) -> Any:
     """The value of `raw`, read from the environment, for the field `item`; SettingsError if it
     is no value of it."""
     name, meta = variable(item), item.metadata
     if meta["networks"]:
         return _networks(name, raw)
+    if item.type == "tuple[str, ...]":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     if meta["choices"] and raw not in meta["choices"]:
         raise SettingsError(f"{name} must be one of {', '.join(meta['choices'])}, not {raw!r}")
+    if item.type == "bool":
+        if raw.lower() not in BOOLEANS:
+            raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+        return BOOLEANS[raw.lower()]
     if item.type not in ("int", "int | None"):
         return raw
     try:
@@ -120,7 +129,9 @@ class Settings:
     max_attempts: int = setting(5, "lost attempts before an export fails", low=1)
     lease_seconds: int = setting(15, "a running export whose worker stops renewing its lease this long is run again", low=1)
     max_export_bytes: int | None = setting(None, "exports larger than this fail with a detail", low=1)
-    rate_limit: int = setting(60, "export creations a minute per user; 0: none", low=0)
+    rate_limit: int = setting(60, "export creations a minute per user (a visitor without an account: per IP); 0: none", low=0)
+    exports_on_publish: tuple[str, ...] = setting((), "formats prepared when a dataset is published (comma-separated)")
+    anonymous_exports: bool = setting(True, "visitors without a token may export public datasets (1 or 0)")
     max_upload_bytes: int = setting(1 << 30, "management API file uploads; larger ones answer 413", low=1)
     storage_url: str = setting("", "s3://bucket/prefix: files in a bucket that hosts share; unset: the data directory")
     s3_endpoint: str | None = setting(None, "an S3-compatible server's URL; unset: AWS", env="AWS_ENDPOINT_URL")
@@ -128,6 +139,7 @@ class Settings:
                                 choices=S3_DOWNLOADS)
     min_free_bytes: int = setting(1 << 30, "free bytes the data directory's disk keeps, else /health is degraded; 0: never",
                                   low=0)
+    owner_running: int = setting(0, "exports one owner runs at once, over every worker; 0: no cap", low=0)
     queue_read_limit: int = setting(100, "queued job ids a worker reads at a time: at least the jobs running everywhere", low=1)
     query_processes: int = setting(3, "query processes per web process (api/isolation)", low=2)
     heavy_queries: int = setting(1, "group_by, aggregates, facets and sorts at a time, per web process", low=1)

@@ -20,12 +20,28 @@ from domain.timeutil import iso, now
 
 ADMIN = "admin"
 NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+ANONYMOUS = "anonymous:"  # the owner name of a visitor without an account: no user's name has a colon
 
 
 @dataclass(frozen=True)
 class User:
     name: str
     admin: bool = False
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name.startswith(ANONYMOUS)
+
+
+def anonymous_visitor(client: str, secret: str) -> User:
+    """The visitor without an account at this client (an IP address), as an owner: keyed by a
+    hash of the address, so exports and counters never hold the address itself."""
+    digest = hmac.new(secret.encode(), client.encode(), hashlib.sha256).hexdigest()[:20]
+    return User(ANONYMOUS + digest)
+
+
+def is_anonymous(owner: str) -> bool:
+    return owner.startswith(ANONYMOUS)
 
 
 def token_hash(token: str) -> str:

@@ -47,6 +47,9 @@ class Registry:
     def __iter__(self):
         return iter(self.formats.values())
 
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self.by_alias
+
 
 REGISTRY = Registry([  # in the order OpenDataSoft's export menu lists them
     _csv.FORMAT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from api.throttle import client_address
+from api.clients import client_address
 from tests.conftest import ADMIN_TOKEN
 
 V2 = "/api/v2/catalog/datasets/demo-events"

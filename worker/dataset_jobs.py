@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from domain import jobs as jb
+from domain import prepared
 from domain.datasets import Dataset
 from domain.errors import DomainError, Invalid, NotFound
 from domain.fields import Field
@@ -138,8 +139,11 @@ async def _make_published(ctx: dict[str, Any], job: Job, build: Build, key: str,
                              published=True, extra=extra)
     await datasets.record_change(job.dataset_uid, job.params.get("user", ""), job.kind,
                                  {"version": version, "records_count": records, "rejected_rows": build.rejected_count})
+    settings = ctx["settings"]
+    queued = await prepared.prepare(ctx["exports"], ctx["redis"], settings.queue_name, await datasets.by_uid(job.dataset_uid),
+                                    settings.exports_on_publish)
     return {"version": version, "records_count": records, "rejected_rows": build.rejected_count,
-            "fields": [f.as_dict() for f in fields]}
+            "fields": [f.as_dict() for f in fields], "exports_prepared": queued}
 
 
 async def _unpublish(ctx: dict[str, Any], job: Job, build: Build) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""arq's Worker, starting the next job as soon as one of its slots frees, and claiming jobs in
-one round trip.
+"""arq's Worker, starting the next job as soon as one of its slots frees, claiming jobs in one
+round trip, and sharing its slots fairly between the owners of the queued exports.
 
 arq looks at the queue every poll_delay, and a look starts jobs only into free slots: a job
 that ended between two looks left its slot empty until the next one. A worker of 2 slots ran
@@ -32,39 +32,81 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 
-# KEYS[1]: the queue. ARGV: now (ms), the in-progress marker's lifetime (ms), how many to claim,
-# the marker's key prefix, then where to start listing and how many to list at most. Returns the
-# claimed ids and their scores. The due ids are listed a few at a time, more each time, until
-# enough are claimed: listing all 100 (arq's queue_read_limit) for every claim was a tenth of
-# Redis' time an export, when the ids wanted are nearly always among the first.
+from domain import keys
+
+# KEYS[1]: the queue, KEYS[2]: when each owner was last served (a sorted set). ARGV: now (ms), the in-progress marker's lifetime (ms), how many to
+# claim, the marker's key prefix, where to start listing and how many to list at most, the
+# export hash key prefix, the most one owner may run (0: no cap). Returns the claimed ids and
+# their scores.
+#
+# Fair: of the due jobs nobody runs, a claim takes a prioritized export's first, then the job of
+# the owner who runs the fewest jobs (running jobs stay at the head of the queue until they end,
+# so they are listed) and, among those, who was served longest ago; the oldest job first among
+# equals. One owner's six queued exports thus take turns with another's one instead of going
+# before it. Jobs that are not exports (publishing, cron) are one owner of their own. The claim
+# weighs every due job up to the read limit (arq's queue_read_limit), listed a few at a time.
 CLAIM = """
-local claimed = {}
-local wanted, first, limit = 2 * tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local listed, step = 0, 4
-while listed < limit and #claimed < wanted do
+local wanted, first, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+local running, candidates = {}, {}
+local listed, step = 0, 8
+while listed < limit do
   local n = math.min(step, limit - listed)
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', first + listed, n)
   for i = 1, #due, 2 do
-    if #claimed >= wanted then break end
-    local marker = ARGV[4] .. due[i]
-    if redis.call('EXISTS', marker) == 0 then
-      redis.call('PSETEX', marker, ARGV[2], '1')
-      table.insert(claimed, due[i])
-      table.insert(claimed, due[i + 1])
+    local id = due[i]
+    local export = string.match(id, '^export:(.+):%d+$')
+    local owner, priority = 'jobs', 0
+    if export then
+      local got = redis.call('HMGET', ARGV[7] .. export, 'owner', 'priority')
+      owner, priority = 'u:' .. (got[1] or ''), tonumber(got[2] or '0') or 0
+    end
+    if redis.call('EXISTS', ARGV[4] .. id) == 1 then
+      running[owner] = (running[owner] or 0) + 1
+    else
+      table.insert(candidates, {id, due[i + 1], owner, priority})
     end
   end
   if #due < 2 * n then break end
   listed, step = listed + n, step * 2
+end
+local served = {}
+for _, c in ipairs(candidates) do
+  if served[c[3]] == nil then served[c[3]] = tonumber(redis.call('ZSCORE', KEYS[2], c[3]) or '0') end
+end
+local claimed = {}
+for _ = 1, wanted do
+  local best, key = nil, nil
+  for i, c in ipairs(candidates) do
+    local load = running[c[3]] or 0
+    if not c.taken and (cap == 0 or c[3] == 'jobs' or load < cap) then
+      local better = not best or c[4] > key[1]
+        or (c[4] == key[1] and (load < key[2] or (load == key[2] and served[c[3]] < key[3])))
+      if better then best, key = i, {c[4], load, served[c[3]]} end
+    end
+  end
+  if not best then break end
+  local c = candidates[best]
+  c.taken = true
+  running[c[3]] = (running[c[3]] or 0) + 1
+  served[c[3]] = tonumber(ARGV[1])
+  redis.call('ZADD', KEYS[2], ARGV[1], c[3])
+  redis.call('PSETEX', ARGV[4] .. c[1], ARGV[2], '1')
+  table.insert(claimed, c[1])
+  table.insert(claimed, c[2])
+end
+if #claimed > 0 then  -- owners not served for a day are as good as never served
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - 86400000)
 end
 return claimed
 """
 
 
 class PromptWorker(Worker):
-    def __init__(self, *args: Any, poll_delay: float = 0.5, alone_for: float = 0.0, **kwargs: Any):
+    def __init__(self, *args: Any, poll_delay: float = 0.5, alone_for: float = 0.0, owner_running: int = 0, **kwargs: Any):
         super().__init__(*args, poll_delay=0, **kwargs)  # arq's loop then never sleeps on its own
         self.look_every = poll_delay
         self.alone_for = alone_for
+        self.owner_running = owner_running  # the most jobs one owner runs at once, as this worker sees; 0: any
         self._started: dict[str, float] = {}  # when each running job started (monotonic)
         self._slot_freed = asyncio.Event()
         self._claim = None
@@ -118,9 +160,9 @@ class PromptWorker(Worker):
         free = self.free_slots()
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
-        claimed = await self._claim(keys=[self.queue_name], args=[
+        claimed = await self._claim(keys=[self.queue_name, keys.SERVED], args=[
             timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, in_progress_key_prefix,
-            self._queue_read_offset, listed])
+            self._queue_read_offset, listed, keys.export(""), self.owner_running])
         for job_id, score in zip(claimed[::2], claimed[1::2]):
             await self.sem.acquire()  # a free slot: no wait
             self.job_counter += 1

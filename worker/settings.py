@@ -13,7 +13,7 @@ from typing import Any
 
 from arq import cron
 
-from domain import keys, queue
+from domain import keys, prepared, queue
 from domain.datasets import DatasetRepo
 from domain.exports import ExportRepo
 from domain.settings import Settings
@@ -31,6 +31,7 @@ POLL_DELAY = 0.05  # seconds between looks at the queue when idle: an export sta
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings.from_env()
     ctx["settings"] = settings
+    prepared.validated_formats(list(settings.exports_on_publish))  # a misspelt format stops the worker at once
     ctx["state"] = state = queue.connect(settings.redis_url)
     ctx["exports"] = ExportRepo(state, settings.lease_seconds)
     ctx["datasets"] = DatasetRepo(state)
@@ -84,6 +85,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         queue_name=settings.queue_name,
         max_jobs=settings.worker_jobs,
         alone_for=settings.worker_alone_ms / 1000,  # PromptWorker's: short jobs one at a time
+        owner_running=settings.owner_running,  # PromptWorker's: a cap on one owner's running exports
         # running jobs stay in arq's queue until they end: a worker must read past all those
         # running elsewhere to find one it may start
         queue_read_limit=max(settings.queue_read_limit, settings.worker_jobs),
