@@ -67,13 +67,16 @@ def script_errors() -> list[str]:
     return []
 
 
-async def open_page(browser: Browser, base_url: str, token: str, errors: list[str], width: int = 1400) -> Page:
-    """A fresh browser profile on the page, signed in with the token."""
+async def open_page(browser: Browser, base_url: str, token: str | None, errors: list[str], width: int = 1400) -> Page:
+    """A fresh browser profile on the page, signed in with the token (None: a visitor who does not sign in)."""
     context = await browser.new_context(accept_downloads=True, viewport={"width": width, "height": 1000})
     page = await context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     await page.goto(base_url + "/")
+    if token is None:
+        await expect(page.locator("#exports-title")).to_have_text("Your exports (this browser)")
+        return page
     await page.get_by_label("API token").fill(token)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#whoami")).to_be_visible()
@@ -330,6 +333,48 @@ async def test_a_map_and_a_chart_follow_the_filter(browser, base_url, demo_datas
     shot = screenshot_path("web-page-pictures.png")
     await page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
+    await page.context.close()
+    assert not script_errors
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+async def test_a_visitor_exports_watches_and_downloads_without_signing_in(browser, base_url, worker, demo_dataset,
+                                                                          script_errors, width):
+    page = await open_page(browser, base_url, None, script_errors, width=width)
+    await expect(page.locator("#signin")).to_be_visible()
+    await open_demo_dataset(page)
+    await expect(page.locator("#export-signin")).to_contain_text("kept in this browser")
+    await expect(page.locator("#exports-filters")).to_be_hidden()  # the API keeps no list of a visitor's exports
+    await page.get_by_label("Format", exact=True).select_option("csv")
+    await page.get_by_label("Filter (ODSQL where)").fill("event_id <= 300")
+    await expect(page.locator("#preview-count")).to_contain_text("300 records match this filter")
+    await expect(page.locator("#map circle")).to_have_count(pc.sum(pc.invert(pc.is_null(demo.table()["geo_point_2d"]))[:300]).as_py())
+    await page.get_by_label("Name (optional)").fill("a visitor's events")
+    await page.get_by_role("button", name="Export", exact=True).click()
+
+    row = export_row(page, "a visitor's events")
+    await expect(row.locator(".status")).to_have_text("ready", timeout=READY_WITHIN)
+    await expect(row.locator(".progress")).to_contain_text("300 / 300")
+    await expect(row.locator(".filter")).to_have_text("event_id <= 300")
+    await expect(row.locator(".owner")).to_have_count(0)
+    async with page.expect_download() as download_info:
+        await row.get_by_role("link", name="Download a visitor's events").click()
+    with open(await (await download_info.value).path(), newline="", encoding="utf-8-sig") as handle:
+        records = list(csv.DictReader(handle, delimiter=";"))
+    assert [int(r["event_id"]) for r in records] == list(range(1, 301))
+    sizes = await overflow(page)
+    assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+    shot = screenshot_path(f"web-page-visitor-{width}.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+
+    await page.reload()  # this browser remembers the export: its URL is the only key to it
+    await expect(row.locator(".status")).to_have_text("ready")
+    await row.get_by_role("button", name="Delete a visitor's events").click()
+    await expect(page.locator("#notice")).to_contain_text("deleted")
+    await page.reload()
+    await expect(page.locator("#exports-empty")).to_have_text("No export yet from this browser.")
+    assert await page.evaluate("localStorage.getItem('exportd_visitor_exports')") == "[]"
     await page.context.close()
     assert not script_errors
 

@@ -15,6 +15,8 @@ const STATUS_WAIT = 20; // seconds a GET …?wait= may hold for a change of stat
 const PROGRESS_EVERY = 500; // ms between progress reads while an export is processing
 const LISTS_EVERY = 15000; // ms between refreshes of the export lists
 const EXPORTS_PER_PAGE = 20;
+const VISITOR_KEY = 'exportd_visitor_exports'; // localStorage: the ids of a visitor's exports, newest first
+const VISITOR_KEEPS = 20;
 const CHOICE_LABELS = { '\t': 'tab', ' ': 'space' };
 
 const state = { user: null, formats: [], datasets: [], dataset: null, exports: new Map(), followed: new Set() };
@@ -180,13 +182,15 @@ function showUser(user) {
   $('whoami').hidden = !user;
   $('user-name').textContent = user ? user.name : '';
   $('user-role').hidden = !(user && user.admin);
-  $('exports-section').hidden = !user;
   $('approvals-section').hidden = !(user && user.admin);
-  $('exports-title').textContent = user && user.admin ? 'Exports (all users)' : 'My exports';
+  $('exports-title').textContent = user && user.admin ? 'Exports (all users)' : user ? 'My exports' : 'Your exports (this browser)';
   $('exports').classList.toggle('with-owner', Boolean(user && user.admin));
-  exportsView.page = 1;
+  Object.assign(exportsView, { page: 1, status: '', dataset: '' });
+  $('exports-status').value = '';
+  $('exports-dataset').value = '';
+  $('exports-filters').hidden = !user; // a visitor's exports are no list the API keeps: no paging, no filter
+  $('exports-pager').hidden = !user;
   $('export-signin').hidden = Boolean(user);
-  $('export-submit').disabled = !user;
   state.exports.clear();
   $('exports').tBodies[0].replaceChildren();
   $('approvals').replaceChildren();
@@ -367,9 +371,12 @@ async function createExport(event) {
     notify(`Export “${created.name}” created.${waits}`, 'info');
     show(created, true);
     follow(created);
-    if (state.user.admin) refreshApprovals();
+    if (!state.user) rememberVisitorExport(exportId(created));
+    if (state.user && state.user.admin) refreshApprovals();
   } catch (error) {
-    notify(`The export was refused: ${error.message}`);
+    notify(error.status === 401 && !state.user
+      ? 'Sign in with your API token to export: this service takes no export from visitors without one.'
+      : `The export was refused: ${error.message}`);
   } finally {
     button.disabled = false;
   }
@@ -378,7 +385,7 @@ async function createExport(event) {
 // --- my exports ----------------------------------------------------------------------------
 
 async function refreshExports() {
-  if (!state.user) return;
+  if (!state.user) return refreshVisitorExports();
   const params = new URLSearchParams({ page: String(exportsView.page), per_page: String(EXPORTS_PER_PAGE) });
   if (exportsView.status) params.set('status', exportsView.status);
   if (exportsView.dataset) params.set('dataset', exportsView.dataset);
@@ -510,7 +517,7 @@ async function follow(exp) {
   state.followed.add(id);
   let status = exp.status;
   try {
-    while (MOVING.includes(status) && state.user && state.exports.has(id)) {
+    while (MOVING.includes(status) && state.exports.has(id)) { // signing in or out empties state.exports
       const processing = status === 'processing';
       if (processing) await sleep(PROGRESS_EVERY);
       const current = await api(`${EXPORTS}/${encodeURIComponent(id)}${processing ? '' : `?wait=${STATUS_WAIT}`}`);
@@ -533,6 +540,7 @@ async function deleteExport(id, name) {
     return;
   }
   state.exports.delete(id);
+  if (!state.user) forgetVisitorExport(id);
   const row = $('exports').querySelector(`tr[data-export-id="${CSS.escape(id)}"]`);
   if (row) row.remove();
   $('exports-empty').hidden = state.exports.size > 0;
@@ -543,6 +551,44 @@ function tick() {
   for (const time of document.querySelectorAll('time[data-expires]')) {
     time.textContent = countdown(time.dataset.expires);
   }
+}
+
+// --- a visitor's exports: without an account, the export's URL is the only key to it -------
+// The API keeps no list of them, so this browser does (localStorage), and reads each one back.
+
+function visitorExports() {
+  try {
+    const ids = JSON.parse(localStorage.getItem(VISITOR_KEY) || '[]');
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function keepVisitorExports(ids) {
+  localStorage.setItem(VISITOR_KEY, JSON.stringify(ids.slice(0, VISITOR_KEEPS)));
+}
+
+const rememberVisitorExport = (id) => keepVisitorExports([id, ...visitorExports().filter((kept) => kept !== id)]);
+const forgetVisitorExport = (id) => keepVisitorExports(visitorExports().filter((kept) => kept !== id));
+
+async function refreshVisitorExports() {
+  const ids = visitorExports();
+  const answers = await Promise.all(ids.map((id) => api(`${EXPORTS}/${encodeURIComponent(id)}`).catch((error) => error)));
+  if (state.user) return; // signed in meanwhile
+  const list = [];
+  answers.forEach((answer, i) => {
+    if (answer instanceof ApiError) {
+      if (answer.status === 404) forgetVisitorExport(ids[i]); // deleted, expired and swept, or never ours
+    } else if (answer instanceof Error) {
+      notify(`Your exports could not be read: ${answer.message}`);
+    } else list.push(answer);
+  });
+  state.exports = new Map(list.map((exp) => [exportId(exp), exp]));
+  $('exports').tBodies[0].replaceChildren(...list.map(exportRow));
+  $('exports-empty').textContent = 'No export yet from this browser.';
+  $('exports-empty').hidden = list.length > 0;
+  list.forEach(follow);
 }
 
 // --- the approval queue (administrators) ---------------------------------------------------
