@@ -1,7 +1,10 @@
 """The web page at `/`, in Debian's headless chromium driven by Playwright (no browser
 download), against the real app on a real port and a real worker: a user signs in, opens the
 demo dataset, exports a filtered CSV, watches it become ready and downloads it; an
-administrator approves an export that waited for approval. A screenshot goes to tests/out/.
+administrator approves an export that waited for approval; a visitor does the same without
+signing in; the exports table pages and filters; the map and the chart follow the filter; and
+the page fits windows from 360 to 1920 px. Every browser test fails on a console error or a
+thrown script error; screenshots go to tests/out/ (gitignored), their paths printed.
 
 Beside it, over plain HTTP: the page's assets and caching, GET /api/v1/me, the token in a
 cookie with its cross-site (CSRF) guard, and the ?status= filter the approval queue reads."""
@@ -270,8 +273,10 @@ async def test_exports_show_what_they_hold_page_by_page_and_filter(browser, base
     await admin.get_by_label("Dataset", exact=True).select_option("other-events")
     await expect(admin.locator("#exports-empty")).to_have_text("No export matches these filters.")
     await expect(rows).to_have_count(0)
-    sizes = await overflow(admin)
-    assert sizes["scroll"] <= sizes["viewport"], sizes
+    for width in (1280, 360):  # thirteen columns scroll inside their box, at a phone's width too
+        await admin.set_viewport_size({"width": width, "height": 1000})
+        sizes = await overflow(admin)
+        assert sizes["scroll"] <= sizes["viewport"] == width, sizes
 
     user = await open_page(browser, base_url, hana, script_errors, width=1280)
     await expect(user.locator("#exports-page")).to_have_text("Page 1 of 2")
@@ -290,11 +295,12 @@ async def bars(page: Page) -> dict[str, int]:
         "bars => bars.map(b => [b.dataset.label, Number(b.dataset.count)])"))
 
 
-async def test_a_map_and_a_chart_follow_the_filter(browser, base_url, demo_dataset, user_token, script_errors):
+@pytest.mark.parametrize("width", [360, 1280])
+async def test_a_map_and_a_chart_follow_the_filter(browser, base_url, demo_dataset, user_token, script_errors, width):
     events = demo.table()
     located = pc.invert(pc.is_null(events["geo_point_2d"]))
     lyon = events.filter(pc.equal(events["city"], "Lyon"))
-    page = await open_page(browser, base_url, await user_token("jade"), script_errors, width=1280)
+    page = await open_page(browser, base_url, await user_token("jade"), script_errors, width=width)
     await open_demo_dataset(page)
 
     # the map: the first 500 records, those with a location drawn at it
@@ -329,8 +335,12 @@ async def test_a_map_and_a_chart_follow_the_filter(browser, base_url, demo_datas
     await expect(page.locator("#chart .bar")).to_have_count(20)
     assert sum((await bars(page)).values()) == 300
     await expect(circles).to_have_count(pc.sum(located[:300]).as_py())
+    sizes = await overflow(page)
+    assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+    svg_right = await page.locator("#map svg, #chart svg").evaluate_all("svgs => svgs.map(s => s.getBoundingClientRect().right)")
+    assert len(svg_right) == 2 and max(svg_right) <= width, svg_right  # drawn to the width of their box
 
-    shot = screenshot_path("web-page-pictures.png")
+    shot = screenshot_path(f"web-page-pictures-{width}.png")
     await page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
     await page.context.close()
