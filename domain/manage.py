@@ -163,10 +163,12 @@ def _large_demo_tour(settings: Settings, base: str) -> str:
   .venv/bin/exportd export {demo_air.DATASET_ID} --format csv --where "pollutant = 'NO2'" -o again.csv # ready at once: the same file, shared
   curl -s "{base}/api/v1/exports/EXPORT_ID?wait=20" -H 'OSDI-API-Token: …'   # answers when the status changes
 
-Exports of more than {settings.approval_rows:,} records (the whole of {demo_air.DATASET_ID}) wait for an administrator's
-approval ({PREFIX}APPROVAL_ROWS): approve them on the page's approval queue, or over HTTP:
+A user's export (or a visitor's, without a token) of more than {settings.approval_rows:,} records, such as the whole
+of {demo_air.DATASET_ID}, waits for an administrator's approval ({PREFIX}APPROVAL_ROWS; administrators' own exports
+do not wait). Try it as a user, then approve it on the page's approval queue, signed in as the administrator:
 
-  curl -s -X POST {base}/api/v1/exports/EXPORT_ID/approve -H 'OSDI-API-Token: {settings.admin_token}' -H 'Content-Type: application/json' -d '{{}}'
+  .venv/bin/exportd users add alice      # prints alice's token
+  EXPORTD_TOKEN=ALICES_TOKEN .venv/bin/exportd export {demo_air.DATASET_ID} --format csv -o air.csv   # waits, then runs
 """
 
 

@@ -509,15 +509,21 @@ function otherQuery(exp) {
     .map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(', ') : cell(value)}`).join('; ');
 }
 
-// Follow an export that moves on its own: a long poll (?wait=) for its next status while it
-// waits in the queue, a read every PROGRESS_EVERY ms while it is processing.
+// Whether the page follows an export in this status live. One waiting for approval is followed
+// too, except by an administrator (who decides, and whose list holds everyone's), so that its
+// owner sees it start the moment it is approved.
+const followed = (status) => MOVING.includes(status)
+  || (status === 'pending_approval' && !(state.user && state.user.admin));
+
+// Follow an export that moves: a long poll (?wait=) for its next status while it waits, a read
+// every PROGRESS_EVERY ms while it is processing.
 async function follow(exp) {
   const id = exportId(exp);
-  if (!MOVING.includes(exp.status) || state.followed.has(id) || state.followed.size >= MAX_FOLLOWED) return;
+  if (!followed(exp.status) || state.followed.has(id) || state.followed.size >= MAX_FOLLOWED) return;
   state.followed.add(id);
   let status = exp.status;
   try {
-    while (MOVING.includes(status) && state.exports.has(id)) { // signing in or out empties state.exports
+    while (followed(status) && state.exports.has(id)) { // signing in or out empties state.exports
       const processing = status === 'processing';
       if (processing) await sleep(PROGRESS_EVERY);
       const current = await api(`${EXPORTS}/${encodeURIComponent(id)}${processing ? '' : `?wait=${STATUS_WAIT}`}`);
