@@ -37,6 +37,7 @@ bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,--repeat 3) $(BENCH_ARGS)
 	$(BIN)/python -m bench.service $(if $(QUICK),--exports 20 --big-rows 0 --drained 60) $(SERVICE_ARGS)
 	$(BIN)/python -m bench.isolation $(if $(QUICK),--requests 100 --rows 200000)
+	$(BIN)/python -m bench.web $(if $(QUICK),--posts 300 --gets 1500)
 
 $(BENCH_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'

@@ -12,7 +12,10 @@ from domain.settings import Settings
 def main() -> None:
     logs.setup()
     settings = Settings.from_env()
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log_class=AccessLogger)
+    # several web processes share the port only when asked: a stale one from another run must
+    # not go on silently taking its share of the requests
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log_class=AccessLogger,
+                reuse_port=settings.web_processes > 1)
 
 
 if __name__ == "__main__":

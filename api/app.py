@@ -49,7 +49,7 @@ async def _state(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = queue.connect(settings.redis_url)
     app[STATE] = state
-    app[EXPORTS] = ExportRepo(state)
+    app[EXPORTS] = ExportRepo(state, queue_name=settings.queue_name)
     app[DATASETS] = DatasetRepo(state)
     app[USERS] = UserRepo(state, settings.admin_token)
     app[WAITERS] = waiters = StatusWaiters(state)

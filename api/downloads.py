@@ -31,4 +31,4 @@ async def download(request: web.Request) -> web.StreamResponse:
     fmt = REGISTRY.get(export.export_type)
     # the options as the writer read them: a raw "false" is no reason to say gzip
     media_type = fmt.content_type(fmt.parse_options(export.options))
-    return await stored_file(request, file_key(export), file_name, media_type, export.expires_at)
+    return await stored_file(request, file_key(export), file_name, media_type, export.expires_at, sha256=export.sha256)

@@ -8,6 +8,7 @@ import contextlib
 import math
 import time
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
@@ -22,8 +23,9 @@ from api.isolation.pool import HEAVY, LIGHT
 from api.keys import DATASETS, EXPORTS, POOL, QUEUE, SETTINGS, STATE, STORAGE, WAITERS
 from api.waiting import RECHECK
 from domain import exports as ex
-from domain import ratelimit
-from domain.datasets import DATASET_ID
+from domain import delta, estimates, ratelimit, webhooks
+from domain.datasets import DATASET_ID, Dataset
+from domain.managed_datasets import ManagedDatasets
 from domain.errors import Conflict, Invalid, NotFound
 from domain.exports import Export, expiry_from
 from domain.queue import enqueue_export
@@ -44,6 +46,13 @@ DELETED = {"notice": "This export was successfully deleted."}
 def resource_of(request: web.Request, export: Export) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     return hal.export_resource(export, hal.origin(request), settings.origin_system, settings.secret_key)
+
+
+async def resources_of(request: web.Request, exports: list[Export]) -> list[dict[str, Any]]:
+    """The exports' resources, a queued one's with its queue_position and estimated_ready_date
+    as the queue stands now."""
+    view = await estimates.queue_view(request.app[STATE], exports, request.app[SETTINGS].worker_jobs)
+    return [{**resource_of(request, e), **view.get(e.id, {})} for e in exports]
 
 
 def _dataset_and_query(href: str) -> tuple[str, RecordQuery]:
@@ -68,12 +77,21 @@ def _resource_href(body: dict[str, Any]) -> str:
     return href
 
 
-async def create(request: web.Request) -> web.Response:
-    user = await visitor(request)
-    body = await json_object(request)
-    settings = request.app[SETTINGS]
-    if not user.admin:
-        await ratelimit.check(request.app[STATE], user.name, settings.rate_limit)
+@dataclass
+class Planned:
+    """A POST body checked as a new export's is: what it would export, and how many records."""
+    dataset: Any
+    fmt: Any
+    href: str
+    query: RecordQuery
+    options: dict[str, Any]
+    parsed: dict[str, Any]
+    records: int | None  # None for a delta export: known once the worker computed it
+    since: str = ""  # a delta export's earlier version or snapshot
+    base: str = ""  # its storage key
+
+
+async def _planned(request: web.Request, body: dict[str, Any], user: User) -> Planned:
     export_type = string_field(body, "export_type")
     fmt = REGISTRY.get(export_type)
     href = _resource_href(body)
@@ -93,11 +111,54 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
+    since = string_field(body, "changes_since", required=False, max_length=delta.MAX_SINCE)
+    base = ""
+    if since:  # a delta export: the changes since that version, checked on the delta's fields
+        base = await _base_version(request, dataset, since)
+        dataset = delta.versioned(dataset, since)
     # refuse now, with a 400, what the worker would fail on; count what the export will hold
     kind = HEAVY if query.heavy else LIGHT
     checked, _ = await request.app[POOL].call(kind, "check_export", {
-        "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options})
-    records, parsed = checked["records"], checked["options"]
+        "dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options,
+        "delta": bool(since)})
+    return Planned(dataset, fmt, href, query, options, checked["options"], checked["records"], since, base)
+
+
+async def _base_version(request: web.Request, dataset: Dataset, since: str) -> str:
+    """The storage key of the version or snapshot a delta export's changes are since."""
+    delta.key_fields(dataset)
+    managed = ManagedDatasets(request.app[STATE])
+    snapshots, changes = await asyncio.gather(managed.versions(dataset.dataset_uid), managed.changes(dataset.dataset_uid))
+    return delta.base_key(dataset, since, snapshots, changes)
+
+
+async def estimate(request: web.Request) -> web.Response:
+    """What POST /api/v1/exports would make of this body, without making it: its records, and
+    its size and duration from the format's measured cost (domain/estimates.py)."""
+    user = await visitor(request)
+    body = await json_object(request)
+    plan = await _planned(request, body, user)
+    if body.get("notify_url") not in (None, ""):
+        webhooks.check_url(body["notify_url"])
+    # a delta's count is known once computed: at most the dataset's records, as its approval assumes
+    records = plan.dataset.records_count if plan.records is None else plan.records
+    answer = estimates.estimate(await estimates.costs(request.app[STATE]), plan.fmt.name, records)
+    return web.json_response({"export_type": plan.fmt.name, **answer}, headers={"Cache-Control": "private, no-store"})
+
+
+async def create(request: web.Request) -> web.Response:
+    user = await visitor(request)
+    body = await json_object(request)
+    settings = request.app[SETTINGS]
+    if not user.admin:
+        await ratelimit.check(request.app[STATE], user.name, settings.rate_limit)
+    plan = await _planned(request, body, user)
+    dataset, fmt, href, query, options, parsed, records = (plan.dataset, plan.fmt, plan.href, plan.query, plan.options,
+                                                           plan.parsed, plan.records)
+    if user.anonymous and body.get("notify_url") not in (None, ""):
+        raise Invalid("the field 'notify_url' needs an account: its webhooks are signed with the key GET /api/v1/me "
+                      "gives the token's user", field="notify_url")
+    notify_url = await _notify_url(body, settings)
 
     export = Export.new(
         owner=user.name,
@@ -108,9 +169,14 @@ async def create(request: web.Request) -> web.Response:
         options=options,
         query=query.as_dict(),
         records_total=records,
+        notify_url=notify_url,
+        origin=hal.origin(request),
+        changes_since=plan.since,
+        base_key=plan.base,
     )
     exports = request.app[EXPORTS]
-    needs_approval = settings.approval_rows is not None and records > settings.approval_rows and not user.admin
+    at_most = dataset.records_count if records is None else records  # a delta: its count is not known yet
+    needs_approval = settings.approval_rows is not None and at_most > settings.approval_rows and not user.admin
     if needs_approval:
         await exports.create(export)
         await exports.transition(export.id, ex.PENDING_APPROVAL, expect=(ex.INITIALIZING,),
@@ -122,7 +188,21 @@ async def create(request: web.Request) -> web.Response:
         await _queue(request, export, expect=(ex.INITIALIZING,))
     created = await exports.get(export.id)  # counted created (and ready, if it shared a file) by exports.create
     location = hal.export_href(hal.origin(request), export.id)
-    return hal.hal_response(resource_of(request, created), status=201, headers={"Location": location})
+    (resource,) = await resources_of(request, [created])
+    return hal.hal_response(resource, status=201, headers={"Location": location})
+
+
+async def _notify_url(body: dict[str, Any], settings) -> str:
+    """The body's notify_url, checked now as the worker checks it before each attempt."""
+    if body.get("notify_url") in (None, ""):
+        return ""
+    url = webhooks.check_url(body["notify_url"])
+    try:
+        await webhooks.resolve(url, bool(settings.webhook_allow_private))
+    except webhooks.Unreachable as exc:
+        raise Invalid(f"the field 'notify_url' cannot be used: {exc}", field="notify_url",
+                      error_code="refused_notify_url" if exc.refused else None) from None
+    return url
 
 
 async def _ready_at_once(request: web.Request, export: Export, share: str) -> bool:
@@ -135,6 +215,7 @@ async def _ready_at_once(request: web.Request, export: Export, share: str) -> bo
     export.file_key, export.file_name = found["file_key"], found["file_name"]
     export.size, export.records_done = int(found["size"]), int(found["records"])
     export.records_skipped, export.warnings = int(found["skipped"]), orjson.loads(found["warnings"])
+    export.sha256 = found.get("sha256", "")  # a file shared before exports carried digests has none
     export.processed_date, export.expires_at = moment, expiry_from(moment, request.app[SETTINGS].export_ttl)
     return True
 
@@ -178,7 +259,7 @@ async def collection(request: web.Request) -> web.Response:
         "page": page,
         "total_records": total,
         "_links": links,
-        "_embedded": {"osdi:exports": [resource_of(request, e) for e in exports]},
+        "_embedded": {"osdi:exports": await resources_of(request, exports)},
     }
     return hal.hal_response(body)
 
@@ -202,7 +283,8 @@ async def read(request: web.Request) -> web.Response:
     if wait and export.status in ex.LIVE:
         export = await _changed(request, export, time.monotonic() + wait)
     headers = {"Retry-After": "1"} if export.status in ex.LIVE else None
-    return hal.hal_response(resource_of(request, export), headers=headers)
+    (resource,) = await resources_of(request, [export])
+    return hal.hal_response(resource, headers=headers)
 
 
 async def _changed(request: web.Request, export: Export, deadline: float) -> Export:

@@ -15,6 +15,7 @@ happen before; a file that is gone answers 410."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -41,22 +42,34 @@ def disposition(file_name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
 
 
+def digest_validators(stat: Stat, sha256: str) -> tuple[Stat, dict[str, str]]:
+    """With the file's SHA-256 known, its strong ETag is that digest (the same on every host
+    and backend, as the bytes are) and Repr-Digest (RFC 9530) carries it too; Repr-Digest
+    describes the whole file, so a 206 carries it as well."""
+    if not sha256:
+        return stat, {}
+    header = base64.b64encode(bytes.fromhex(sha256)).decode()
+    return Stat(stat.size, sha256, stat.modified), {"Repr-Digest": f"sha-256=:{header}:"}
+
+
 async def stored_file(request: web.Request, key: str, file_name: str, media_type: str,
-                      expires: datetime | None = None) -> web.StreamResponse:
+                      expires: datetime | None = None, sha256: str = "") -> web.StreamResponse:
     """The file stored under `key`, downloaded as `file_name`; a redirect to the bucket may
-    not outlive `expires`."""
+    not outlive `expires`. `sha256`, when known, gives the ETag and Repr-Digest."""
     storage = request.app[STORAGE]
     try:
         stat = await asyncio.to_thread(storage.stat, key)
     except FileNotFoundError:
         raise Gone("this file is no longer available") from None
+    stat, digests = digest_validators(stat, sha256)
     cache = {"Cache-Control": "private, max-age=0"}
     if not isinstance(storage, LocalStorage) and request.app[SETTINGS].s3_downloads == "redirect":
         lifetime = min(PRESIGNED_MAX, (expires - now()) if expires else PRESIGNED_FILE)
         seconds = max(1, int(lifetime.total_seconds()))
         url = await asyncio.to_thread(storage.presigned_url, key, seconds, disposition(file_name), media_type)
         return web.Response(status=302, headers={"Location": url, **cache})
-    validators = {"ETag": f'"{stat.etag}"', "Last-Modified": format_datetime(stat.modified, usegmt=True), **cache}
+    validators = {"ETag": f'"{stat.etag}"', "Last-Modified": format_datetime(stat.modified, usegmt=True),
+                  **digests, **cache}
     status = refused(request, stat.etag, stat.modified)
     if status == 304:
         return web.Response(status=304, headers=validators)

@@ -49,6 +49,8 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
     }
     if export.priority:
         body["priority"] = export.priority
+    if export.changes_since:
+        body["changes_since"] = export.changes_since
     if export.approved_date:
         body["approved_date"] = iso(export.approved_date)
     if export.processed_date:
@@ -67,12 +69,17 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         body["file_name"] = export.file_name
         body["file_size"] = export.size
         body["records_count"] = export.records_done
+        if export.sha256:
+            body["sha256"] = export.sha256
         if export.records_skipped:
             body["records_skipped"] = export.records_skipped
     if export.status == ex.EXPIRED and export.expires_at:
         body["expires_date"] = iso(export.expires_at)
     if export.warnings:
         body["warnings"] = export.warnings
+    if export.notify_url:
+        body["notify_url"] = export.notify_url
+        body["notifications"] = export.notifications
     body["_links"] = {
         "self": {"href": export_href(base, export.id)},
         "osdi:resource": {"href": export.resource_href},

@@ -7,7 +7,8 @@ import orjson
 from aiohttp import web
 
 from api.throttle import EXPLORE_PREFIXES
-from domain.exports import STATUSES
+from domain.exports import NOTIFIED, STATUSES
+from domain.webhooks import MAX_URL
 from domain.query import MAX_LIMIT
 from formats import REGISTRY
 
@@ -36,8 +37,19 @@ def _schemas() -> dict[str, Any]:
                     "group_by": {"type": "string"}, "order_by": {"type": "string"},
                     "limit": {"type": "integer", "minimum": -1, "maximum": MAX_LIMIT},
                 }, "description": "ODSQL; at most 1,000 terms and 10,000 IN-list values over all clauses."},
+                "changes_since": {"type": "string", "maxLength": 100, "description": (
+                    "A delta export (exportd's own): only the records added, changed or removed since this version "
+                    "(…/versions) or snapshot (…/snapshots) of the dataset, matched on its key_fields, each with a "
+                    "_change field (added, changed, removed; a removed record holds only its key).")},
                 "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
                     **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
+                "notify_url": {"type": "string", "format": "uri", "maxLength": MAX_URL, "description": (
+                    "http(s) URL told of each terminal change (ready, failed, rejected, expired) by a POST of "
+                    "{\"event\": \"export.<status>\", \"export\": <the export>}, signed with X-Exportd-Signature: "
+                    "sha256=<hex HMAC-SHA256 of the body under GET /api/v1/me's webhook_secret>; a 2xx answer is a "
+                    "delivery, anything else is tried again with growing delays for 24 h; redirects are not followed. "
+                    "A host resolving to a private or loopback address is refused (400 refused_notify_url) unless "
+                    "the service allows them; a link-local one (cloud metadata) always.")},
             },
         },
         "Export": {
@@ -45,7 +57,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "identifiers": {"type": "array", "items": {"type": "string"}},
                 "origin_system": {"type": "string"},
-                "owner": {"type": "string", "description": "The user who asked for it (exportd's own field)."},
+                "owner": {"type": "string", "description": "The user who asked for it (exportd's own field); "
+                          "anonymous:<hash> for a visitor without a token, system:prepared for an export prepared at publish."},
+                "dataset_id": {"type": "string", "description": "The dataset exported (exportd's own field)."},
+                "priority": {"type": "integer", "description": "Set by an administrator; absent when 0."},
+                "changes_since": {"type": "string", "description": "A delta export's earlier version or snapshot."},
                 "created_date": {"type": "string", "format": "date-time"},
                 "modified_date": {"type": "string", "format": "date-time"},
                 "action_date": {"type": "string", "format": "date-time"},
@@ -60,8 +76,23 @@ def _schemas() -> dict[str, Any]:
                 "file_name": {"type": "string"},
                 "file_size": {"type": "integer"},
                 "records_count": {"type": "integer"},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                           "description": "Ready: the hex SHA-256 of the file; its download's strong ETag and Repr-Digest."},
                 "progress": {"type": "object", "properties": {"records_done": {"type": "integer"}, "records_total": {"type": "integer"}}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
+                "queue_position": {"type": "integer", "minimum": 1, "description": "Queued: 1 is next; as the queue stands now."},
+                "estimated_ready_date": {"type": ["string", "null"], "format": "date-time", "description": (
+                    "Queued: when it should be ready, the exports ahead laid on the live workers' slots by the formats' "
+                    "measured cost; null with no live worker or no measure yet.")},
+                "notify_url": {"type": "string", "format": "uri"},
+                "notifications": {"type": "array", "description": "Each webhook attempt, oldest first.", "items": {
+                    "type": "object", "properties": {
+                        "event": {"type": "string", "enum": [f"export.{s}" for s in NOTIFIED]},
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "date": {"type": "string", "format": "date-time"},
+                        "status_code": {"type": "integer", "description": "The receiver's answer."},
+                        "error": {"type": "string", "description": "Why there was no answer (or the address was refused)."},
+                        "next_attempt_in": {"type": "number", "description": "Seconds until the next attempt."}}}},
                 "_links": {"type": "object", "properties": {"self": link, "osdi:resource": link}},
             },
         },
@@ -74,6 +105,20 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Decision": {"type": "object", "properties": {"detail": {"type": "string"}}},
+        "Estimate": {
+            "type": "object", "required": ["records_total", "estimated_bytes", "estimated_seconds"],
+            "properties": {
+                "export_type": {"type": "string"},
+                "records_total": {"type": "integer", "description": "Counted on the dataset's version with the query."},
+                "estimated_bytes": {"type": ["integer", "null"], "description": "records × the format's measured bytes "
+                                    "per record; null before any export was written."},
+                "estimated_seconds": {"type": ["number", "null"], "description": "records × the format's measured "
+                                      "seconds per record (writing alone, not the wait in the queue)."},
+                "measured_exports": {"type": "integer", "description": "How many written exports the figures come from."},
+                "measured_format": {"type": "boolean", "description": "False: this format was never written yet, "
+                                    "the figures are those of all formats together."},
+            },
+        },
     }
 
 

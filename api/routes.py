@@ -24,6 +24,8 @@ OR_ANONYMOUS = [*TOKEN, {}]  # without a token too, while EXPORTD_ANONYMOUS_EXPO
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 HAL_EXPORT = {"application/hal+json": {"schema": {"$ref": "#/components/schemas/Export"}}}
 USER = {"type": "object", "properties": {"name": {"type": "string"}, "admin": {"type": "boolean"}}}
+ME = {**USER, "properties": {**USER["properties"], "webhook_secret": {
+    "type": "string", "description": "Signs the webhooks of the caller's exports (HMAC-SHA256 key)."}}}
 
 _HEADER = {"schema": {"type": "string"}}
 DOWNLOAD_PARAMETERS = [
@@ -41,9 +43,12 @@ DOWNLOAD_PARAMETERS = [
         ("If-Match", "412 unless one of these ETags is the file's (strong comparison)."))),
 ]
 DOWNLOAD_RESPONSES = {
-    "200": {"description": "The file.", "headers": {"ETag": _HEADER, "Last-Modified": _HEADER, "Accept-Ranges": _HEADER}},
-    "206": {"description": "Part of the file: one range, with Content-Range; several, as multipart/byteranges.",
-            "headers": {"Content-Range": _HEADER, "ETag": _HEADER, "Last-Modified": _HEADER}},
+    "200": {"description": "The file. An export's ETag is its sha256 (quoted) and Repr-Digest (RFC 9530) "
+                           "`sha-256=:BASE64:` carries the same digest.",
+            "headers": {"ETag": _HEADER, "Last-Modified": _HEADER, "Accept-Ranges": _HEADER, "Repr-Digest": _HEADER}},
+    "206": {"description": "Part of the file: one range, with Content-Range; several, as multipart/byteranges. "
+                           "Repr-Digest is the whole file's.",
+            "headers": {"Content-Range": _HEADER, "ETag": _HEADER, "Last-Modified": _HEADER, "Repr-Digest": _HEADER}},
     "302": {"description": "With a bucket and EXPORTD_S3_DOWNLOADS=redirect: to a presigned URL of the file."},
     "304": {"description": "Not modified (If-None-Match)."},
     "403": ERR, "404": ERR, "410": ERR, "412": ERR,
@@ -72,6 +77,14 @@ ROUTES: list[Route] = [
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
         "responses": {"201": {"description": "Created; Location names the export.", "content": HAL_EXPORT},
                       "400": ERR, "401": ERR, "429": ERR, "503": ERR},
+    }),
+    Route("POST", "/api/v1/exports/estimate", exports.estimate, "exports-estimate", {
+        "summary": "What POST /api/v1/exports would make of the same body, without making anything: the records "
+                   "it would hold, and its size and duration from the format's measured cost per record.",
+        "tags": ["OSDI exports"], "security": OR_ANONYMOUS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
+        "responses": {"200": {"description": "The estimate.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Estimate"}}}},
+                      "400": ERR, "401": ERR, "503": ERR},
     }),
     Route("GET", "/api/v1/exports", exports.collection, "exports-list", {
         "summary": "The caller's exports (an administrator's: everyone's), newest first, HAL+JSON.",
@@ -189,9 +202,16 @@ ROUTES: list[Route] = [
         "responses": {"200": {"description": "OpenAPI 3.1 document."}},
     }),
     Route("GET", "/api/v1/me", me.me, "me", {
-        "summary": "Who the token belongs to: name and whether an administrator.",
+        "summary": "Who the token belongs to: name, whether an administrator, and the secret that signs the "
+                   "webhooks of their exports (X-Exportd-Signature: sha256=<hex HMAC-SHA256 of the body>).",
         "tags": ["OSDI exports"], "security": TOKEN,
-        "responses": {"200": {"description": "The caller.", "content": {"application/json": {"schema": USER}}}, "401": ERR},
+        "responses": {"200": {"description": "The caller.", "content": {"application/json": {"schema": ME}}}, "401": ERR},
+    }),
+    Route("POST", "/api/v1/me/webhook_secret", me.rotate_webhook_secret, "me-webhook-secret", {
+        "summary": "A new webhook secret for the caller; the old one signs nothing from now on.",
+        "tags": ["OSDI exports"], "security": TOKEN,
+        "responses": {"200": {"description": "The caller, with the new secret.",
+                              "content": {"application/json": {"schema": ME}}}, "401": ERR},
     }),
     Route("GET", "/", page.index, "web-page", {
         "summary": "The web page: catalog, export menu, my exports, the approval queue; it uses this API and nothing else.",

@@ -16,7 +16,9 @@ from redis.asyncio import Redis
 # the state is. "count": [hash, outcome, field] adds 1 to the hash's counter
 # `outcome|<the field's value>` with the change (an export's outcome by its format). "lapsed"
 # also asks that member's score in key be below `before`. Returns 1 when applied (with "returning": the hash as it now is, as
-# HGETALL gives it), 0 when a condition failed, -1 when the hash does not exist (unless
+# HGETALL gives it), "enqueue": {if, key, result, payload, px, queue, score, id} queues an
+# arq job with the change, when the hash's field `if` is not empty and no job of that id is
+# queued or done (what arq's enqueue_job checks); 0 when a condition failed, -1 when the hash does not exist (unless
 # may_create).
 SCRIPT = """
 local args = cjson.decode(ARGV[1])
@@ -46,6 +48,11 @@ if args['count'] then
   local c = args['count']
   redis.call('HINCRBY', c[1], c[2] .. '|' .. (redis.call('HGET', KEYS[1], c[3]) or ''), 1)
 end
+local job = args['enqueue']
+if job and (redis.call('HGET', KEYS[1], job['if']) or '') ~= '' and redis.call('EXISTS', job['key'], job['result']) == 0 then
+  redis.call('SET', job['key'], job['payload'], 'PX', job['px'])
+  redis.call('ZADD', job['queue'], job['score'], job['id'])
+end
 if args['publish'] then redis.call('PUBLISH', args['publish'][1], args['publish'][2]) end
 if args['returning'] then return redis.call('HGETALL', KEYS[1]) end
 return 1
@@ -62,7 +69,8 @@ class CompareAndSet:
                        zadd: Iterable[list[Any]] = (), zrem: Iterable[list[Any]] = (),
                        lapsed: list[Any] | None = None, may_create: bool = False,
                        publish: list[str] | None = None, also: Iterable[list[Any]] = (),
-                       count: list[str] | None = None, returning: bool = False) -> int | list[Any]:
+                       count: list[str] | None = None, returning: bool = False,
+                       enqueue: dict[str, Any] | None = None) -> int | list[Any]:
         payload: dict[str, Any] = {"when": when, "set": values, "zadd": list(zadd), "zrem": list(zrem),
                                    "may_create": may_create}
         if also:
@@ -75,4 +83,6 @@ class CompareAndSet:
             payload["publish"] = publish
         if returning:
             payload["returning"] = True
+        if enqueue:
+            payload["enqueue"] = enqueue
         return await self._script(keys=[key], args=[orjson.dumps(payload)])

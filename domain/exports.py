@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import orjson
 from redis.asyncio import Redis
 
-from domain import keys, metrics
+from domain import keys, metrics, webhooks
 from domain.cas import APPLIED, MISSING, CompareAndSet
 from domain.errors import Conflict, NotFound
 from domain.timeutil import iso, now, parse_iso
@@ -33,6 +33,8 @@ EXPIRED = "expired"
 FAILED = "failed"
 STATUSES = (INITIALIZING, PENDING_APPROVAL, REJECTED, QUEUED, PROCESSING, READY, EXPIRED, FAILED)
 LIVE = (INITIALIZING, PENDING_APPROVAL, QUEUED, PROCESSING)  # may still become ready
+NOTIFIED = (READY, FAILED, REJECTED, EXPIRED)  # the changes an export's notify_url is told of
+NOTIFICATION = "notification:"  # hash fields notification:<status>:<attempt>: JSON, one webhook attempt each
 
 # from-state → the states it may move to
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -82,7 +84,13 @@ class Export:
     attempt: int = 0
     lapses: int = 0  # attempts whose worker died (lease lapsed)
     priority: int = 0  # set by an administrator: a queued export of higher priority is taken first
+    changes_since: str = ""  # a delta export: the version or snapshot its changes are since (domain/delta.py)
+    base_key: str = ""  # that version's storage key
     file_key: str = ""  # storage key of the file a ready export serves (perhaps another export's: shared)
+    sha256: str = ""  # hex SHA-256 of that file, taken as it was written
+    notify_url: str = ""  # told of each terminal change (domain/webhooks.py)
+    origin: str = ""  # scheme://host the export was asked for at: the links of the resource a webhook sends
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # webhook attempts, oldest first; not a field of its own
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
@@ -96,14 +104,17 @@ class Export:
     def to_hash(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for f in dc_fields(self):
-            out[f.name] = encode(f.name, getattr(self, f.name))
+            if f.name != "notifications":
+                out[f.name] = encode(f.name, getattr(self, f.name))
         return out
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> "Export":
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"notifications": sorted(
+            (orjson.loads(text) for name, text in raw.items() if name.startswith(NOTIFICATION)),
+            key=lambda n: (n.get("date", ""), n.get("attempt", 0)))}
         for f in dc_fields(cls):
-            if f.name not in raw:
+            if f.name not in raw or f.name == "notifications":
                 continue
             text = raw[f.name]
             if f.name in cls.JSON_FIELDS:
@@ -143,9 +154,10 @@ return 1
 
 
 class ExportRepo:
-    def __init__(self, redis: Redis, lease_seconds: float = LEASE_SECONDS):
+    def __init__(self, redis: Redis, lease_seconds: float = LEASE_SECONDS, queue_name: str = "exportd:queue"):
         self.redis = redis
         self.lease_seconds = lease_seconds
+        self.queue_name = queue_name  # where the webhook jobs its changes queue go
         self._cas = CompareAndSet(redis)
 
     async def create(self, export: Export) -> None:
@@ -165,6 +177,10 @@ class ExportRepo:
                 pipe.zadd(keys.EXPORTS_READY, {export.id: export.expires_at.timestamp()})
             for command in counts:
                 pipe.execute_command(*command)
+            if export.status in NOTIFIED and export.notify_url:  # born ready: told at once
+                job = webhooks.first_attempt(self.queue_name, export.id, export.status)
+                pipe.set(job["key"], job["payload"], px=job["px"])
+                pipe.zadd(job["queue"], {job["id"]: job["score"]})
             await pipe.execute()
 
     async def get(self, export_id: str) -> Export:
@@ -260,9 +276,11 @@ class ExportRepo:
             zrem.append([keys.LEASES, export_id])
         lapsed = [keys.LEASES, export_id, time.time()] if lease_lapsed else None
         count = [keys.METRICS, target, "export_type"] if target in metrics.OUTCOMES else None
+        # the webhook's first attempt queued by the change itself: told exactly when it is made
+        notify = webhooks.first_attempt(self.queue_name, export_id, target) if target in NOTIFIED else None
         return await self._apply(export_id, when, {"status": target, **values}, zadd, zrem, lapsed,
                                  publish=[keys.status_changes(export_id), export_id], also=also, count=count,
-                                 returning=returning)
+                                 returning=returning, enqueue=notify)
 
     async def update(self, export_id: str, *, expect: Iterable[str], at_attempt: int | None = None,
                      renew_lease: bool = False, **values: Any) -> bool:
@@ -278,11 +296,12 @@ class ExportRepo:
     async def _apply(self, export_id: str, when: dict[str, list[str]], values: dict[str, Any],
                      zadd: list[list[Any]], zrem: list[list[str]], lapsed: list[Any] | None = None,
                      publish: list[str] | None = None, also: Iterable[list[Any]] = (),
-                     count: list[str] | None = None, returning: bool = False) -> int | list[Any]:
+                     count: list[str] | None = None, returning: bool = False,
+                     enqueue: dict[str, Any] | None = None) -> int | list[Any]:
         """The compare-and-set's answer (domain/cas.py); NotFound when the export is gone."""
         result = await self._cas(keys.export(export_id), when, {k: encode(k, v) for k, v in values.items()},
                                  zadd=zadd, zrem=zrem, lapsed=lapsed, publish=publish, also=also, count=count,
-                                 returning=returning)
+                                 returning=returning, enqueue=enqueue)
         if result == MISSING:
             raise NotFound(f"no export {export_id!r}")
         return result
@@ -292,6 +311,12 @@ class ExportRepo:
         if not await self.transition(export_id, target, **values):
             current = await self.get(export_id)
             raise Conflict(f"export {export_id} is {current.status}; it cannot become {target}")
+
+    async def record_notification(self, export_id: str, status: str, attempt: int, record: dict[str, Any]) -> bool:
+        """Keep one webhook attempt on the export (a field of its own, so attempts at telling
+        two changes never overwrite each other); False when the export is gone."""
+        return await self.update(export_id, expect=STATUSES,
+                                 **{f"{NOTIFICATION}{status}:{attempt}": orjson.dumps(record).decode()})
 
     async def delete(self, export: Export) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

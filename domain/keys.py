@@ -38,6 +38,7 @@ EXPORTS_READY = PREFIX + "exports:ready"  # sorted set: ready export id by expir
 LEASES = PREFIX + "leases"  # sorted set: processing export id by the time its lease runs out
 
 USERS = PREFIX + "users"  # hash: user name -> JSON {name, admin, created}
+WEBHOOK_SALTS = PREFIX + "webhook-salts"  # hash: user name -> the salt their webhook secret is derived with
 
 
 def token(token_hash: str) -> str:
@@ -67,6 +68,12 @@ def export_job_id(export_id: str, attempt: int) -> str:
     """The arq job id of an export's attempt: deterministic, so enqueuing an attempt twice
     runs it once, and fresh for each new attempt (arq keeps a dead job's id busy for hours)."""
     return f"export:{export_id}:{attempt}"
+
+def notify_job_id(export_id: str, status: str, attempt: int) -> str:
+    """The arq job id of one attempt at telling an export's change into `status`: enqueuing
+    it twice runs it once, so a change is told once however often it is made to be."""
+    return f"notify:{export_id}:{status}:{attempt}"
+
 
 # The management API v2 (api/management, domain/jobs.py, domain/files.py, domain/alternative_exports.py).
 PASSWORDS = PREFIX + "passwords"  # hash: user name -> scrypt hash of the password (HTTP Basic)

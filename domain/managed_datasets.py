@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from domain import keys
 from domain import prepared
+from domain.delta import KEY_FIELDS
 from domain.datasets import DATASET_ID, Dataset, DatasetRepo, new_uid
 from domain.errors import Conflict, Invalid, NotFound
 from domain.fields import TYPES
@@ -27,7 +28,7 @@ from domain.timeutil import iso, now
 
 # Metadata the management API takes; title and description are the Dataset's own fields.
 TEXT_METADATA = ("title", "description", "license", "language", "publisher", "references", "attributions")
-LIST_METADATA = ("keywords", "theme")
+LIST_METADATA = ("keywords", "theme", KEY_FIELDS)  # key_fields: what matches a record between versions (domain/delta.py)
 KNOWN_METADATA = (*TEXT_METADATA, *LIST_METADATA, prepared.METADATA)
 MAX_CHANGES = 500
 

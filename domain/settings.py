@@ -140,6 +140,7 @@ class Settings:
     min_free_bytes: int = setting(1 << 30, "free bytes the data directory's disk keeps, else /health is degraded; 0: never",
                                   low=0)
     owner_running: int = setting(0, "exports one owner runs at once, over every worker; 0: no cap", low=0)
+    web_processes: int = setting(1, "web processes sharing EXPORTD_PORT (SO_REUSEPORT); in production, one per core", low=1)
     queue_read_limit: int = setting(100, "queued job ids a worker reads at a time: at least the jobs running everywhere", low=1)
     query_processes: int = setting(3, "query processes per web process (api/isolation)", low=2)
     heavy_queries: int = setting(1, "group_by, aggregates, facets and sorts at a time, per web process", low=1)
@@ -149,6 +150,10 @@ class Settings:
     explore_rate_limit: int = setting(600, "Explore API requests a minute per client (API key or IP); 0: none", low=0)
     stream_rate_limit: int = setting(30, "streamed exports a minute per client; 0: none", low=0)
     trusted_proxies: tuple[str, ...] = setting((), "addresses or networks whose X-Forwarded-For is believed", networks=True)
+    webhook_allow_private: int = setting(0, "1: webhooks may go to private and loopback addresses (link-local never)",
+                                         low=0, high=1)
+    webhook_retry_seconds: int = setting(30, "wait before a failed webhook is sent again, doubled each time, for 24 h",
+                                         low=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -53,8 +53,11 @@ serverurl=unix://{directory / 'supervisor.sock'}
 """]
     for name, command in programs().items():
         grace = settings.shutdown_grace + 10 if name == "worker" else 10
+        copies = settings.web_processes if name == "web" else 1  # they share the port (SO_REUSEPORT)
         sections.append(f"""[program:{name}]
 command={command}
+numprocs={copies}
+process_name=%(program_name)s{'-%(process_num)d' if copies > 1 else ''}
 directory={ROOT}
 autorestart=true
 startsecs={START_SECONDS}

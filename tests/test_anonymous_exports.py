@@ -89,3 +89,9 @@ async def test_anonymous_exports_can_be_turned_off(make_settings, demo_dataset):
     async with TestClient(TestServer(create_app(make_settings(anonymous_exports=False)))) as client:
         response = await client.post("/api/v1/exports", json=small())
         assert response.status == 401 and (await response.json())["error_code"] == "unauthorized"
+
+
+async def test_a_webhook_needs_an_account(client, demo_dataset):
+    response = await client.post("/api/v1/exports", json={**small(), "notify_url": "https://example.org/hook"})
+    body = await response.json()
+    assert response.status == 400 and body["field"] == "notify_url" and "needs an account" in body["message"]

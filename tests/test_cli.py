@@ -405,3 +405,32 @@ async def test_loading_a_dataset_is_refused_before_the_upload(cli, url, tmp_path
     refused = await cli("datasets", "load", str(big), "--progress", token=await user_token("erin"))
     assert refused.code == 2 and "403 Forbidden: loading datasets is for administrators" in refused.err
     assert "uploading" not in refused.err  # no bar: nothing was sent
+
+
+async def test_me_shows_and_rotates_the_webhook_secret_and_export_takes_a_notify_url(cli, demo_dataset):
+    shown = await cli("me")
+    assert shown.code == 0, shown.err
+    secret = next(line.split(": ", 1)[1] for line in shown.out.splitlines() if line.startswith("webhook_secret: "))
+    assert "name: admin" in shown.out and secret.startswith("whsec_")
+    rotated = await cli("me", "rotate-webhook-secret")
+    assert rotated.code == 0 and rotated.out.strip() not in ("", secret)
+    assert (await cli("me", "--json")).json()["webhook_secret"] == rotated.out.strip()
+    created = await cli("export", demo_dataset, "-f", "csv", "--notify-url", "https://93.184.216.34/hook", "--json")
+    assert created.code == 0, created.err
+    assert created.json()["notify_url"] == "https://93.184.216.34/hook"
+    shown = await cli("exports", "show", cli_exports.export_id(created.json()))
+    assert "notify_url: https://93.184.216.34/hook" in shown.out
+    refused = await cli("export", demo_dataset, "-f", "csv", "--notify-url", "http://169.254.169.254/")
+    assert refused.code == 2 and "exportd: 400 Bad Request: the field 'notify_url' cannot be used" in refused.err
+
+
+async def test_export_estimate_creates_nothing(cli, demo_dataset):
+    estimated = await cli("export", demo_dataset, "-f", "csv", "--where", PARIS, "--estimate", "--json")
+    assert estimated.code == 0, estimated.err
+    assert estimated.json()["records_total"] > 0 and estimated.json()["estimated_bytes"] is None
+    human = await cli("export", demo_dataset, "-f", "csv", "--estimate")
+    assert human.code == 0 and human.out.startswith("records: ") and "unknown until" in human.out
+    assert (await cli("exports", "list", "--json")).json() == []
+    queued = await cli("export", demo_dataset, "-f", "csv", "--json")  # no worker: it waits, first in line
+    shown = await cli("exports", "show", cli_exports.export_id(queued.json()))
+    assert "queue_position: 1" in shown.out

@@ -159,6 +159,43 @@ async def test_a_user_exports_a_filtered_csv_watches_it_and_downloads_it(browser
     assert not script_errors
 
 
+# Records the page's desktop notifications, and lets the test say whether the tab is hidden.
+WATCHED = """
+window.__notified = [];
+window.__hidden = false;
+const Native = window.Notification;
+window.Notification = class extends Native {
+  constructor(title, options) { super(title, options); window.__notified.push([title, options && options.body]); }
+};
+Object.defineProperty(document, 'visibilityState', { get: () => (window.__hidden ? 'hidden' : 'visible') });
+"""
+
+
+async def test_the_page_tells_of_a_watched_export_that_becomes_ready(browser, base_url, worker, demo_dataset, user_token,
+                                                                   script_errors):
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    await context.grant_permissions(["notifications"], origin=base_url)
+    await context.add_init_script(WATCHED)
+    page = await context.new_page()
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    await page.goto(base_url + "/")
+    await page.get_by_label("API token").fill(await user_token("erin"))
+    await page.get_by_role("button", name="Sign in").click()
+    await open_demo_dataset(page)
+    title = await page.title()
+    await page.evaluate("window.__hidden = true")  # the user went to another tab
+    await page.get_by_label("Filter (ODSQL where)").fill("event_id <= 50")
+    await page.get_by_label("Name (optional)").fill("told when ready")
+    await page.get_by_role("button", name="Export", exact=True).click()
+    await expect(export_row(page, "told when ready").locator(".status")).to_have_text("ready", timeout=READY_WITHIN)
+    await expect(page).to_have_title(f"(1) ready — {title}")
+    assert await page.evaluate("window.__notified") == [["Export ready", "“told when ready” is ready to download."]]
+    await page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+    await expect(page).to_have_title(title)
+    await context.close()
+    assert not script_errors
+
+
 async def test_an_administrator_approves_an_export_that_waited(browser, base_url, worker, demo_dataset, user_token, script_errors):
     user = await open_page(browser, base_url, await user_token("bob"), script_errors)
     await open_demo_dataset(user)
@@ -415,7 +452,9 @@ async def test_the_page_and_its_assets_are_served_with_sensible_caching(client):
 async def test_me_says_who_the_token_belongs_to(client, user_token):
     token = await user_token("carol")
     response = await client.get("/api/v1/me", headers=headers(token))
-    assert (response.status, await response.json()) == (200, {"name": "carol", "admin": False})
+    body = await response.json()
+    assert response.status == 200 and {k: body[k] for k in ("name", "admin")} == {"name": "carol", "admin": False}
+    assert body["webhook_secret"].startswith("whsec_")
     response = await client.get("/api/v1/me", headers=headers(ADMIN_TOKEN))
     assert (await response.json())["admin"] is True
     response = await client.get("/api/v1/me")

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pyarrow.dataset as pads
 import redis.exceptions
 
 from domain import exports as ex
-from domain import metrics, queue
+from domain import delta, metrics, queue
 from domain.datasets import Dataset, open_version
 from domain.errors import DomainError, NotFound
 from domain.exports import Export, ExportRepo, attempt_dir, expiry_from
@@ -116,6 +117,8 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: D
     storage = ctx["storage"]
     if isinstance(dataset, BaseException):
         raise dataset
+    if export.changes_since:  # its own fields (with _change) and version, for the file's digest
+        dataset = delta.versioned(dataset, export.changes_since)
     fmt = REGISTRY.get(export.export_type)
     query = RecordQuery.from_json(export.query)
     progress = Progress()
@@ -139,7 +142,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: D
     # when this attempt becomes ready (it may not: deleted, or superseded by a newer attempt)
     shared = offer(digest(dataset.dataset_id, dataset.version, query.as_dict(), fmt.name, options), key, export.id, {
         "file_name": file_name, "size": written.size, "records": written.records, "skipped": written.skipped,
-        "warnings": orjson.dumps(written.warnings).decode()})
+        "warnings": orjson.dumps(written.warnings).decode(), "sha256": written.sha256})
     try:
         ready = await exports.transition(
             export.id, ex.READY, expect=(ex.PROCESSING,), at_attempt=attempt,
@@ -147,6 +150,7 @@ async def _process(ctx: dict[str, Any], export: Export, attempt: int, dataset: D
             file_name=file_name, size=written.size, records_done=written.records, records_total=progress.total,
             records_skipped=written.skipped, warnings=written.warnings,
             processed_date=finished, expires_at=expiry_from(finished, ctx["settings"].export_ttl), file_key=key,
+            sha256=written.sha256,
         )
     except NotFound:
         ready = False
@@ -170,14 +174,20 @@ def _write(storage, dataset, query: RecordQuery, fmt, export: Export, attempt: i
     """The blocking part, in one thread hop (each hop cost a small export a wake-up, on a busy
     machine a wait for a core): the query's scan of the dataset's version, how many records
     it holds (progress.total), the format's options on its fields, then the file."""
-    scan = query.scan(open_version(storage, dataset.data_key), dataset.fields)
-    progress.total = scan.count()
-    fmt.check(scan.fields)
-    options = fmt.parse_options(export.options, scan.fields)
-    scan = scan.projected(fmt.fields_read(scan.fields, options))
-    file_name = fmt.filename(dataset.dataset_id, options)
-    key = f"{attempt_dir(export.id, attempt)}/{file_name}"
-    written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes)
+    with contextlib.ExitStack() as stack:
+        source = open_version(storage, dataset.data_key)
+        if export.changes_since:  # the delta, computed into a file of its own for this attempt
+            changes = delta.DeltaFile(str(storage.local_path(export.base_key)), str(storage.local_path(dataset.data_key)),
+                                      delta.key_fields(dataset))
+            source = pads.dataset(stack.enter_context(changes), format="parquet")
+        scan = query.scan(source, dataset.fields)
+        progress.total = scan.count()
+        fmt.check(scan.fields)
+        options = fmt.parse_options(export.options, scan.fields)
+        scan = scan.projected(fmt.fields_read(scan.fields, options))
+        file_name = fmt.filename(dataset.dataset_id, options)
+        key = f"{attempt_dir(export.id, attempt)}/{file_name}"
+        written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes)
     return Plan(file_name, key, options), written
 
 

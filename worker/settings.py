@@ -20,6 +20,7 @@ from domain.settings import Settings
 from domain.storage import open_storage
 from worker.dataset_jobs import dataset_job
 from worker.export_job import run_export
+from worker.notify_job import notify_export
 from worker.sweep import recover, sweep
 
 log = logging.getLogger("exportd.worker")
@@ -33,7 +34,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     prepared.validated_formats(list(settings.exports_on_publish))  # a misspelt format stops the worker at once
     ctx["state"] = state = queue.connect(settings.redis_url)
-    ctx["exports"] = ExportRepo(state, settings.lease_seconds)
+    ctx["exports"] = ExportRepo(state, settings.lease_seconds, settings.queue_name)
     ctx["datasets"] = DatasetRepo(state)
     ctx["storage"] = await asyncio.to_thread(open_storage, settings)
     ctx["executor"] = ThreadPoolExecutor(max_workers=settings.worker_jobs, thread_name_prefix="export")
@@ -74,7 +75,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of arq.Worker for these settings: `python -m worker` and the
     tests build their workers from it, so both run exactly the same configuration."""
     return dict(
-        functions=[run_export, sweep, recover, dataset_job],
+        functions=[run_export, sweep, recover, dataset_job, notify_export],
         cron_jobs=[
             cron(sweep, second={0}, unique=True),
             cron(recover, second=set(range(0, 60, recover_every(settings))), unique=True),

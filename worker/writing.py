@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from domain.query import Scan
-from domain.storage import Storage
+from domain.storage import Digest, Storage
 from formats import Format
 from formats.base import OpenWriter
 from formats.parallel import cancel
@@ -50,6 +50,7 @@ class Written:
     skipped: int
     warnings: list[str]
     size: int
+    sha256: str = ""
 
 
 @cache
@@ -96,8 +97,11 @@ def write_lazy(writer: OpenWriter, frame: pl.LazyFrame, progress: Progress) -> N
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
                  options: dict[str, Any], progress: Progress, max_bytes: int | None = None) -> Written:
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
-    leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes."""
-    with storage.writing(key, tag=tag, max_bytes=max_bytes) as out:
+    leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes. The
+    file's SHA-256 is taken as it is written (domain/storage/base.py's Hashing)."""
+    # a writer that hands the scan to polars is better left polars' own file, and read back
+    digest = Digest(streamed=not getattr(fmt.writer, "takes_lazy", False))
+    with storage.writing(key, tag=tag, max_bytes=max_bytes, digest=digest) as out:
         writer = fmt.open(out, scan.schema, scan.fields, options)
         try:
             frame = scan.lazy() if writer.takes_lazy else None
@@ -116,4 +120,5 @@ def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
         except BaseException:
             writer.abort()
             raise
-    return Written(progress.done - writer.skipped, writer.skipped, list(writer.warnings), storage.size(key))
+    return Written(progress.done - writer.skipped, writer.skipped, list(writer.warnings), storage.size(key),
+                   digest.sha256)

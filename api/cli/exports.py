@@ -76,13 +76,33 @@ def create(client: Client, args: argparse.Namespace, out: Output) -> int:
                             "_links": {"osdi:resource": {"href": records_href(client.url, args.dataset, args.where, args.select)}}}
     if args.name:
         body["name"] = args.name
+    if args.changes_since:
+        body["changes_since"] = args.changes_since
     if args.option:
         body["options"] = options(args.option, declared_options(client, args.format))
+    if args.notify_url:
+        body["notify_url"] = args.notify_url
+    if args.estimate:
+        return _estimate(client, body, out)
     export = client.request("POST", EXPORTS, body)
     if not (args.wait or args.output):
         out.result(export, f"export {export_id(export)}: {export['status']}")
         return 0
     return _finish(client, export, args.output, out)
+
+
+def _estimate(client: Client, body: dict[str, Any], out: Output) -> int:
+    answer = client.request("POST", f"{EXPORTS}/estimate", body)
+    lines = [f"records: {answer['records_total']:,}"]
+    if answer["estimated_bytes"] is None:
+        lines.append("size and duration: unknown until an export has been written")
+    else:
+        basis = "this format's" if answer["measured_format"] else "all formats'"
+        lines += [f"size: about {answer['estimated_bytes']:,} bytes",
+                  f"duration: about {answer['estimated_seconds']:g} s once a worker takes it "
+                  f"(from {basis} {answer['measured_exports']} exports written)"]
+    out.result(answer, "\n".join(lines))
+    return 0
 
 
 def fetch(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -171,7 +191,8 @@ def _count(export: dict[str, Any]) -> str:
 
 
 SHOWN = ("name", "status", "detail", "export_type", "created_date", "processed_date", "records_count", "file_name",
-         "file_size", "expires_date", "download_link", "warnings")
+         "file_size", "sha256", "queue_position", "estimated_ready_date", "expires_date", "download_link", "warnings",
+         "notify_url")
 
 
 def show(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -180,6 +201,8 @@ def show(client: Client, args: argparse.Namespace, out: Output) -> int:
     if export["status"] in LIVE and export.get("progress"):
         lines.append(f"progress: {_count(export)} records")
     lines += [f"{key}: {export[key]}" for key in SHOWN if export.get(key) not in (None, "", [])]
+    lines += [f"webhook: {n['event']} attempt {n['attempt']} at {n['date']}: {n.get('status_code') or n.get('error')}"
+              for n in export.get("notifications", [])]
     out.result(export, "\n".join(lines))
     return 0
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from api.cli import datasets, exports, users
+from api.cli import datasets, exports, me, users
 from api.cli.client import Client
 from api.cli.errors import CliError, HttpError, Interrupted
 from api.cli.output import Output
@@ -57,9 +57,20 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a format option, e.g. delimiter=';' (repeatable)")
     export.add_argument("--name", help="a name for the export")
+    export.add_argument("--changes-since", metavar="VERSION",
+                        help="only the records added, changed or removed since this version or snapshot of the dataset")
     export.add_argument("--wait", action="store_true", help="wait until it is ready and download it")
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="download it to FILE (implies --wait; default: the export's file name)")
+    export.add_argument("--estimate", action="store_true",
+                        help="create nothing: print the records it would hold, its estimated size and duration")
+    export.add_argument("--notify-url", metavar="URL",
+                        help="a webhook told of the export's end (ready, failed, rejected, expired), signed with "
+                             "your webhook secret (exportd me)")
+
+    whoami = command(commands, "me", me.me, "who your token is, and the secret that signs your webhooks")
+    whoami.add_argument("action", nargs="?", choices=[me.ROTATE], metavar=me.ROTATE,
+                        help="draw a new webhook secret and print it; the old one signs nothing from then on")
 
     group = commands.add_parser("exports", help="your exports (an administrator's: everyone's)").add_subparsers(
         dest="action", required=True, metavar="ACTION")

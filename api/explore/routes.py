@@ -118,6 +118,11 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("GET", "/datasets/{dataset_id}/snapshots", snapshots.snapshots, "explore-snapshots", {
         "summary": "The dataset's saved versions (management API save_version), oldest first.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, links, results}"}, "404": ERR}}),
+    ("GET", "/datasets/{dataset_id}/versions", snapshots.versions, "explore-versions", {
+        "summary": "The versions the dataset was published as, oldest first (an exportd extension): each a possible "
+                   "changes_since of a delta export.",
+        "parameters": [DATASET_ID], "responses": {"200": {"description": "{total_count, links, results: [{version, "
+                                                                         "published, records_count, current}]}"}, "404": ERR}}),
 ]
 
 

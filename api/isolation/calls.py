@@ -11,6 +11,7 @@ import pyarrow.dataset as pads
 
 from api.explore.views import rows
 from domain.datasets import Dataset, open_version
+from domain.delta import schema_of
 from domain.fields import fields_for
 from domain.query import RecordQuery
 from domain.settings import Settings
@@ -76,12 +77,16 @@ def facets(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], names: 
 
 
 def _planned(env: Env, dataset: str, query: dict[str, Any], export_type: str, options: dict[str, Any],
-             strict: bool = False):
+             strict: bool = False, delta: bool = False):
     """(dataset, format, scan, parsed options) of an export, refusing what the writer would fail on;
-    `strict`: the options are a JSON body's (formats.base.Option.parse)."""
+    `strict`: the options are a JSON body's (formats.base.Option.parse); `delta`: the export of
+    changes (domain/delta.py), checked on no records of the delta's columns, its count unknown."""
     data, wanted = _read(dataset, query)
     fmt = REGISTRY.get(export_type)
-    scan = wanted.scan(env.source(data), data.fields)
+    source = env.source(data)
+    if delta:
+        source = pads.dataset(schema_of(source.schema).empty_table())
+    scan = wanted.scan(source, data.fields)
     fmt.check(scan.fields)
     parsed = fmt.parse_options(options, scan.fields, strict)
     fmt.probe(scan.schema, scan.fields, parsed)
@@ -89,11 +94,11 @@ def _planned(env: Env, dataset: str, query: dict[str, Any], export_type: str, op
 
 
 def check_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], export_type: str,
-                 options: dict[str, Any]) -> dict[str, Any]:
+                 options: dict[str, Any], delta: bool = False) -> dict[str, Any]:
     """What a new export will hold, refused now (as a 400) where the worker would fail on it:
-    its record count and parsed options."""
-    _, _, scan, parsed = _planned(env, dataset, query, export_type, options, strict=True)
-    return {"records": scan.count(), "options": parsed}
+    its record count (None for a delta: known once computed) and parsed options."""
+    _, _, scan, parsed = _planned(env, dataset, query, export_type, options, strict=True, delta=delta)
+    return {"records": None if delta else scan.count(), "options": parsed}
 
 
 def stream_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], export_type: str,

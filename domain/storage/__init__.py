@@ -4,10 +4,10 @@ an S3-compatible bucket, which hosts share. `open_storage(settings)` gives the c
 from __future__ import annotations
 
 from domain.settings import Settings
-from domain.storage.base import Bounded, ExportTooLarge, Stat, Storage, disk_full
+from domain.storage.base import Bounded, Digest, ExportTooLarge, Stat, Storage, disk_full
 from domain.storage.local import LocalStorage
 
-__all__ = ["Bounded", "ExportTooLarge", "LocalStorage", "Stat", "Storage", "cache_grace", "disk_full", "open_storage"]
+__all__ = ["Bounded", "Digest", "ExportTooLarge", "LocalStorage", "Stat", "Storage", "cache_grace", "disk_full", "open_storage"]
 
 
 def open_storage(settings: Settings) -> Storage:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import io
 import os
 import shutil
@@ -49,19 +50,25 @@ class Storage:
         self.partials.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def writing(self, key: str, tag: str = "", max_bytes: int | None = None) -> Iterator[BinaryIO]:
+    def writing(self, key: str, tag: str = "", max_bytes: int | None = None,
+                digest: Digest | None = None) -> Iterator[BinaryIO]:
         """A file to write `key` through; it appears under `key` only if the block succeeds.
         `tag` names the partial file's owner (an export and attempt) for `sweep_partials`;
-        past `max_bytes` writing raises ExportTooLarge."""
+        past `max_bytes` writing raises ExportTooLarge. With `digest`, its `sha256` holds the
+        published file's once the block is done (taken as the bytes pass when it is
+        `streamed`: the file handed out is then a Hashing)."""
         with self._spooled(key, tag) as (f, partial):
             bounded = None if max_bytes is None else Bounded(f, max_bytes)
+            hashing = Hashing(bounded or f) if digest is not None and digest.streamed else None
             try:
-                yield bounded or f  # type: ignore[misc]
+                yield hashing or bounded or f  # type: ignore[misc]
             except Exception:
                 if bounded is not None and bounded.refused is not None:  # whatever wrapped it (polars' own error)
                     raise bounded.refused from None
                 raise
             _durable(f, partial)
+            if digest is not None:
+                digest.sha256 = hashing.finish(partial) if hashing is not None else file_sha256(partial)
             self._publish(partial, key)
 
     @asynccontextmanager
@@ -177,6 +184,9 @@ def adopt(out: BinaryIO, path: Path) -> bool:
     wrapped by something else, such as gzip, or already written to; `path` on another file
     system): the caller copies. `out` is closed once adopted, so that a stray write fails
     rather than goes to a file nobody publishes."""
+    if isinstance(out, Hashing):  # the adopted bytes pass no write(): the digest reads the file
+        out.whole = False
+        out = out.inner
     bounded = out if isinstance(out, Bounded) else None
     f = bounded.inner if bounded is not None else out
     partial = _OPEN_PARTIALS.get(id(f))
@@ -282,3 +292,73 @@ class Bounded(io.RawIOBase):
 
     def flush(self) -> None:
         self.inner.flush()
+
+
+@dataclass
+class Digest:
+    """Asks `writing` for the SHA-256 of the file it publishes. `streamed`: taken from the bytes
+    as they are written (a Hashing), else read back from the finished file, which is the
+    cheaper for a writer that would write to an exact file's descriptor itself (polars: a
+    wrapper makes it hand over its output chunk by chunk)."""
+    streamed: bool = True
+    sha256: str = ""
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class Hashing(io.RawIOBase):
+    """A write-only file that takes the SHA-256 of what goes through it, so that a finished
+    export's digest costs no second reading. Bytes that pass it by (a writer that seeks back to
+    rewrite a header, as zipfile does, or writes to the descriptor, or a file adopted whole)
+    make `finish` read the file once instead."""
+
+    def __init__(self, inner: BinaryIO):
+        super().__init__()
+        self.inner, self.count, self.at, self.whole = inner, 0, 0, True
+        self._hash = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self.inner.seekable()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def fileno(self) -> int:
+        self.whole = False
+        return self.inner.fileno()
+
+    def tell(self) -> int:
+        return self.at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.at = self.inner.seek(offset, whence)
+        return self.at
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self.at != self.count:  # over bytes already hashed
+            self.whole = False
+        size = self.inner.write(data)
+        size = len(data) if size is None else size
+        if self.whole:
+            self._hash.update(memoryview(data).cast("B")[:size])
+        self.at += size
+        self.count = max(self.count, self.at)
+        return size
+
+    def flush(self) -> None:
+        if not self.inner.closed:
+            self.inner.flush()
+
+    def finish(self, path: Path) -> str:
+        """The digest of the file at `path`, which these writes made: theirs when they were all
+        of it, else read from the file."""
+        if self.whole and self.count == os.path.getsize(path):
+            return self._hash.hexdigest()
+        return file_sha256(path)

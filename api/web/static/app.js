@@ -366,6 +366,7 @@ async function createExport(event) {
   const button = $('export-submit');
   button.disabled = true;
   try {
+    askToNotify(); // while the click is a user's gesture, which browsers ask of a permission request
     const created = await api(EXPORTS, { method: 'POST', body });
     const waits = created.status === 'pending_approval' ? ' It waits for an administrator’s approval.' : '';
     notify(`Export “${created.name}” created.${waits}`, 'info');
@@ -465,6 +466,7 @@ function exportRow(exp) {
   } else if (LIVE.includes(exp.status)) {
     bar = el('progress', { 'aria-label': `Progress of ${exp.name}` }); // indeterminate: not started
     progressText = exp.status === 'pending_approval' ? 'awaiting approval' : 'waiting';
+    if (exp.queue_position) progressText += ` (#${exp.queue_position} in the queue)`;
   }
   const link = exp.status === 'ready' ? safeHref(exp.download_link) : null;
   const where = whereOf(exp);
@@ -529,6 +531,7 @@ async function follow(exp) {
       const current = await api(`${EXPORTS}/${encodeURIComponent(id)}${processing ? '' : `?wait=${STATUS_WAIT}`}`);
       if (!state.exports.has(id)) break; // deleted meanwhile
       show(current);
+      if (current.status === 'ready' && status !== 'ready') announceReady(current);
       status = current.status;
     }
   } catch (error) {
@@ -537,6 +540,35 @@ async function follow(exp) {
     state.followed.delete(id);
   }
 }
+
+// --- telling the user: the tab's title, and a desktop notification if they allowed it -------
+
+const TITLE = document.title;
+let unseenReady = 0;
+
+function askToNotify() {
+  if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
+}
+
+function announceReady(exp) {
+  if (document.visibilityState !== 'visible') {
+    unseenReady += 1;
+    document.title = `(${unseenReady}) ready — ${TITLE}`;
+  }
+  if ('Notification' in window && Notification.permission === 'granted') {
+    try {
+      new Notification('Export ready', { body: `“${exp.name}” is ready to download.`, tag: exportId(exp) });
+    } catch (error) { /* a browser that offers notifications only to service workers */ }
+  }
+  notify(`Export “${exp.name}” is ready.`, 'info');
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') {
+    unseenReady = 0;
+    document.title = TITLE;
+  }
+});
 
 async function deleteExport(id, name) {
   try {
