@@ -31,7 +31,7 @@ class Run:
                "EXPORTD_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0", "EXPORTD_SHUTDOWN_GRACE": "5",
                "PYTHONPATH": str(ROOT)}
         self.log = open(tmp / "run.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "domain.manage", "run"], cwd=ROOT, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "domain.manage", "run", "--small"], cwd=ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
 
     def pids(self) -> dict[str, int]:

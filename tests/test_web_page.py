@@ -1,7 +1,10 @@
 """The web page at `/`, in Debian's headless chromium driven by Playwright (no browser
 download), against the real app on a real port and a real worker: a user signs in, opens the
 demo dataset, exports a filtered CSV, watches it become ready and downloads it; an
-administrator approves an export that waited for approval. A screenshot goes to tests/out/.
+administrator approves an export that waited for approval; a visitor does the same without
+signing in; the exports table pages and filters; the map and the chart follow the filter; and
+the page fits windows from 360 to 1920 px. Every browser test fails on a console error or a
+thrown script error; screenshots go to tests/out/ (gitignored), their paths printed.
 
 Beside it, over plain HTTP: the page's assets and caching, GET /api/v1/me, the token in a
 cookie with its cross-site (CSRF) guard, and the ?status= filter the approval queue reads."""
@@ -14,20 +17,21 @@ import re
 from pathlib import Path
 from typing import AsyncIterator
 
+import pyarrow.compute as pc
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.app import create_app
 from api.auth import COOKIE
 from domain import demo
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, load_dataset
 from tests.osdi import create, export_body, export_id, headers
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-OUT = Path(__file__).parent / "out"
+OUT = Path(__file__).parent / "out"  # screenshots, kept after the run (gitignored)
 APPROVAL_ROWS = 1000
 READY_WITHIN = 60_000  # ms Playwright waits for an export to become ready
 
@@ -66,12 +70,16 @@ def script_errors() -> list[str]:
     return []
 
 
-async def open_page(browser: Browser, base_url: str, token: str, errors: list[str]) -> Page:
-    """A fresh browser profile on the page, signed in with the token."""
-    context = await browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+async def open_page(browser: Browser, base_url: str, token: str | None, errors: list[str], width: int = 1400) -> Page:
+    """A fresh browser profile on the page, signed in with the token (None: a visitor who does not sign in)."""
+    context = await browser.new_context(accept_downloads=True, viewport={"width": width, "height": 1000})
     page = await context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     await page.goto(base_url + "/")
+    if token is None:
+        await expect(page.locator("#exports-title")).to_have_text("Your exports (this browser)")
+        return page
     await page.get_by_label("API token").fill(token)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#whoami")).to_be_visible()
@@ -87,6 +95,15 @@ async def open_demo_dataset(page: Page) -> None:
 
 def export_row(page: Page, name: str):
     return page.locator("#exports tbody tr", has_text=name)
+
+
+async def overflow(page: Page) -> dict:
+    """How far the document and its top bar and notice reach, against the viewport's width."""
+    return await page.evaluate("""() => ({
+        scroll: document.scrollingElement.scrollWidth, viewport: innerWidth,
+        topbar: document.querySelector('.topbar').getBoundingClientRect().width,
+        notice: document.getElementById('notice').getBoundingClientRect().right,
+    })""")
 
 
 def screenshot_path(name: str) -> Path:
@@ -120,7 +137,9 @@ async def test_a_user_exports_a_filtered_csv_watches_it_and_downloads_it(browser
     await expect(row.locator(".progress")).to_contain_text("300 / 300")
     await expect(row.locator("td.num").first).to_have_text("300")
     await expect(row.locator("td.num").nth(1)).to_have_text(re.compile(r"^\d+(\.\d)? kB$"))
-    await expect(row.locator("time")).to_have_text(re.compile(r"^in \d+ min \d\d s$"))  # TTL 1 h, counting down
+    await expect(row.locator("time[data-expires]")).to_have_text(re.compile(r"^in \d+ min \d\d s$"))  # TTL 1 h, counting down
+    await expect(row.locator(".filter")).to_have_text("event_id <= 300 AND city != 'nowhere'")
+    await expect(row.locator(".options")).to_have_text("delimiter=, · with_bom=false")
 
     async with page.expect_download() as download_info:
         await row.get_by_role("link", name="Download first events <b>").click()
@@ -195,7 +214,7 @@ async def test_an_administrator_approves_an_export_that_waited(browser, base_url
     await expect(waiting.locator("dl")).to_contain_text("none: every record")
     await expect(waiting.locator("dl")).to_contain_text(demo.DATASET_ID)
     await expect(waiting.locator("dl")).to_contain_text("Asked bybob")  # whose export it is
-    await expect(export_row(admin, "every event")).to_contain_text("by bob")
+    await expect(export_row(admin, "every event").locator(".owner")).to_have_text("bob")
     shot = screenshot_path("web-page.png")
     await admin.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
@@ -210,11 +229,200 @@ async def test_an_administrator_approves_an_export_that_waited(browser, base_url
     await expect(row.locator(".status")).to_have_text("ready", timeout=READY_WITHIN)
     await expect(row.locator(".progress")).to_contain_text(f"{demo.ROWS:,} / {demo.ROWS:,}")
 
-    await user.get_by_role("button", name="Refresh").click()
-    await expect(export_row(user, "every event").locator(".status")).to_have_text("ready")
+    # the owner's page follows the export while it waits (?wait=): it turns ready there without a Refresh
+    await expect(export_row(user, "every event").locator(".status")).to_have_text("ready", timeout=READY_WITHIN)
     await expect(export_row(user, "every event").get_by_role("link", name="Download every event")).to_be_visible()
     for page in (user, admin):
         await page.context.close()
+    assert not script_errors
+
+
+@pytest.mark.parametrize("width", [360, 1280, 1920])
+async def test_the_page_fits_the_window_from_a_phone_to_a_wide_screen(browser, base_url, demo_dataset, user_token,
+                                                                      script_errors, width):
+    page = await open_page(browser, base_url, await user_token("gina"), script_errors, width=width)
+    await open_demo_dataset(page)
+    await expect(page.locator("#map circle").first).to_be_attached()  # the pictures drawn to their box's width
+    await expect(page.locator("#chart .bar").first).to_be_attached()
+    await page.get_by_role("button", name="Export", exact=True).click()  # a notice across the top
+    await expect(page.locator("#notice")).to_be_visible()
+    sizes = await overflow(page)
+    assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+    assert sizes["topbar"] == width and sizes["notice"] <= width, sizes
+    # the wide tables scroll inside their own box rather than widening the page
+    preview = await page.locator("#preview").evaluate("t => [t.parentElement.scrollWidth, t.parentElement.clientWidth]")
+    assert width >= 1280 or preview[0] > preview[1], preview
+    shot = screenshot_path(f"web-page-{width}.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    await page.context.close()
+    assert not script_errors
+
+
+async def post_exports(base_url: str, token: str, dataset_id: str, count: int, where: str = "", **extra) -> None:
+    """`count` exports of the dataset through the API, as another client would make them."""
+    href = f"{base_url}/api/v2/catalog/datasets/{dataset_id}/records" + (f"?where={where}" if where else "")
+    async with ClientSession() as session:
+        for _ in range(count):
+            body = {"export_type": "csv", "_links": {"osdi:resource": {"href": href}}, **extra}
+            async with session.post(f"{base_url}/api/v1/exports", json=body, headers=headers(token)) as response:
+                assert response.status == 201, await response.text()
+
+
+async def test_exports_show_what_they_hold_page_by_page_and_filter(browser, base_url, settings, demo_file, demo_dataset,
+                                                                   user_token, script_errors):
+    await load_dataset(settings, demo_file, "other-events", "Other events")
+    hana, ivan = await user_token("hana"), await user_token("ivan")
+    await post_exports(base_url, hana, demo.DATASET_ID, 1)  # every record: waits for approval
+    await post_exports(base_url, hana, demo.DATASET_ID, 21, where="event_id <= 5", export_type="jsonl")
+    await post_exports(base_url, ivan, "other-events", 1, where="event_id <= 9 AND city = 'Lyon'", options={"delimiter": ","})
+
+    admin = await open_page(browser, base_url, ADMIN_TOKEN, script_errors, width=1280)
+    rows = admin.locator("#exports tbody tr")
+    await expect(admin.locator("#exports-page")).to_have_text("Page 1 of 2")
+    await expect(rows).to_have_count(20)
+    await expect(admin.locator("#exports-prev")).to_be_disabled()
+    newest = rows.first  # ivan's, the newest
+    await expect(newest.locator(".owner")).to_have_text("ivan")
+    await expect(newest.locator("code.dataset")).to_have_text("other-events")
+    await expect(newest.locator(".filter")).to_have_text("event_id <= 9 AND city = 'Lyon'")
+    await expect(newest.locator(".options")).to_have_text("delimiter=,")
+    await expect(newest.locator("time").first).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
+    await expect(rows.nth(1)).to_contain_text("jsonl")
+    await expect(rows.nth(1).locator(".options")).to_have_text("defaults")
+    shot = screenshot_path("web-page-exports.png")
+    await admin.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    await admin.locator("#exports-next").click()
+    await expect(admin.locator("#exports-page")).to_have_text("Page 2 of 2")
+    await expect(rows).to_have_count(3)
+    await expect(rows.last.locator(".filter")).to_have_text("every record")  # the oldest: hana's first
+    await expect(admin.locator("#exports-next")).to_be_disabled()
+
+    await admin.get_by_label("Dataset", exact=True).select_option("other-events")
+    await expect(admin.locator("#exports-page")).to_have_text("Page 1 of 1")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator(".owner")).to_have_text("ivan")
+    await admin.get_by_label("Dataset", exact=True).select_option("")
+    await admin.get_by_label("Status", exact=True).select_option("pending_approval")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator(".owner")).to_have_text("hana")
+    await admin.get_by_label("Dataset", exact=True).select_option("other-events")
+    await expect(admin.locator("#exports-empty")).to_have_text("No export matches these filters.")
+    await expect(rows).to_have_count(0)
+    for width in (1280, 360):  # thirteen columns scroll inside their box, at a phone's width too
+        await admin.set_viewport_size({"width": width, "height": 1000})
+        sizes = await overflow(admin)
+        assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+
+    user = await open_page(browser, base_url, hana, script_errors, width=1280)
+    await expect(user.locator("#exports-page")).to_have_text("Page 1 of 2")
+    await expect(user.locator("#exports th.owner-col")).to_be_hidden()  # a user sees only her own
+    await expect(user.locator("#exports tbody .owner")).to_have_count(0)
+    await user.get_by_label("Dataset", exact=True).select_option("other-events")
+    await expect(user.locator("#exports-empty")).to_be_visible()
+    for page in (admin, user):
+        await page.context.close()
+    assert not script_errors
+
+
+async def bars(page: Page) -> dict[str, int]:
+    """The chart's bars: label → count, as drawn."""
+    return dict(await page.locator("#chart .bar").evaluate_all(
+        "bars => bars.map(b => [b.dataset.label, Number(b.dataset.count)])"))
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+async def test_a_map_and_a_chart_follow_the_filter(browser, base_url, demo_dataset, user_token, script_errors, width):
+    events = demo.table()
+    located = pc.invert(pc.is_null(events["geo_point_2d"]))
+    lyon = events.filter(pc.equal(events["city"], "Lyon"))
+    page = await open_page(browser, base_url, await user_token("jade"), script_errors, width=width)
+    await open_demo_dataset(page)
+
+    # the map: the first 500 records, those with a location drawn at it
+    circles = page.locator("#map circle")
+    await expect(circles).to_have_count(pc.sum(located[:500]).as_py())
+    await expect(page.locator("#map-caption")).to_contain_text(f"the first 500 of {demo.ROWS:,} matching records")
+    # the chart: records by month of their date, first; then by category
+    await expect(page.locator("#chart .bar")).to_have_count(24)
+    assert sum((await bars(page)).values()) == demo.ROWS
+    await page.get_by_label("Field of the chart").select_option(label="Category")
+    await expect(page.locator("#chart-caption")).to_contain_text("Category: every value")
+    expected = {row["values"]: row["counts"] for row in pc.value_counts(events["category"]).to_pylist()}
+    assert await bars(page) == expected
+
+    await page.get_by_label("Filter (ODSQL where)").fill("city = 'Lyon'")
+    await expect(page.locator("#preview-count")).to_contain_text(f"{len(lyon):,} records match this filter")
+    await expect(circles).to_have_count(pc.sum(pc.invert(pc.is_null(lyon["geo_point_2d"]))[:500]).as_py())
+    longitudes = await circles.evaluate_all("marks => marks.map(m => Number(m.dataset.lon))")
+    assert all(abs(lon - 4.8357) < 0.2 for lon in longitudes)  # every mark at Lyon now
+    expected = {row["values"]: row["counts"] for row in pc.value_counts(lyon["category"]).to_pylist()}
+    await expect(page.locator("#chart-caption")).to_contain_text(f"{len(lyon):,} records")
+    assert await bars(page) == expected
+
+    # numbers: the most frequent values past 1,000 distinct ones; an exact histogram below
+    await page.get_by_label("Field of the chart").select_option(label="Price (EUR)")
+    await expect(page.locator("#chart-caption")).to_contain_text("the 15 most frequent")
+    drawn = await bars(page)
+    assert drawn["0"] == pc.sum(lyon["free_entry"]).as_py()  # free entry costs 0
+    await page.get_by_label("Filter (ODSQL where)").fill("event_id <= 300")
+    await page.get_by_label("Field of the chart").select_option(label="Expected attendance")
+    await expect(page.locator("#chart-caption")).to_contain_text("a histogram of 20 bins, 300 records")
+    await expect(page.locator("#chart .bar")).to_have_count(20)
+    assert sum((await bars(page)).values()) == 300
+    await expect(circles).to_have_count(pc.sum(located[:300]).as_py())
+    sizes = await overflow(page)
+    assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+    svg_right = await page.locator("#map svg, #chart svg").evaluate_all("svgs => svgs.map(s => s.getBoundingClientRect().right)")
+    assert len(svg_right) == 2 and max(svg_right) <= width, svg_right  # drawn to the width of their box
+
+    shot = screenshot_path(f"web-page-pictures-{width}.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    await page.context.close()
+    assert not script_errors
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+async def test_a_visitor_exports_watches_and_downloads_without_signing_in(browser, base_url, worker, demo_dataset,
+                                                                          script_errors, width):
+    page = await open_page(browser, base_url, None, script_errors, width=width)
+    await expect(page.locator("#signin")).to_be_visible()
+    await open_demo_dataset(page)
+    await expect(page.locator("#export-signin")).to_contain_text("kept in this browser")
+    await expect(page.locator("#exports-filters")).to_be_hidden()  # the API keeps no list of a visitor's exports
+    await page.get_by_label("Format", exact=True).select_option("csv")
+    await page.get_by_label("Filter (ODSQL where)").fill("event_id <= 300")
+    await expect(page.locator("#preview-count")).to_contain_text("300 records match this filter")
+    await expect(page.locator("#map circle")).to_have_count(pc.sum(pc.invert(pc.is_null(demo.table()["geo_point_2d"]))[:300]).as_py())
+    await page.get_by_label("Name (optional)").fill("a visitor's events")
+    await page.get_by_role("button", name="Export", exact=True).click()
+
+    row = export_row(page, "a visitor's events")
+    await expect(row.locator(".status")).to_have_text("ready", timeout=READY_WITHIN)
+    await expect(row.locator(".progress")).to_contain_text("300 / 300")
+    await expect(row.locator(".filter")).to_have_text("event_id <= 300")
+    await expect(row.locator(".owner")).to_have_count(0)
+    async with page.expect_download() as download_info:
+        await row.get_by_role("link", name="Download a visitor's events").click()
+    with open(await (await download_info.value).path(), newline="", encoding="utf-8-sig") as handle:
+        records = list(csv.DictReader(handle, delimiter=";"))
+    assert [int(r["event_id"]) for r in records] == list(range(1, 301))
+    sizes = await overflow(page)
+    assert sizes["scroll"] <= sizes["viewport"] == width, sizes
+    shot = screenshot_path(f"web-page-visitor-{width}.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+
+    await page.reload()  # this browser remembers the export: its URL is the only key to it
+    await expect(row.locator(".status")).to_have_text("ready")
+    await row.get_by_role("button", name="Delete a visitor's events").click()
+    await expect(page.locator("#notice")).to_contain_text("deleted")
+    await page.reload()
+    await expect(page.locator("#exports-empty")).to_have_text("No export yet from this browser.")
+    assert await page.evaluate("localStorage.getItem('exportd_visitor_exports')") == "[]"
+    await page.context.close()
     assert not script_errors
 
 

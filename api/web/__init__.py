@@ -14,7 +14,7 @@ from aiohttp import web
 from domain.errors import NotFound
 
 HERE = Path(__file__).parent
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}  # every file /static/ serves
+STATIC = {"app.js": "text/javascript", "pictures.js": "text/javascript", "style.css": "text/css"}  # every file /static/ serves
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 PAGE_HEADERS = {

@@ -14,9 +14,14 @@ const MAX_FOLLOWED = 4; // long polls at once: a browser opens only six connecti
 const STATUS_WAIT = 20; // seconds a GET …?wait= may hold for a change of status
 const PROGRESS_EVERY = 500; // ms between progress reads while an export is processing
 const LISTS_EVERY = 15000; // ms between refreshes of the export lists
+const EXPORTS_PER_PAGE = 20;
+const VISITOR_KEY = 'exportd_visitor_exports'; // localStorage: the ids of a visitor's exports, newest first
+const VISITOR_KEEPS = 20;
 const CHOICE_LABELS = { '\t': 'tab', ' ': 'space' };
 
 const state = { user: null, formats: [], datasets: [], dataset: null, exports: new Map(), followed: new Set() };
+// the page of exports shown, and its filters: the query of GET /api/v1/exports
+const exportsView = { page: 1, pages: 1, status: '', dataset: '' };
 let previewRun = 0;
 
 const $ = (id) => document.getElementById(id);
@@ -112,6 +117,9 @@ function countdown(iso) {
   return `in ${m} min ${String(s).padStart(2, '0')} s`;
 }
 
+// 2026-12-07T15:15:52Z → 2026-12-07 15:15 UTC: the API's times are UTC, and so is what the page shows.
+const shortDate = (iso) => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+
 function cell(value) {
   if (value === null || value === undefined) return '';
   if (typeof value === 'object') return JSON.stringify(value);
@@ -174,11 +182,15 @@ function showUser(user) {
   $('whoami').hidden = !user;
   $('user-name').textContent = user ? user.name : '';
   $('user-role').hidden = !(user && user.admin);
-  $('exports-section').hidden = !user;
   $('approvals-section').hidden = !(user && user.admin);
-  $('exports-title').textContent = user && user.admin ? 'Exports (all users)' : 'My exports';
+  $('exports-title').textContent = user && user.admin ? 'Exports (all users)' : user ? 'My exports' : 'Your exports (this browser)';
+  $('exports').classList.toggle('with-owner', Boolean(user && user.admin));
+  Object.assign(exportsView, { page: 1, status: '', dataset: '' });
+  $('exports-status').value = '';
+  $('exports-dataset').value = '';
+  $('exports-filters').hidden = !user; // a visitor's exports are no list the API keeps: no paging, no filter
+  $('exports-pager').hidden = !user;
   $('export-signin').hidden = Boolean(user);
-  $('export-submit').disabled = !user;
   state.exports.clear();
   $('exports').tBodies[0].replaceChildren();
   $('approvals').replaceChildren();
@@ -195,6 +207,7 @@ async function loadCatalog() {
     return;
   }
   renderCatalog();
+  renderDatasetFilter();
   await route();
 }
 
@@ -271,9 +284,11 @@ async function preview() {
     count.textContent = `The filter is not valid: ${error.message}`;
     count.className = 'error-text';
     tbody.replaceChildren();
+    clearPictures('Nothing to draw until the filter is valid.');
     return;
   }
   if (run !== previewRun) return; // a newer filter was typed meanwhile
+  drawPictures(dataset, where); // pictures.js: the map and the chart follow the filter
   count.className = 'muted';
   count.textContent = where
     ? `${number(page.total_count)} records match this filter; the first ${page.results.length}:`
@@ -357,9 +372,12 @@ async function createExport(event) {
     notify(`Export “${created.name}” created.${waits}`, 'info');
     show(created, true);
     follow(created);
-    if (state.user.admin) refreshApprovals();
+    if (!state.user) rememberVisitorExport(exportId(created));
+    if (state.user && state.user.admin) refreshApprovals();
   } catch (error) {
-    notify(`The export was refused: ${error.message}`);
+    notify(error.status === 401 && !state.user
+      ? 'Sign in with your API token to export: this service takes no export from visitors without one.'
+      : `The export was refused: ${error.message}`);
   } finally {
     button.disabled = false;
   }
@@ -368,19 +386,57 @@ async function createExport(event) {
 // --- my exports ----------------------------------------------------------------------------
 
 async function refreshExports() {
-  if (!state.user) return;
+  if (!state.user) return refreshVisitorExports();
+  const params = new URLSearchParams({ page: String(exportsView.page), per_page: String(EXPORTS_PER_PAGE) });
+  if (exportsView.status) params.set('status', exportsView.status);
+  if (exportsView.dataset) params.set('dataset', exportsView.dataset);
   let page;
   try {
-    page = await api(`${EXPORTS}?per_page=50`);
+    page = await api(`${EXPORTS}?${params}`);
   } catch (error) {
     notify(`Your exports could not be read: ${error.message}`);
     return;
   }
+  if (page.page > page.total_pages && page.page > 1) { // the last page emptied meanwhile
+    exportsView.page = page.total_pages;
+    return refreshExports();
+  }
   const list = embedded(page);
   state.exports = new Map(list.map((exp) => [exportId(exp), exp]));
   $('exports').tBodies[0].replaceChildren(...list.map(exportRow));
+  const filtered = exportsView.status || exportsView.dataset;
+  $('exports-empty').textContent = filtered ? 'No export matches these filters.' : 'No export yet.';
   $('exports-empty').hidden = list.length > 0;
+  exportsView.pages = page.total_pages;
+  $('exports-page').textContent = `Page ${page.page} of ${page.total_pages}`;
+  $('exports-prev').disabled = page.page <= 1;
+  $('exports-next').disabled = page.page >= page.total_pages;
   list.forEach(follow);
+}
+
+function renderDatasetFilter() {
+  const select = $('exports-dataset');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '', text: 'any' }), ...state.datasets.map((dataset) =>
+    el('option', { value: dataset.dataset_id, selected: dataset.dataset_id === chosen, text: dataset.metas.default.title || dataset.dataset_id })));
+}
+
+function filterExports() {
+  exportsView.status = $('exports-status').value;
+  exportsView.dataset = $('exports-dataset').value;
+  exportsView.page = 1;
+  refreshExports();
+}
+
+function turnExportsPage(step) {
+  exportsView.page = Math.min(Math.max(1, exportsView.page + step), exportsView.pages);
+  refreshExports();
+}
+
+// Whether a new export belongs on the page shown: the first page, and its filters let it in.
+function onShownPage(exp) {
+  return exportsView.page === 1 && (!exportsView.status || exportsView.status === exp.status)
+    && (!exportsView.dataset || exportsView.dataset === exp.dataset_id);
 }
 
 // Put one export's newest state in its row (a new export goes on top).
@@ -390,7 +446,8 @@ function show(exp, isNew = false) {
   const row = exportRow(exp);
   const old = $('exports').querySelector(`tr[data-export-id="${CSS.escape(id)}"]`);
   if (old) old.replaceWith(row);
-  else if (isNew) $('exports').tBodies[0].prepend(row);
+  else if (isNew && onShownPage(exp)) $('exports').tBodies[0].prepend(row);
+  else state.exports.delete(id);
   $('exports-empty').hidden = state.exports.size > 0;
 }
 
@@ -412,10 +469,19 @@ function exportRow(exp) {
     if (exp.queue_position) progressText += ` (#${exp.queue_position} in the queue)`;
   }
   const link = exp.status === 'ready' ? safeHref(exp.download_link) : null;
+  const where = whereOf(exp);
+  const options = Object.entries(exp.options || {});
   return el('tr', { 'data-export-id': id },
-    el('td', {}, el('span', { className: 'export-name', text: exp.name }),
-      state.user && state.user.admin && exp.owner !== state.user.name ? el('small', { className: 'detail', text: `by ${exp.owner}` }) : null),
+    el('td', {}, el('span', { className: 'export-name', text: exp.name })),
+    state.user && state.user.admin ? el('td', { className: 'owner', text: exp.owner }) : null,
+    el('td', {}, el('code', { className: 'dataset', text: exp.dataset_id || '' })),
+    el('td', { className: 'filter' }, where ? el('code', { text: where }) : el('span', { className: 'muted', text: 'every record' }),
+      otherQuery(exp) ? el('small', { className: 'detail', text: otherQuery(exp) }) : null),
+    el('td', { className: 'options' }, options.length
+      ? el('code', { text: options.map(([key, value]) => `${key}=${cell(value)}`).join(' · ') })
+      : el('span', { className: 'muted', text: 'defaults' })),
     el('td', { text: exp.export_type }),
+    el('td', {}, exp.created_date ? el('time', { datetime: exp.created_date, title: exp.created_date, text: shortDate(exp.created_date) }) : null),
     el('td', {},
       el('span', { className: `status status-${exp.status}`, text: exp.status.replace('_', ' ') }),
       exp.detail ? el('small', { className: 'detail', text: exp.detail }) : null),
@@ -432,15 +498,34 @@ function exportRow(exp) {
         onclick: () => deleteExport(id, exp.name) })));
 }
 
-// Follow an export that moves on its own: a long poll (?wait=) for its next status while it
-// waits in the queue, a read every PROGRESS_EVERY ms while it is processing.
+// The export's where filter, its conditions joined as the API joins them.
+function whereOf(exp) {
+  const where = exp.query && exp.query.where;
+  if (!where) return '';
+  return Array.isArray(where) ? where.map((part) => (where.length > 1 ? `(${part})` : part)).join(' AND ') : String(where);
+}
+
+// The rest of the export's query (select, order_by, limit, …), in a line.
+function otherQuery(exp) {
+  return Object.entries(exp.query || {}).filter(([key]) => key !== 'where')
+    .map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(', ') : cell(value)}`).join('; ');
+}
+
+// Whether the page follows an export in this status live. One waiting for approval is followed
+// too, except by an administrator (who decides, and whose list holds everyone's), so that its
+// owner sees it start the moment it is approved.
+const followed = (status) => MOVING.includes(status)
+  || (status === 'pending_approval' && !(state.user && state.user.admin));
+
+// Follow an export that moves: a long poll (?wait=) for its next status while it waits, a read
+// every PROGRESS_EVERY ms while it is processing.
 async function follow(exp) {
   const id = exportId(exp);
-  if (!MOVING.includes(exp.status) || state.followed.has(id) || state.followed.size >= MAX_FOLLOWED) return;
+  if (!followed(exp.status) || state.followed.has(id) || state.followed.size >= MAX_FOLLOWED) return;
   state.followed.add(id);
   let status = exp.status;
   try {
-    while (MOVING.includes(status) && state.user && state.exports.has(id)) {
+    while (followed(status) && state.exports.has(id)) { // signing in or out empties state.exports
       const processing = status === 'processing';
       if (processing) await sleep(PROGRESS_EVERY);
       const current = await api(`${EXPORTS}/${encodeURIComponent(id)}${processing ? '' : `?wait=${STATUS_WAIT}`}`);
@@ -493,6 +578,7 @@ async function deleteExport(id, name) {
     return;
   }
   state.exports.delete(id);
+  if (!state.user) forgetVisitorExport(id);
   const row = $('exports').querySelector(`tr[data-export-id="${CSS.escape(id)}"]`);
   if (row) row.remove();
   $('exports-empty').hidden = state.exports.size > 0;
@@ -503,6 +589,44 @@ function tick() {
   for (const time of document.querySelectorAll('time[data-expires]')) {
     time.textContent = countdown(time.dataset.expires);
   }
+}
+
+// --- a visitor's exports: without an account, the export's URL is the only key to it -------
+// The API keeps no list of them, so this browser does (localStorage), and reads each one back.
+
+function visitorExports() {
+  try {
+    const ids = JSON.parse(localStorage.getItem(VISITOR_KEY) || '[]');
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function keepVisitorExports(ids) {
+  localStorage.setItem(VISITOR_KEY, JSON.stringify(ids.slice(0, VISITOR_KEEPS)));
+}
+
+const rememberVisitorExport = (id) => keepVisitorExports([id, ...visitorExports().filter((kept) => kept !== id)]);
+const forgetVisitorExport = (id) => keepVisitorExports(visitorExports().filter((kept) => kept !== id));
+
+async function refreshVisitorExports() {
+  const ids = visitorExports();
+  const answers = await Promise.all(ids.map((id) => api(`${EXPORTS}/${encodeURIComponent(id)}`).catch((error) => error)));
+  if (state.user) return; // signed in meanwhile
+  const list = [];
+  answers.forEach((answer, i) => {
+    if (answer instanceof ApiError) {
+      if (answer.status === 404) forgetVisitorExport(ids[i]); // deleted, expired and swept, or never ours
+    } else if (answer instanceof Error) {
+      notify(`Your exports could not be read: ${answer.message}`);
+    } else list.push(answer);
+  });
+  state.exports = new Map(list.map((exp) => [exportId(exp), exp]));
+  $('exports').tBodies[0].replaceChildren(...list.map(exportRow));
+  $('exports-empty').textContent = 'No export yet from this browser.';
+  $('exports-empty').hidden = list.length > 0;
+  list.forEach(follow);
 }
 
 // --- the approval queue (administrators) ---------------------------------------------------
@@ -582,7 +706,12 @@ async function start() {
     typing = setTimeout(preview, 350);
   });
   $('export-form').addEventListener('submit', createExport);
+  startPictures();
   $('exports-refresh').addEventListener('click', refreshExports);
+  $('exports-status').addEventListener('change', filterExports);
+  $('exports-dataset').addEventListener('change', filterExports);
+  $('exports-prev').addEventListener('click', () => turnExportsPage(-1));
+  $('exports-next').addEventListener('click', () => turnExportsPage(1));
   $('approvals-refresh').addEventListener('click', refreshApprovals);
   window.addEventListener('hashchange', route);
   try {
