@@ -33,6 +33,8 @@ from domain.users import User
 from formats import REGISTRY
 
 DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
+# OSDI names what it exports a list (its own example posts …/api/v1/lists/ID): here, a dataset
+LIST_PATH = re.compile(r"/api/v1/lists/([^/?#]+)/?$")
 PER_PAGE = 25
 MAX_WAIT = 60  # seconds GET …/exports/{id}?wait= may hold a request
 MAX_PER_PAGE = 100
@@ -47,13 +49,14 @@ def resource_of(request: web.Request, export: Export) -> dict[str, Any]:
 
 def _dataset_and_query(href: str) -> tuple[str, RecordQuery]:
     """The dataset id and the query (where, select, order_by, limit, …) an osdi:resource link
-    names: a dataset URL, or its records URL with query parameters."""
+    names: a dataset URL, its records URL with query parameters, or an OSDI list URL."""
     parsed = urlparse(href)
-    match = DATASET_PATH.search(parsed.path)
+    match = DATASET_PATH.search(parsed.path) or LIST_PATH.search(parsed.path)
     if not match:
         raise Invalid(
             "_links.osdi:resource.href must name a dataset, as "
-            "http://HOST/api/v2/catalog/datasets/DATASET_ID", error_code="invalid_resource"
+            "http://HOST/api/v2/catalog/datasets/DATASET_ID (or OSDI's http://HOST/api/v1/lists/DATASET_ID)",
+            error_code="invalid_resource"
         )
     return match.group(1), RecordQuery.from_params(MultiDict(parse_qsl(parsed.query)))
 
@@ -92,6 +95,10 @@ async def create(request: web.Request) -> web.Response:
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise Invalid("the field 'options' must be an object")
+    once = body.get("expire_once_downloaded", False)
+    if not isinstance(once, bool):
+        raise Invalid("the field 'expire_once_downloaded' must be true or false (a JSON boolean)",
+                      field="expire_once_downloaded")
     # refuse now, with a 400, what the worker would fail on; count what the export will hold
     kind = HEAVY if query.heavy else LIGHT
     checked, _ = await request.app[POOL].call(kind, "check_export", {
@@ -107,6 +114,7 @@ async def create(request: web.Request) -> web.Response:
         options=options,
         query=query.as_dict(),
         records_total=records,
+        expire_once_downloaded=once,
     )
     exports = request.app[EXPORTS]
     needs_approval = settings.approval_rows is not None and records > settings.approval_rows and not user.admin

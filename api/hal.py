@@ -70,6 +70,8 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
         body["expires_date"] = iso(export.expires_at)
     if export.warnings:
         body["warnings"] = export.warnings
+    if export.expire_once_downloaded:
+        body["expire_once_downloaded"] = True
     body["_links"] = {
         "self": {"href": export_href(base, export.id)},
         "osdi:resource": {"href": export.resource_href},

@@ -36,8 +36,13 @@ def _schemas() -> dict[str, Any]:
                     "group_by": {"type": "string"}, "order_by": {"type": "string"},
                     "limit": {"type": "integer", "minimum": -1, "maximum": MAX_LIMIT},
                 }, "description": "ODSQL; at most 1,000 terms and 10,000 IN-list values over all clauses."},
+                "expire_once_downloaded": {"type": "boolean", "default": False, "description": (
+                    "OSDI's 'once downloaded … the export may have the status of expired': the export expires, and "
+                    "its file goes, once every byte of it has been sent (a download resumed with Range still "
+                    "works until then). Such a file is always sent by the web process, never by a redirect.")},
                 "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
-                    **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
+                    **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID, its "
+                                           "records URL with a query, or OSDI's http://HOST/api/v1/lists/DATASET_ID"}}},
             },
         },
         "Export": {
@@ -62,6 +67,7 @@ def _schemas() -> dict[str, Any]:
                 "records_count": {"type": "integer"},
                 "progress": {"type": "object", "properties": {"records_done": {"type": "integer"}, "records_total": {"type": "integer"}}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
+                "expire_once_downloaded": {"type": "boolean", "description": "Present (true) when asked for."},
                 "_links": {"type": "object", "properties": {"self": link, "osdi:resource": link}},
             },
         },

@@ -82,10 +82,12 @@ class Export:
     attempt: int = 0
     lapses: int = 0  # attempts whose worker died (lease lapsed)
     file_key: str = ""  # storage key of the file a ready export serves (perhaps another export's: shared)
+    expire_once_downloaded: bool = False  # expires when every byte of its file was sent once (domain/downloaded.py)
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
     INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt", "lapses")
+    BOOL_FIELDS = ("expire_once_downloaded",)
 
     @classmethod
     def new(cls, **values: Any) -> "Export":
@@ -111,6 +113,8 @@ class Export:
                 values[f.name] = parse_iso(text)
             elif f.name in cls.INT_FIELDS:
                 values[f.name] = int(text) if text != "" else None
+            elif f.name in cls.BOOL_FIELDS:
+                values[f.name] = text == "True"
             else:
                 values[f.name] = text
         return cls(**values)

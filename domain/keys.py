@@ -29,6 +29,10 @@ def cancel(export_id: str) -> str:
     return f"{PREFIX}cancel:{export_id}"  # set while a deleted export's worker must stop
 
 
+def sent_bytes(export_id: str) -> str:
+    return f"{PREFIX}sent:{export_id}"  # string, expiring: JSON byte spans of the file sent (domain/downloaded.py)
+
+
 EXPORTS_READY = PREFIX + "exports:ready"  # sorted set: ready export id by expiry time
 LEASES = PREFIX + "leases"  # sorted set: processing export id by the time its lease runs out
 
