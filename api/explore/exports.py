@@ -29,18 +29,21 @@ STALLED_CLIENT_SECONDS = 60
 # Spellings of the portal's download URL and older clients → our option names.
 OPTION_ALIASES = {"csv_separator": "delimiter", "use_labels_for_header": "use_labels"}
 IGNORED = {"apikey", "lang", "format"}
+SOME_FORMATS_OPTIONS = frozenset(name for f in REGISTRY for name in f.all_options)
 
 
 def _options(request: web.Request, fmt: Format) -> dict[str, str]:
-    """The format options among the query parameters; anything neither an option nor a query
-    parameter is refused with a 400 naming it."""
+    """The format options among the query parameters. Another format's option is ignored, as
+    the platform ignores it (odsclient sends csv_separator whatever the format); a name that
+    is no format's option nor a query parameter (a misspelling) is refused with a 400 naming
+    it, and so, in the query process, is a bad value of this format's own."""
     options: dict[str, str] = {}
     unknown = []
     for name, value in request.query.items():
         name = OPTION_ALIASES.get(name, name)
         if name in fmt.all_options:
             options[name] = value
-        elif name not in RecordQuery.EXPORT_PARAMS and name not in IGNORED:
+        elif name not in RecordQuery.EXPORT_PARAMS and name not in IGNORED and name not in SOME_FORMATS_OPTIONS:
             unknown.append(name)
     if unknown:
         raise Invalid(f"unknown parameter(s) {', '.join(sorted(set(unknown)))} for a {fmt.name} export; "
