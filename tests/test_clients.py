@@ -117,5 +117,12 @@ async def test_the_platforms_javascript_client(client, demo_dataset, api_client_
     assert exported["status"] == 200 and exported["type"].startswith("text/csv")
     assert [row[0] for row in csv.reader(io.StringIO(exported["body"].lstrip("\ufeff")), delimiter=";")][1:] == [str(i) for i in lille]
     assert {f["name"] for f in ok["facets"]["facets"][0]["facets"]} == {r["category"] for r in ROWS}
+    cities = sorted({r["city"] for r in ROWS})
+    for name, offset in (("groups", 0), ("grouped_page", 3)):
+        page = ok[name]
+        assert page["total_count"] == len(cities)  # groups, not records
+        assert [g["city"] for g in page["results"]] == cities[offset:offset + 3]
+        assert [g["n"] for g in page["results"]] == [sum(1 for r in ROWS if r["city"] == c) for c in cities[offset:offset + 3]]
+        assert any(link["rel"] == "next" for link in page["links"]) == (offset + 3 < len(cities))
     unknown = found["unknown_field"]
     assert unknown["status"] == 400 and "nosuchfield" in unknown["detail"]  # a UserError, by its status

@@ -49,7 +49,8 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
         "summary": "One dataset: metadata, fields, and links to its endpoints.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "The dataset."}, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/records", records.records, "explore-records", {
-        "summary": "Records matching an ODSQL query, {total_count, links, results}.",
+        "summary": "Records matching an ODSQL query, {total_count, links, results}; when the query aggregates, "
+                   "total_count counts groups (1 for a plain aggregate) and offset/limit page through them.",
         "parameters": [DATASET_ID, *QUERY, RECORDS_LIMIT, RECORDS_OFFSET, TIMEZONE],
         "responses": {"200": {"description": "A page of records."}, **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/records/{record_id}", records.record, "explore-record", {

@@ -10,6 +10,7 @@ import orjson
 import pyarrow.dataset as pads
 
 from api.explore.views import rows
+from domain import odsql
 from domain.datasets import Dataset, open_version
 from domain.fields import fields_for
 from domain.query import RecordQuery
@@ -39,12 +40,16 @@ def _read(dataset: str, query: dict[str, Any]) -> tuple[Dataset, RecordQuery]:
 
 
 def records(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], limit: int, offset: int,
-            timezone: str, groups: bool = False) -> dict[str, Any]:
-    """A page of records (or of groups): the results array as the body, the total count."""
+            timezone: str) -> dict[str, Any]:
+    """A page of records (or of groups): the results array as the body, the total count (of
+    groups, when the query aggregates: 1 for a plain aggregate)."""
     data, wanted = _read(dataset, query)
     source = env.source(data)
     table = wanted.table(source, data.fields, limit=limit, offset=offset)
-    total = table.num_rows if groups else wanted.count(source, data.fields)
+    if wanted.group_by or odsql.parse_select(wanted.select, data.fields).aggregated:
+        total = wanted.groups(source, data.fields, table.num_rows, limit, offset)
+    else:
+        total = wanted.count(source, data.fields)
     out.write(orjson.dumps(rows(table, fields_for(table.schema, data.fields), timezone)))
     return {"total_count": total}
 
