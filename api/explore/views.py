@@ -7,6 +7,7 @@ import orjson
 import pyarrow as pa
 from aiohttp import web
 
+from domain.catalog import features
 from domain.datasets import Dataset
 from domain.fields import Field
 from formats.json import json_columns
@@ -35,7 +36,7 @@ def dataset_view(dataset: Dataset, base: str) -> dict[str, Any]:
         "visibility": dataset.visibility,
         "has_records": dataset.records_count > 0,
         "data_visible": True,
-        "features": ["analyze", "timeserie", "geo"] if any(f.type.startswith("geo") for f in dataset.fields) else ["analyze"],
+        "features": features(dataset),
         "metas": {"default": {
             "title": dataset.title,
             "description": dataset.description,
