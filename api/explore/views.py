@@ -7,6 +7,7 @@ import orjson
 import pyarrow as pa
 from aiohttp import web
 
+from domain import metadata
 from domain.catalog import features
 from domain.datasets import Dataset
 from domain.fields import Field
@@ -37,14 +38,7 @@ def dataset_view(dataset: Dataset, base: str) -> dict[str, Any]:
         "has_records": dataset.records_count > 0,
         "data_visible": True,
         "features": features(dataset),
-        "metas": {"default": {
-            "title": dataset.title,
-            "description": dataset.description,
-            "records_count": dataset.records_count,
-            "modified": dataset.modified,
-            "data_processed": dataset.modified,
-            "metadata_processed": dataset.modified,
-        }},
+        "metas": metadata.plain(dataset),
         "fields": [{"name": f.name, "label": f.label, "type": f.type, "annotations": {}, "description": None}
                    for f in dataset.fields],
         "attachments": [],
