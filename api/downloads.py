@@ -50,6 +50,9 @@ async def _count_sent(request: web.Request, export: Export, sent: list[list[int]
     if export.size is None or not await SentBytes(request.app[STATE]).add(export.id, export.size, sent, left):
         return
     exports = request.app[EXPORTS]
-    if await exports.transition(export.id, ex.EXPIRED, expect=(ex.READY,),
-                                detail="expired once downloaded, as asked when it was created"):
-        await drop_files(SharedFiles(request.app[STATE]), request.app[STORAGE], await exports.get(export.id))
+    try:
+        if await exports.transition(export.id, ex.EXPIRED, expect=(ex.READY,),
+                                    detail="expired once downloaded, as asked when it was created"):
+            await drop_files(SharedFiles(request.app[STATE]), request.app[STORAGE], await exports.get(export.id))
+    except NotFound:  # deleted meanwhile: its files went with it
+        pass
