@@ -36,6 +36,8 @@ from domain.users import User, is_anonymous
 from formats import REGISTRY
 
 DATASET_PATH = re.compile(r"/api/(?:v2|explore/v2\.\d+)/catalog/datasets/([^/?#]+)/?(?:records/?|exports/?)?$")
+# OSDI names what it exports a list (its own example posts …/api/v1/lists/ID): here, a dataset
+LIST_PATH = re.compile(r"/api/v1/lists/([^/?#]+)/?$")
 PER_PAGE = 25
 MAX_WAIT = 60  # seconds GET …/exports/{id}?wait= may hold a request
 MAX_PER_PAGE = 100
@@ -57,13 +59,14 @@ async def resources_of(request: web.Request, exports: list[Export]) -> list[dict
 
 def _dataset_and_query(href: str) -> tuple[str, RecordQuery]:
     """The dataset id and the query (where, select, order_by, limit, …) an osdi:resource link
-    names: a dataset URL, or its records URL with query parameters."""
+    names: a dataset URL, its records URL with query parameters, or an OSDI list URL."""
     parsed = urlparse(href)
-    match = DATASET_PATH.search(parsed.path)
+    match = DATASET_PATH.search(parsed.path) or LIST_PATH.search(parsed.path)
     if not match:
         raise Invalid(
             "_links.osdi:resource.href must name a dataset, as "
-            "http://HOST/api/v2/catalog/datasets/DATASET_ID", error_code="invalid_resource"
+            "http://HOST/api/v2/catalog/datasets/DATASET_ID (or OSDI's http://HOST/api/v1/lists/DATASET_ID)",
+            error_code="invalid_resource"
         )
     return match.group(1), RecordQuery.from_params(MultiDict(parse_qsl(parsed.query)))
 
@@ -159,6 +162,10 @@ async def create(request: web.Request) -> web.Response:
         raise Invalid("the field 'notify_url' needs an account: its webhooks are signed with the key GET /api/v1/me "
                       "gives the token's user", field="notify_url")
     notify_url = await _notify_url(body, settings)
+    once = body.get("expire_once_downloaded", False)
+    if not isinstance(once, bool):
+        raise Invalid("the field 'expire_once_downloaded' must be true or false (a JSON boolean)",
+                      field="expire_once_downloaded")
 
     export = Export.new(
         owner=user.name,
@@ -173,6 +180,7 @@ async def create(request: web.Request) -> web.Response:
         origin=hal.origin(request),
         changes_since=plan.since,
         base_key=plan.base,
+        expire_once_downloaded=once,
     )
     exports = request.app[EXPORTS]
     at_most = dataset.records_count if records is None else records  # a delta: its count is not known yet

@@ -35,6 +35,7 @@ from domain.timeutil import now
 PRESIGNED_FILE = timedelta(minutes=10)  # lifetime of the presigned URL of a file that does not expire; followed at once
 PRESIGNED_MAX = timedelta(days=7)  # the longest a SigV4 presigned URL may live
 CHUNK = 256 << 10
+SENT_STEP = 4 << 20  # bytes sendfile sends at a time when the spans sent are counted
 
 
 def disposition(file_name: str) -> str:
@@ -53,9 +54,13 @@ def digest_validators(stat: Stat, sha256: str) -> tuple[Stat, dict[str, str]]:
 
 
 async def stored_file(request: web.Request, key: str, file_name: str, media_type: str,
-                      expires: datetime | None = None, sha256: str = "") -> web.StreamResponse:
+                      expires: datetime | None = None, sha256: str = "",
+                      sent: list[list[int]] | None = None) -> web.StreamResponse:
     """The file stored under `key`, downloaded as `file_name`; a redirect to the bucket may
-    not outlive `expires`. `sha256`, when known, gives the ETag and Repr-Digest."""
+    not outlive `expires`. `sha256`, when known, gives the ETag and Repr-Digest. With `sent`,
+    the [start, stop] byte spans that went out are added to it as they go (also when the
+    transfer breaks off), and the web process sends the file itself: a bucket's redirect would
+    not tell."""
     storage = request.app[STORAGE]
     try:
         stat = await asyncio.to_thread(storage.stat, key)
@@ -63,7 +68,7 @@ async def stored_file(request: web.Request, key: str, file_name: str, media_type
         raise Gone("this file is no longer available") from None
     stat, digests = digest_validators(stat, sha256)
     cache = {"Cache-Control": "private, max-age=0"}
-    if not isinstance(storage, LocalStorage) and request.app[SETTINGS].s3_downloads == "redirect":
+    if not isinstance(storage, LocalStorage) and request.app[SETTINGS].s3_downloads == "redirect" and sent is None:
         lifetime = min(PRESIGNED_MAX, (expires - now()) if expires else PRESIGNED_FILE)
         seconds = max(1, int(lifetime.total_seconds()))
         url = await asyncio.to_thread(storage.presigned_url, key, seconds, disposition(file_name), media_type)
@@ -86,11 +91,11 @@ async def stored_file(request: web.Request, key: str, file_name: str, media_type
         except ranges.Unsatisfiable as exc:
             return json_error(416, "range_not_satisfiable", str(exc),
                               headers={"Content-Range": f"bytes */{stat.size}", **validators})
-    return await _send(request, storage, key, stat, headers, wanted)
+    return await _send(request, storage, key, stat, headers, wanted, sent)
 
 
 async def _send(request: web.Request, storage: Storage, key: str, stat: Stat, headers: dict[str, str],
-                wanted: list[tuple[int, int]] | None) -> web.StreamResponse:
+                wanted: list[tuple[int, int]] | None, sent: list[list[int]] | None = None) -> web.StreamResponse:
     """The whole file (200), one range of it or several (206)."""
     pieces: list[tuple[bytes, int, int]] = [(b"", 0, stat.size)]
     tail = b""
@@ -107,6 +112,8 @@ async def _send(request: web.Request, storage: Storage, key: str, stat: Stat, he
     if request.method == "HEAD" or not stat.size:
         await response.prepare(request)
         await response.write_eof()
+        if sent is not None and request.method == "GET":
+            sent.append([0, 0])  # all of an empty file
         return response
     body = await _open(storage, key, pieces[0][1], pieces[0][2])  # before the headers, so that a 410 still can
     try:
@@ -117,7 +124,7 @@ async def _send(request: web.Request, storage: Storage, key: str, stat: Stat, he
                 body = await _open(storage, key, start, stop)
             if head:
                 await response.write(head)
-            await _copy(request, response, body, start, stop - start)
+            await _copy(request, response, body, start, stop - start, sent)
         if tail:
             await response.write(tail)
     finally:
@@ -133,13 +140,24 @@ async def _open(storage: Storage, key: str, start: int, stop: int) -> BinaryIO:
         raise Gone("this file is no longer available") from None
 
 
-async def _copy(request: web.Request, response: web.StreamResponse, body: BinaryIO, start: int, count: int) -> None:
+async def _copy(request: web.Request, response: web.StreamResponse, body: BinaryIO, start: int, count: int,
+                sent: list[list[int]] | None = None) -> None:
     """`count` bytes of `body` (read from `start`) to the client: a local file by sendfile,
     which asyncio falls back from by itself where the transport cannot (TLS); a bucket's
-    stream chunk by chunk, read in a thread."""
+    stream chunk by chunk, read in a thread. With `sent`, its last span grows as the bytes go
+    (sendfile then goes SENT_STEP bytes at a time, so a broken transfer still tells how far
+    it got)."""
+    span = [start, start]
+    if sent is not None:
+        sent.append(span)
     if isinstance(body, io.BufferedReader) and request.transport is not None and not response.compression:
-        await asyncio.get_running_loop().sendfile(request.transport, body, start, count)
+        step = count if sent is None else SENT_STEP
+        while span[1] < start + count:
+            size = min(step, start + count - span[1])
+            await asyncio.get_running_loop().sendfile(request.transport, body, span[1], size)
+            span[1] += size
         return
     while count > 0 and (chunk := await asyncio.to_thread(body.read, min(CHUNK, count))):
         await response.write(chunk)
         count -= len(chunk)
+        span[1] += len(chunk)

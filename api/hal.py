@@ -80,6 +80,8 @@ def export_resource(export: Export, base: str, origin_system: str, secret: str) 
     if export.notify_url:
         body["notify_url"] = export.notify_url
         body["notifications"] = export.notifications
+    if export.expire_once_downloaded:
+        body["expire_once_downloaded"] = True
     body["_links"] = {
         "self": {"href": export_href(base, export.id)},
         "osdi:resource": {"href": export.resource_href},

@@ -44,8 +44,13 @@ def _schemas() -> dict[str, Any]:
                     "A delta export (exportd's own): only the records added, changed or removed since this version "
                     "(…/versions) or snapshot (…/snapshots) of the dataset, matched on its key_fields, each with a "
                     "_change field (added, changed, removed; a removed record holds only its key).")},
+                "expire_once_downloaded": {"type": "boolean", "default": False, "description": (
+                    "OSDI's 'once downloaded … the export may have the status of expired': the export expires, and "
+                    "its file goes, once every byte of it has been sent (a download resumed with Range still "
+                    "works until then). Such a file is always sent by the web process, never by a redirect.")},
                 "_links": {"type": "object", "required": ["osdi:resource"], "properties": {"osdi:resource": {
-                    **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID"}}},
+                    **link, "description": "The dataset: http://HOST/api/v2/catalog/datasets/DATASET_ID, its "
+                                           "records URL with a query, or OSDI's http://HOST/api/v1/lists/DATASET_ID"}}},
                 "notify_url": {"type": "string", "format": "uri", "maxLength": MAX_URL, "description": (
                     "http(s) URL told of each terminal change (ready, failed, rejected, expired) by a POST of "
                     "{\"event\": \"export.<status>\", \"export\": <the export>}, signed with X-Exportd-Signature: "
@@ -96,6 +101,7 @@ def _schemas() -> dict[str, Any]:
                         "status_code": {"type": "integer", "description": "The receiver's answer."},
                         "error": {"type": "string", "description": "Why there was no answer (or the address was refused)."},
                         "next_attempt_in": {"type": "number", "description": "Seconds until the next attempt."}}}},
+                "expire_once_downloaded": {"type": "boolean", "description": "Present (true) when asked for."},
                 "_links": {"type": "object", "properties": {"self": link, "osdi:resource": link}},
             },
         },

@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from api import downloads, exports, health, me, openapi, ranges, users, web as page
+from api import downloads, exports, health, me, openapi, ranges, relations, users, web as page
 from api.explore import attached
 from api.explore import exports as explore_exports
 from api.explore import routes as explore_routes
@@ -213,6 +213,17 @@ ROUTES: list[Route] = [
         "tags": ["OSDI exports"], "security": TOKEN,
         "responses": {"200": {"description": "The caller, with the new secret.",
                               "content": {"application/json": {"schema": ME}}}, "401": ERR},
+    }),
+    Route("GET", "/docs/v1/{rel}", relations.relation, "osdi-relation", {
+        "summary": "What the HAL curie's link relation names (osdi:exports, osdi:export, osdi:resource): a page, or "
+                   "with Accept: application/json the OpenAPI document of the operations behind it.",
+        "tags": ["OSDI exports"],
+        "parameters": [{"name": "rel", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": list(relations.RELATIONS)}}],
+        "responses": {"200": {"description": "HTML, or the OpenAPI document (JSON).",
+                              "content": {"text/html": {"schema": {"type": "string"}},
+                                          "application/json": {"schema": {"type": "object"}}}},
+                      "404": ERR},
     }),
     Route("GET", "/", page.index, "web-page", {
         "summary": "The web page: catalog, export menu, my exports, the approval queue; it uses this API and nothing else.",

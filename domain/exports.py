@@ -90,11 +90,13 @@ class Export:
     sha256: str = ""  # hex SHA-256 of that file, taken as it was written
     notify_url: str = ""  # told of each terminal change (domain/webhooks.py)
     origin: str = ""  # scheme://host the export was asked for at: the links of the resource a webhook sends
+    expire_once_downloaded: bool = False  # expires when every byte of its file was sent once (domain/downloaded.py)
     notifications: list[dict[str, Any]] = field(default_factory=list)  # webhook attempts, oldest first; not a field of its own
 
     JSON_FIELDS = ("options", "query", "warnings")
     TIME_FIELDS = ("created", "modified", "action_date", "approved_date", "processed_date", "expires_at")
     INT_FIELDS = ("size", "records_total", "records_done", "records_skipped", "attempt", "lapses", "priority")
+    BOOL_FIELDS = ("expire_once_downloaded",)
 
     @classmethod
     def new(cls, **values: Any) -> "Export":
@@ -123,6 +125,8 @@ class Export:
                 values[f.name] = parse_iso(text)
             elif f.name in cls.INT_FIELDS:
                 values[f.name] = int(text) if text != "" else None
+            elif f.name in cls.BOOL_FIELDS:
+                values[f.name] = text == "True"
             else:
                 values[f.name] = text
         return cls(**values)

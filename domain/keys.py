@@ -34,6 +34,12 @@ def cancel(export_id: str) -> str:
 
 
 SERVED = PREFIX + "owners:served"  # sorted set: owner class ("u:<name>", "jobs") by when a worker last took its job
+
+
+def sent_bytes(export_id: str) -> str:
+    return f"{PREFIX}sent:{export_id}"  # string, expiring: JSON byte spans of the file sent (domain/downloaded.py)
+
+
 EXPORTS_READY = PREFIX + "exports:ready"  # sorted set: ready export id by expiry time
 LEASES = PREFIX + "leases"  # sorted set: processing export id by the time its lease runs out
 

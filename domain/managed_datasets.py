@@ -18,50 +18,14 @@ import orjson
 from redis.asyncio import Redis
 
 from domain import keys
-from domain import prepared
-from domain.delta import KEY_FIELDS
 from domain.datasets import DATASET_ID, Dataset, DatasetRepo, new_uid
 from domain.errors import Conflict, Invalid, NotFound
 from domain.fields import TYPES
+from domain.metadata import merged
 from domain.resources.spec import RESOURCE_TYPES
 from domain.timeutil import iso, now
 
-# Metadata the management API takes; title and description are the Dataset's own fields.
-TEXT_METADATA = ("title", "description", "license", "language", "publisher", "references", "attributions")
-LIST_METADATA = ("keywords", "theme", KEY_FIELDS)  # key_fields: what matches a record between versions (domain/delta.py)
-KNOWN_METADATA = (*TEXT_METADATA, *LIST_METADATA, prepared.METADATA)
 MAX_CHANGES = 500
-
-
-def validated_metadata(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise Invalid("'metadata' must be an object of title, description, keywords, license, …")
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in TEXT_METADATA:
-            if value is not None and not isinstance(value, str):
-                raise Invalid(f"metadata {name!r} must be a string")
-            out[name] = value or ""
-        elif name in LIST_METADATA:
-            if value is None:
-                value = []
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise Invalid(f"metadata {name!r} must be a list of strings")
-            out[name] = value
-        elif name == prepared.METADATA:
-            try:
-                out[name] = prepared.validated_formats(value)
-            except ValueError as exc:
-                raise Invalid(f"metadata {name!r} must be {exc}") from None
-        else:
-            raise Invalid(f"unknown metadata {name!r}; known: {', '.join(KNOWN_METADATA)}")
-    return out
-
-
-def metadata_of(dataset: Dataset) -> dict[str, Any]:
-    return {"title": dataset.title, "description": dataset.description, **dataset.metadata}
 
 
 def check_dataset_id(dataset_id: Any) -> str:
@@ -178,13 +142,7 @@ class ManagedDatasets:
         """New metadata (merged), and a new dataset_id while unpublished (else 409)."""
         details: dict[str, Any] = {}
         if metadata:
-            for name, value in metadata.items():
-                if name == "title":
-                    dataset.title = value or dataset.dataset_id
-                elif name == "description":
-                    dataset.description = value
-                else:
-                    dataset.metadata[name] = value
+            merged(dataset, metadata)
             details["metadata"] = sorted(metadata)
         old_id = dataset.dataset_id
         if dataset_id is not None and dataset_id != old_id:

@@ -145,6 +145,14 @@ class RecordQuery:
     def count(self, source: pads.Dataset, fields: list[Field]) -> int:
         return odsql.count(source, fields, filter=self.filter(fields))
 
+    def groups(self, source: pads.Dataset, fields: list[Field], shown: int, limit: int, offset: int) -> int:
+        """How many groups (of an aggregated query) there are, `shown` being those of the page
+        at `offset` (`limit` at most): a page that is not full, and not past the end, tells it
+        without a second pass."""
+        if shown < limit and (shown or not offset):
+            return offset + shown
+        return odsql.count_groups(source, fields, self.group_by, filter=self.filter(fields))
+
     def table(self, source: pads.Dataset, fields: list[Field], limit: int | None = None, offset: int = 0) -> pa.Table:
         """A bounded result (a page of records, aggregates)."""
         limits = [n for n in (limit, self.limit) if n is not None]

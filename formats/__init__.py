@@ -13,6 +13,7 @@ from formats import ov2 as _ov2
 from formats import parquet as _parquet
 from formats import rdf as _rdf
 from formats import shapefile as _shapefile
+from formats import tsv as _tsv
 from formats import xlsx as _xlsx
 from formats.base import Format, FormatNotApplicable, Option, OptionError, Writer
 
@@ -65,6 +66,7 @@ REGISTRY = Registry([  # in the order OpenDataSoft's export menu lists them
     _kml.FORMAT,
     _gpx.FORMAT,
     *_rdf.FORMATS,
+    _tsv.FORMAT,  # OSDI's own example's type, which OpenDataSoft does not offer
 ])
 
 __all__ = ["REGISTRY", "Format", "FormatNotApplicable", "Option", "OptionError", "Registry", "UnknownFormat", "Writer"]

@@ -249,7 +249,7 @@ async def test_datasets_load_and_list(cli, worker, demo_dataset, tmp_path):
     run = await cli("datasets", "load", str(source), "--id", "shops", "--title", "Shops", "--json")
     assert run.code == 0, run.err
     loaded = run.json()
-    assert loaded["dataset_id"] == "shops" and loaded["published"] and loaded["metadata"]["title"] == "Shops"
+    assert loaded["dataset_id"] == "shops" and loaded["published"] and loaded["metadata"]["default"]["title"] == {"value": "Shops"}
     assert loaded["records_count"] == 3 and loaded["job"]["status"] == "done"
 
     source.write_text("id;name\n1;Alpha\n2;Beta\n3;Gamma\n4;Delta\n", encoding="utf-8")

@@ -97,7 +97,7 @@ BAD_REQUESTS = [
     ("a numeric export_type", export_body("csv") | {"export_type": 5}, 400, "invalid_request"),
     ("unknown export_type", export_body("docx"), 400, "unknown_export_type"),
     ("no resource link", {"export_type": "csv"}, 400, "invalid_request"),
-    ("a resource that is not a dataset", export_body("csv") | {"_links": {"osdi:resource": {"href": "http://x/api/v1/lists/1"}}}, 400, "invalid_resource"),
+    ("a resource that is not a dataset", export_body("csv") | {"_links": {"osdi:resource": {"href": "http://x/api/v1/people/1"}}}, 400, "invalid_resource"),
     ("unknown dataset", export_body("csv", dataset_id="no-such-dataset"), 400, "unknown_dataset"),
     ("unknown option", export_body("csv", options={"colour": "red"}), 400, "invalid_option"),
     ("bad option value", export_body("csv", options={"with_bom": "perhaps"}), 400, "invalid_option"),

@@ -63,6 +63,7 @@ def rdf_subjects(data: bytes, syntax: str) -> int:
 
 READERS = {  # format → (records the file holds, according to an independent reader)
     "csv": lambda b: len(list(csv.reader(io.StringIO(b.decode("utf-8-sig"), newline=""), delimiter=";"))) - 1,
+    "tsv": lambda b: len(list(csv.reader(io.StringIO(b.decode("utf-8"), newline=""), delimiter="\t"))) - 1,
     "json": lambda b: len(orjson.loads(b)),
     "jsonl": lambda b: len(b.splitlines()),
     "geojson": lambda b: len(orjson.loads(b)["features"]),

@@ -73,7 +73,7 @@ async def test_a_dataset_from_upload_to_explore_and_export(client, worker):
     created = await new_dataset(client, "shops", keywords=["retail"], license="ODbL")
     uid = created["dataset_uid"]
     assert uid.startswith("da_") and created["dataset_id"] == "shops" and created["published"] is False
-    assert created["status"]["name"] == "idle" and created["metadata"]["keywords"] == ["retail"]
+    assert created["status"]["name"] == "idle" and created["metadata"]["default"]["keyword"] == {"value": ["retail"]}
     assert (await client.get(f"{V2}/datasets/shops")).status == 404  # unpublished: not in the Explore API
 
     job = await publish_file(client, uid, "shops.csv", CSV.encode(), params={"fields": {"id": "text", "price": "double"}})
@@ -109,7 +109,8 @@ async def test_a_dataset_from_upload_to_explore_and_export(client, worker):
     renamed = await call(client, "PUT", f"{M}/datasets/{uid}/", 409, json={"dataset_id": "stores"})
     assert renamed["error_code"] == "dataset_published"
     updated = await call(client, "PUT", f"{M}/datasets/{uid}/", json={"metadata": {"title": "Shops", "theme": ["economy"]}})
-    assert updated["metadata"]["title"] == "Shops" and updated["metadata"]["license"] == "ODbL"
+    assert updated["metadata"]["default"]["title"] == {"value": "Shops"}
+    assert updated["metadata"]["default"]["license"] == {"value": "ODbL"}
     assert (await call(client, "GET", f"{V2}/datasets/shops", headers={}))["metas"]["default"]["title"] == "Shops"
 
     # save_version → versions and the Explore API's snapshots

@@ -25,7 +25,7 @@ async def wait_ready(client, ids: list[str]) -> list[dict]:
 
 async def test_a_published_dataset_prepares_its_formats_and_a_visitor_shares_them(client, worker):
     dataset = await new_dataset(client, "shops", exports_on_publish=["csv", "geojson", "xlsx"])
-    assert dataset["metadata"]["exports_on_publish"] == ["csv", "geojson", "xlsx"]
+    assert dataset["metadata"]["default"]["exports_on_publish"] == {"value": ["csv", "geojson", "xlsx"]}
     job = await publish_file(client, dataset["dataset_uid"], "shops.geojson", GEOJSON)
     assert job["status"] == "done", job
     prepared = job["result"]["exports_prepared"]
@@ -63,4 +63,4 @@ async def test_exports_on_publish_names_known_formats(client):
     body = await call(client, "POST", f"{M}/datasets/", 400, json={"metadata": {"title": "x", "exports_on_publish": 3}})
     assert "a list of format names" in body["message"]
     ok = await call(client, "POST", f"{M}/datasets/", 201, json={"metadata": {"title": "x", "exports_on_publish": "CSV, json"}})
-    assert ok["metadata"]["exports_on_publish"] == ["csv", "json"]
+    assert ok["metadata"]["default"]["exports_on_publish"] == {"value": ["csv", "json"]}

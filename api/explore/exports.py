@@ -29,18 +29,21 @@ STALLED_CLIENT_SECONDS = 60
 # Spellings of the portal's download URL and older clients → our option names.
 OPTION_ALIASES = {"csv_separator": "delimiter", "use_labels_for_header": "use_labels"}
 IGNORED = {"apikey", "lang", "format"}
+SOME_FORMATS_OPTIONS = frozenset(name for f in REGISTRY for name in f.all_options)
 
 
-def _options(request: web.Request, fmt: Format) -> dict[str, str]:
-    """The format options among the query parameters; anything neither an option nor a query
-    parameter is refused with a 400 naming it."""
+def format_options(request: web.Request, fmt: Format) -> dict[str, str]:
+    """The format options among the query parameters. Another format's option is ignored, as
+    the platform ignores it (odsclient sends csv_separator whatever the format); a name that
+    is no format's option nor a query parameter (a misspelling) is refused with a 400 naming
+    it, and so, in the query process, is a bad value of this format's own."""
     options: dict[str, str] = {}
     unknown = []
     for name, value in request.query.items():
         name = OPTION_ALIASES.get(name, name)
         if name in fmt.all_options:
             options[name] = value
-        elif name not in RecordQuery.EXPORT_PARAMS and name not in IGNORED:
+        elif name not in RecordQuery.EXPORT_PARAMS and name not in IGNORED and name not in SOME_FORMATS_OPTIONS:
             unknown.append(name)
     if unknown:
         raise Invalid(f"unknown parameter(s) {', '.join(sorted(set(unknown)))} for a {fmt.name} export; "
@@ -92,9 +95,14 @@ async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = N
     so the client sees an incomplete transfer, never a complete-looking truncated file."""
     dataset = dataset or await visible_dataset(request)
     query = RecordQuery.from_params(request.query, allowed=RecordQuery.EXPORT_PARAMS)
-    options = _options(request, fmt)
+    options = format_options(request, fmt)
     args = {"dataset": dataset.to_json().decode(), "query": query.as_dict(), "export_type": fmt.name, "options": options}
-    async with request.app[POOL].stream("stream_export", args) as streamed:
+    return await streamed_call(request, "stream_export", args, dataset.dataset_id)
+
+
+async def streamed_call(request: web.Request, call: str, args: dict, what: str) -> web.StreamResponse:
+    """The body a streamed call of a query process writes (see _export), relayed to the client."""
+    async with request.app[POOL].stream(call, args) as streamed:
         response = web.StreamResponse(headers={
             "Content-Type": streamed.head["content_type"],
             "Content-Disposition": disposition(streamed.head["file_name"]),
@@ -107,10 +115,9 @@ async def _export(request: web.Request, fmt: Format, dataset: Dataset | None = N
             await response.write_eof()
         except Exception as exc:
             if isinstance(exc, TimeoutError):
-                log.warning("streamed export of %s cut: the client read nothing for %d s",
-                            dataset.dataset_id, STALLED_CLIENT_SECONDS)
+                log.warning("streamed export of %s cut: the client read nothing for %d s", what, STALLED_CLIENT_SECONDS)
             elif not isinstance(exc, ConnectionResetError):
-                log.error("streamed export of %s failed after its first bytes: %s", dataset.dataset_id, exc)
+                log.error("streamed export of %s failed after its first bytes: %s", what, exc)
             if request.transport is not None:
                 request.transport.close()
     return response

@@ -33,7 +33,7 @@ async def records(request: web.Request) -> web.Response:
     timezone = timezone_param(request.query)
     kind = HEAVY if query.heavy else LIGHT
     result, body = await request.app[POOL].call(kind, "records", _arguments(
-        dataset, query, limit=limit, offset=offset, timezone=timezone, groups=bool(query.group_by)))
+        dataset, query, limit=limit, offset=offset, timezone=timezone))
     base = f"{catalog_base(request)}/datasets/{dataset.dataset_id}/records"
     total = result["total_count"]
     return json_response({

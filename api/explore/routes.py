@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from api.explore import attached, catalog, exports, records, snapshots
+from domain.catalog import EXPORT_FORMATS as CATALOG_EXPORTS
+from domain.catalog import FACETS as CATALOG_FACETS
+from domain.catalog import FIELDS as CATALOG_FIELDS
 from domain.query import MAX_LIMIT
 from formats import REGISTRY
 
@@ -42,14 +45,30 @@ BUDGETED = {"400": {"$ref": "#/components/responses/Error", "description": "Bad 
 
 ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("GET", "/datasets", catalog.datasets, "explore-datasets", {
-        "summary": "The catalog: datasets, paged, with where/order_by over their metadata.",
-        "parameters": [WHERE, ORDER_BY, LIMIT, OFFSET],
-        "responses": {"200": {"description": "{total_count, links, results}"}, "400": ERR, "401": ERR}}),
+        "summary": "The catalog: datasets, paged, with select, where, refine, exclude, group_by and order_by over their "
+                   f"metadata ({', '.join(f.name for f in CATALOG_FIELDS)}), checked as a dataset's records are "
+                   "(an unknown field is a 400 ODSQLError). Without select or group_by each result is the dataset; "
+                   "with them, the selected columns (total_count then counts groups when the query aggregates).",
+        "parameters": [*QUERY, RECORDS_LIMIT, RECORDS_OFFSET],
+        "responses": {"200": {"description": "{total_count, links, results}"}, **BUDGETED}}),
+    ("GET", "/facets", catalog.facets, "explore-catalog-facets", {
+        "summary": f"The catalog's facets ({', '.join(CATALOG_FACETS)}): how many datasets hold each value, most "
+                   "frequent first; keyword, theme and features value by value.",
+        "parameters": [WHERE, REFINE, EXCLUDE, q("facet", "A facet to count; may be repeated (default: all).",
+                                                 enum=list(CATALOG_FACETS))],
+        "responses": {"200": {"description": "{links, facets}"}, **BUDGETED}}),
+    ("GET", "/exports/{format}", catalog.export, "explore-catalog-export", {
+        "summary": "The catalog (the datasets the query selects, one row of metadata each) as a file, streamed.",
+        "parameters": [{"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": list(CATALOG_EXPORTS)}},
+                       *QUERY, q("limit", "Datasets (-1: all).", "integer", minimum=-1, maximum=MAX_LIMIT, default=-1),
+                       q("(format options)", "The format's options; see x-formats.")],
+        "responses": {"200": {"description": "The file, streamed."}, **BUDGETED}}),
     ("GET", "/datasets/{dataset_id}", catalog.dataset, "explore-dataset", {
         "summary": "One dataset: metadata, fields, and links to its endpoints.",
         "parameters": [DATASET_ID], "responses": {"200": {"description": "The dataset."}, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/records", records.records, "explore-records", {
-        "summary": "Records matching an ODSQL query, {total_count, links, results}.",
+        "summary": "Records matching an ODSQL query, {total_count, links, results}; when the query aggregates, "
+                   "total_count counts groups (1 for a plain aggregate) and offset/limit page through them.",
         "parameters": [DATASET_ID, *QUERY, RECORDS_LIMIT, RECORDS_OFFSET, TIMEZONE],
         "responses": {"200": {"description": "A page of records."}, **BUDGETED, "404": ERR}}),
     ("GET", "/datasets/{dataset_id}/records/{record_id}", records.record, "explore-record", {

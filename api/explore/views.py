@@ -7,6 +7,8 @@ import orjson
 import pyarrow as pa
 from aiohttp import web
 
+from domain import metadata
+from domain.catalog import features
 from domain.datasets import Dataset
 from domain.fields import Field
 from formats.json import json_columns
@@ -35,15 +37,8 @@ def dataset_view(dataset: Dataset, base: str) -> dict[str, Any]:
         "visibility": dataset.visibility,
         "has_records": dataset.records_count > 0,
         "data_visible": True,
-        "features": ["analyze", "timeserie", "geo"] if any(f.type.startswith("geo") for f in dataset.fields) else ["analyze"],
-        "metas": {"default": {
-            "title": dataset.title,
-            "description": dataset.description,
-            "records_count": dataset.records_count,
-            "modified": dataset.modified,
-            "data_processed": dataset.modified,
-            "metadata_processed": dataset.modified,
-        }},
+        "features": features(dataset),
+        "metas": metadata.plain(dataset),
         "fields": [{"name": f.name, "label": f.label, "type": f.type, "annotations": {}, "description": None}
                    for f in dataset.fields],
         "attachments": [],

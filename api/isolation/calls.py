@@ -11,6 +11,8 @@ import orjson
 import pyarrow.dataset as pads
 
 from api.explore.views import rows
+from domain import catalog, odsql
+from domain.errors import Invalid
 from domain.datasets import Dataset, open_version
 from domain.delta import schema_of
 from domain.fields import fields_for
@@ -41,12 +43,16 @@ def _read(dataset: str, query: dict[str, Any]) -> tuple[Dataset, RecordQuery]:
 
 
 def records(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], limit: int, offset: int,
-            timezone: str, groups: bool = False) -> dict[str, Any]:
-    """A page of records (or of groups): the results array as the body, the total count."""
+            timezone: str) -> dict[str, Any]:
+    """A page of records (or of groups): the results array as the body, the total count (of
+    groups, when the query aggregates: 1 for a plain aggregate)."""
     data, wanted = _read(dataset, query)
     source = env.source(data)
     table = wanted.table(source, data.fields, limit=limit, offset=offset)
-    total = table.num_rows if groups else wanted.count(source, data.fields)
+    if wanted.group_by or odsql.parse_select(wanted.select, data.fields).aggregated:
+        total = wanted.groups(source, data.fields, table.num_rows, limit, offset)
+    else:
+        total = wanted.count(source, data.fields)
     out.write(orjson.dumps(rows(table, fields_for(table.schema, data.fields), timezone)))
     return {"total_count": total}
 
@@ -107,22 +113,26 @@ def stream_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], 
     """A whole export written to `out`; `head` is told its content type and file name first,
     once the query and options are known to be good."""
     data, fmt, scan, parsed = _planned(env, dataset, query, export_type, options)
-    scan = scan.projected(fmt.fields_read(scan.fields, parsed))
-    head({"content_type": fmt.content_type(parsed), "file_name": fmt.filename(data.dataset_id, parsed)})
-    if not parsed.get("datapackage"):
-        _write(out, fmt, scan, parsed)
-        return {}
-    with tempfile.TemporaryFile(prefix="exportd-package-") as inner:  # the file first, then its zip
-        _write(inner, fmt, scan, parsed)
-        inner.seek(0)
-        about = datapackage.About({"dataset_id": data.dataset_id, "title": data.title, "description": data.description,
-                                   "version": data.version, "metadata": data.metadata}, query)
-        datapackage.pack(out, inner, fmt.filename(data.dataset_id, {**parsed, "datapackage": False}), fmt, parsed,
-                         scan.fields, about)
+    return _write(out, fmt, scan.projected(fmt.fields_read(scan.fields, parsed)), parsed, data.dataset_id, head,
+                  datapackage.About({"dataset_id": data.dataset_id, "title": data.title, "description": data.description,
+                                     "version": data.version, "metadata": data.metadata}, query))
+
+
+def _write(out: BinaryIO, fmt, scan, parsed: dict[str, Any], stem: str, head: Callable[[dict[str, Any]], None],
+           about: datapackage.About | None = None) -> dict[str, Any]:
+    head({"content_type": fmt.content_type(parsed), "file_name": fmt.filename(stem, parsed)})
+    if parsed.get("datapackage"):  # the file first, then its zip with the descriptor
+        with tempfile.TemporaryFile(prefix="exportd-package-") as inner:
+            _write_file(inner, fmt, scan, parsed)
+            inner.seek(0)
+            datapackage.pack(out, inner, fmt.filename(stem, {**parsed, "datapackage": False}), fmt, parsed, scan.fields,
+                             about or datapackage.About({"dataset_id": stem}, {}))
+    else:
+        _write_file(out, fmt, scan, parsed)
     return {}
 
 
-def _write(out: BinaryIO, fmt: Any, scan: Any, parsed: dict[str, Any]) -> None:
+def _write_file(out: BinaryIO, fmt: Any, scan: Any, parsed: dict[str, Any]) -> None:
     writer = fmt.open(out, scan.schema, scan.fields, parsed)
     try:
         for batch in scan.batches():
@@ -133,7 +143,47 @@ def _write(out: BinaryIO, fmt: Any, scan: Any, parsed: dict[str, Any]) -> None:
         raise
 
 
+def catalog_page(env: Env, out: BinaryIO, entries: list[dict[str, Any]], query: dict[str, Any], limit: int,
+                 offset: int, timezone: str, ids: bool) -> dict[str, Any]:
+    """A page of the catalog (domain/catalog.py): with `ids`, the datasets' ids in the result
+    (the web process shows each dataset); else the selected columns as the body, as records."""
+    wanted = RecordQuery.from_json(query)
+    table, rest, _ = catalog.source(entries, wanted)
+    rest.validate(catalog.FIELDS)
+    page = rest.table(table, catalog.FIELDS, limit=limit, offset=offset)
+    if rest.group_by or odsql.parse_select(rest.select, catalog.FIELDS).aggregated:
+        total = rest.groups(table, catalog.FIELDS, page.num_rows, limit, offset)
+    else:
+        total = rest.count(table, catalog.FIELDS)
+    if ids:
+        return {"total_count": total, "ids": page.column("dataset_id").to_pylist()}
+    out.write(orjson.dumps(rows(page, fields_for(page.schema, catalog.FIELDS), timezone)))
+    return {"total_count": total}
+
+
+def catalog_facets(env: Env, out: BinaryIO, entries: list[dict[str, Any]], query: dict[str, Any],
+                   names: list[str]) -> dict[str, Any]:
+    out.write(orjson.dumps(catalog.facet_counts(entries, RecordQuery.from_json(query), names)))
+    return {}
+
+
+def catalog_export(env: Env, out: BinaryIO, entries: list[dict[str, Any]], query: dict[str, Any], export_type: str,
+                   options: dict[str, Any], head: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The catalog (its rows the query selects) written to `out` in one of catalog.EXPORT_FORMATS."""
+    fmt = REGISTRY.get(export_type)
+    if fmt.name not in catalog.EXPORT_FORMATS:
+        raise Invalid(f"the catalog is exported as {', '.join(catalog.EXPORT_FORMATS)}, not {export_type!r}",
+                      error_code="InvalidParameter")
+    table, rest, _ = catalog.source(entries, RecordQuery.from_json(query))
+    scan = rest.scan(table, catalog.FIELDS)
+    parsed = fmt.parse_options(options, scan.fields)
+    fmt.probe(scan.schema, scan.fields, parsed)
+    return _write(out, fmt, scan, parsed, "catalog", head)
+
+
 CALLS: dict[str, Callable[..., dict[str, Any]]] = {
     "records": records, "aggregates": aggregates, "facets": facets,
     "check_export": check_export, "stream_export": stream_export,
+    "catalog_page": catalog_page, "catalog_facets": catalog_facets, "catalog_export": catalog_export,
 }
+STREAMED = frozenset({"stream_export", "catalog_export"})  # calls told `head` before their body

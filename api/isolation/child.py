@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from api.errors import known_error
 from api.isolation import frames
-from api.isolation.calls import CALLS, Env
+from api.isolation.calls import CALLS, STREAMED, Env
 from api.isolation.errors import too_large
 from domain import logs
 from domain.settings import Settings
@@ -70,7 +70,7 @@ def main(sock: socket.socket, settings: Settings, environ: dict[str, str]) -> No
         out = ChunkOut(sock)
         try:
             args: dict[str, Any] = request["args"]
-            if request["call"] == "stream_export":
+            if request["call"] in STREAMED:
                 args["head"] = lambda meta: frames.send(sock, frames.HEAD, orjson.dumps(meta))
             result = CALLS[request["call"]](env, out, **args)
             out.flush()

@@ -14,7 +14,7 @@ from api.management.common import administrator, dataset_in_path, datasets, jobs
 from domain import jobs as jb
 from domain.datasets import Dataset
 from domain.errors import Invalid
-from domain.managed_datasets import metadata_of, validated_metadata
+from domain import metadata as templates
 
 EXPANDABLE = ("status", "changes")
 
@@ -23,7 +23,7 @@ def dataset_view(dataset: Dataset, status: dict[str, str] | None = None, changes
     body: dict[str, Any] = {
         "dataset_id": dataset.dataset_id,
         "dataset_uid": dataset.dataset_uid,
-        "metadata": metadata_of(dataset),
+        "metadata": templates.template_form(dataset),
         "published": dataset.published,
         "records_count": dataset.records_count,
         "fields": [f.as_dict() for f in dataset.fields],
@@ -57,7 +57,7 @@ async def create(request: web.Request) -> web.Response:
     user = await administrator(request)
     body = await optional_json(request)
     only_keys(body, ("dataset_id", "metadata"))
-    metadata = validated_metadata(body.get("metadata") or {})
+    metadata = templates.parse(body.get("metadata") or {})
     dataset = await datasets(request).create(body.get("dataset_id"), metadata, user.name)
     return json_response(await _view(request, dataset, {"status"}), status=201)
 
@@ -82,7 +82,7 @@ async def update(request: web.Request) -> web.Response:
     body = await optional_json(request)
     only_keys(body, ("dataset_id", "metadata"))
     dataset = await dataset_in_path(request)
-    metadata = validated_metadata(body["metadata"]) if body.get("metadata") is not None else None
+    metadata = templates.parse(body["metadata"]) if body.get("metadata") is not None else None
     new_id = body.get("dataset_id")
     if new_id is not None and new_id != dataset.dataset_id:
         await jobs(request).ensure_free(dataset.dataset_uid, "change the dataset_id")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.management import alternative_exports, community, datasets, files, realtime, resources
+from domain.metadata import TEMPLATES
 
 PREFIX = "/api/management/v2"
 TAG = ["Management API v2"]
@@ -42,9 +43,14 @@ def ok(description: str, status: str = "200") -> dict[str, Any]:
     return {status: {"description": description}}
 
 
-METADATA = {"type": "object", "description": "title, description, license, language, publisher, references, "
-            "attributions (strings); keywords, theme (lists of strings). Merged on update.",
-            "additionalProperties": True}
+METADATA = {"type": "object", "description": "Templates, as the platform's clients send them: {TEMPLATE: {NAME: VALUE}}, "
+            "each value plain or {\"value\": …}; " + "; ".join(
+                f"{template}: {', '.join(names)}" for template, names in TEMPLATES.items())
+            + ". Lists are lists of strings (or one comma-separated string), the rest strings. Or, as a shorthand, the "
+            "default template's names flat ({\"title\": …, \"keywords\": […]}). Answered in the template form "
+            "({TEMPLATE: {NAME: {\"value\": …}}}); merged on update, template by template. An unknown template or "
+            "name is a 400 naming it.",
+            "additionalProperties": {"type": "object"}}
 DATASET_BODY = body({"dataset_id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,99}$"}, "metadata": METADATA})
 JOB = {"200": {"description": '{"job_id": "<40 hex>"}; poll it at /api/management/v2/jobs/{job_id}.',
                "content": {JSON: {"schema": {"type": "object", "properties": {"job_id": {"type": "string"}}}}}}}

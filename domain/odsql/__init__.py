@@ -33,7 +33,7 @@ from domain.odsql.select import Select, SelectItem, parse_group_by, parse_order_
 from domain.odsql.values import midnight, operand, parse_day, period_end, zone
 
 __all__ = [
-    "MAX_TERMS", "Budget", "ODSQLError", "Select", "all_of", "SelectItem", "compile_where", "count", "parse_group_by", "parse_order_by",
+    "MAX_TERMS", "Budget", "ODSQLError", "Select", "all_of", "SelectItem", "compile_where", "count", "count_groups", "parse_group_by", "parse_order_by",
     "parse_select", "refine_exclude", "run", "scan_batches", "where_all",
 ]
 
@@ -115,6 +115,17 @@ def run(source: pads.Dataset, fields: Sequence[Field], *, select: str | None = N
         return table.slice(offset, limit)
     projection = runner.plan(fields, select, order_by, timezone)
     return runner.collect(source, projection, condition, limit, offset)
+
+
+def count_groups(source: pads.Dataset, fields: Sequence[Field], group_by: str | None, *, timezone: str = "UTC",
+                 filter: pc.Expression | None = None) -> int:
+    """How many groups `group_by` makes of the records matching `filter` (an already compiled
+    condition); 1 without group_by, a plain aggregate's one row. Counted by the keys' hashes
+    (runner.count_groups), 8 bytes a group."""
+    keys = parse_group_by(group_by, fields)
+    if not keys:
+        return 1
+    return runner.count_groups(source, fields, filter, keys, timezone)
 
 
 def count(source: pads.Dataset, fields: Sequence[Field], where: str | Sequence[str] | None = None, *,
