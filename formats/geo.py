@@ -80,19 +80,34 @@ def check_epsg(epsg: int) -> str:
 
 
 def reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
-    """Geometries moved from WGS 84 (lon, lat) to `epsg`, all coordinates in one GDAL call."""
+    """Geometries moved from WGS 84 (lon, lat) to `epsg`, all coordinates in one GDAL call;
+    None where any of a geometry's points cannot be moved."""
     if epsg == WGS84:
         return geoms
-    return shapely.transform(geoms, lambda coords: np.column_stack(moved(coords[:, 0], coords[:, 1], epsg)))
+    geoms = shapely.transform(geoms, lambda coords: np.column_stack(moved(coords[:, 0], coords[:, 1], epsg)))
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    lost = np.unique(owner[~np.isfinite(coords).all(axis=1)])
+    if len(lost):  # a shape GDAL could not move wholly is no shape at all, not a torn one
+        geoms = geoms.copy()
+        geoms[lost] = None
+    return geoms
 
 
 def moved(xs: np.ndarray, ys: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates moved from WGS 84 (lon, lat) to `epsg`, in one GDAL call."""
+    """Coordinates moved from WGS 84 (lon, lat) to `epsg`, in one GDAL call; NaN where the
+    input is NaN (a null point) or GDAL cannot move it. GDAL turns a NaN into infinity, which
+    a writer would take for a coordinate (a shapefile's POINT (inf inf) and a 0,0 extent)."""
     if epsg == WGS84 or not len(xs):
         return xs, ys
     from fiona.transform import transform as fiona_transform
-    moved = fiona_transform("EPSG:4326", f"EPSG:{epsg}", xs.tolist(), ys.tolist())
-    return np.asarray(moved[0], np.float64), np.asarray(moved[1], np.float64)
+    known = np.isfinite(xs) & np.isfinite(ys)
+    out_x, out_y = np.full(len(xs), np.nan), np.full(len(xs), np.nan)
+    if known.any():
+        moved = fiona_transform("EPSG:4326", f"EPSG:{epsg}", xs[known].tolist(), ys[known].tolist())
+        out_x[known], out_y[known] = moved
+    lost = ~(np.isfinite(out_x) & np.isfinite(out_y))
+    out_x[lost], out_y[lost] = np.nan, np.nan
+    return out_x, out_y
 
 
 def launder(names: Sequence[str], max_length: int | None = None, reserved: Sequence[str] = ()) -> list[str]:
