@@ -55,7 +55,7 @@ def ours(bench, fmt_name: str, workdir: Path) -> tuple[int, int]:
         scan = scan.projected(fmt.fields_read(scan.fields, options))
     progress = Progress()
     key = f"exports/bench/1/{fmt.filename(bench.dataset.dataset_id, options)}"
-    written = write_export(storage, key, "bench~1", scan, fmt, options, progress)
+    written = write_export(storage, key, "bench~1", scan, fmt, options, progress, name=bench.dataset.dataset_id)
     return progress.done, written.size
 
 

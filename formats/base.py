@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from domain.fields import DATE_TYPES, GEOMETRY_TYPES, Field
 from domain.timeutil import zone_named
+from formats.names import file_stem
 
 if TYPE_CHECKING:
     import polars as pl
@@ -251,7 +252,7 @@ class Format:
         return parsed
 
     def filename(self, stem: str, options: Mapping[str, Any]) -> str:
-        name = f"{stem}.{self.extension}"
+        name = f"{file_stem(stem)}.{self.extension}"
         return name + ".gz" if options.get("compressed") else name
 
     def content_type(self, options: Mapping[str, Any]) -> str:
@@ -265,7 +266,12 @@ class Format:
         is accepted rather than in the worker."""
         self.writer(io.BytesIO(), schema, fields, options).abort()
 
-    def open(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]) -> "OpenWriter":
+    def open(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any],
+             name: str | None = None) -> "OpenWriter":
+        """The writer, opened; `name` (the dataset's id) names what is inside the file where the
+        format names things (a shapefile zip's members, a sheet, a layer), as `stem`."""
+        if name is not None:
+            options = {**options, "stem": name}
         return OpenWriter(self, out, schema, fields, options)
 
 

@@ -8,6 +8,7 @@ import gzip
 import io
 import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import fiona
@@ -79,6 +80,11 @@ READERS = {  # format → (records the file holds, according to an independent r
     "n3": lambda b: rdf_subjects(b, "n3"),
     "rdfxml": lambda b: rdf_subjects(b, "xml"),
 }
+INSIDE_NAMES = {  # format → the names inside the file, which follow the dataset's id
+    "shp": lambda b: sorted(zipfile.ZipFile(io.BytesIO(b)).namelist()),
+    "xlsx": lambda b: openpyxl.load_workbook(io.BytesIO(b), read_only=True).sheetnames,
+}
+NAMED_INSIDE = {"shp": [f"demo-events.{p}" for p in ("cpg", "dbf", "prj", "shp", "shx")], "xlsx": ["demo-events"]}
 SKIPS_RECORDS_WITHOUT_A_POINT = {"ov2", "gpx", "fgb"}  # fgb: its spatial index cannot hold a null geometry
 
 
@@ -100,6 +106,8 @@ async def test_format_exports_end_to_end(client, worker, small_demo, name):
     assert ready["records_count"] == expected
     assert ready.get("records_skipped", 0) == ROWS - expected
     assert READERS[name](body) == expected
+    if name in INSIDE_NAMES:
+        assert INSIDE_NAMES[name](body) == NAMED_INSIDE[name]
 
 
 async def test_compressed_binary_format(client, worker, demo_dataset):

@@ -177,7 +177,8 @@ def _write(storage, dataset, query: RecordQuery, fmt, export: Export, attempt: i
     scan = scan.projected(fmt.fields_read(scan.fields, options))
     file_name = fmt.filename(dataset.dataset_id, options)
     key = f"{attempt_dir(export.id, attempt)}/{file_name}"
-    written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes)
+    written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes,
+                           name=dataset.dataset_id)
     return Plan(file_name, key, options), written
 
 

@@ -94,11 +94,13 @@ def write_lazy(writer: OpenWriter, frame: pl.LazyFrame, progress: Progress) -> N
 
 
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format,
-                 options: dict[str, Any], progress: Progress, max_bytes: int | None = None) -> Written:
+                 options: dict[str, Any], progress: Progress, max_bytes: int | None = None,
+                 name: str | None = None) -> Written:
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
-    leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes."""
+    leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes. `name`
+    (the dataset's id) names what the file holds: a shapefile's members, a sheet."""
     with storage.writing(key, tag=tag, max_bytes=max_bytes) as out:
-        writer = fmt.open(out, scan.schema, scan.fields, options)
+        writer = fmt.open(out, scan.schema, scan.fields, options, name=name)
         try:
             frame = scan.lazy() if writer.takes_lazy else None
             if frame is not None:

@@ -103,7 +103,7 @@ def stream_export(env: Env, out: BinaryIO, dataset: str, query: dict[str, Any], 
     data, fmt, scan, parsed = _planned(env, dataset, query, export_type, options)
     scan = scan.projected(fmt.fields_read(scan.fields, parsed))
     head({"content_type": fmt.content_type(parsed), "file_name": fmt.filename(data.dataset_id, parsed)})
-    writer = fmt.open(out, scan.schema, scan.fields, parsed)
+    writer = fmt.open(out, scan.schema, scan.fields, parsed, name=data.dataset_id)
     try:
         for batch in scan.batches():
             writer.write(batch)
