@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 output = baseline.run(bench, Path(tmp), sample)
                 if sample:
                     result["rows"] = min(sample, bench.rows)
-                result["bytes"] = output.stat().st_size
+                result["bytes"] = (sum(p.stat().st_size for p in output.rglob("*") if p.is_file()) if output.is_dir()
+                                   else output.stat().st_size)  # a .gdb is a folder
             result["seconds"] = time.perf_counter() - start
         except Exception as exc:  # reported as n/a by the parent, with the reason
             stderr = getattr(exc, "stderr", None)

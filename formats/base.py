@@ -118,7 +118,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("use_labels", bool, False, description="Use field labels, not names, as column names."),
     Option("compressed", bool, False, description="Gzip the file; '.gz' is added to its name."),
     Option("epsg", int, WGS84, bounds=(1024, 999_999),
-           description="Reproject geometries to this EPSG code (geojson, shp and fgb; 4326 elsewhere)."),
+           description="Reproject geometries to this EPSG code (geojson, shp, fgb, gpkg and fgdb; 4326 elsewhere)."),
 )
 
 
@@ -248,7 +248,7 @@ class Format:
             parsed[name] = value
         if parsed.get("epsg", WGS84) != WGS84 and not self.reprojects:
             raise OptionError(f"option 'epsg': format {self.name!r} writes EPSG:4326 only; "
-                              f"reprojection to EPSG:{parsed['epsg']} is supported for geojson, shp and fgb")
+                              f"reprojection to EPSG:{parsed['epsg']} is supported for geojson, shp, fgb, gpkg and fgdb")
         return parsed
 
     def filename(self, stem: str, options: Mapping[str, Any]) -> str:

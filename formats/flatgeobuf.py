@@ -1,8 +1,9 @@
 """FlatGeobuf (flatgeobuf.org, version 3): one binary file, with a packed Hilbert R-tree index by
 default. Geometry from geo_shape (any type, mixed allowed), else geo_point_2d; dates and
 datetimes typed as FlatGeobuf's DateTime (ISO 8601 text: dates at midnight, datetimes in the
-`timezone` option with its offset), which GDAL reads as DateTime. The index cannot hold a feature without geometry, so with `spatial_index` (default) records without
-geometry (or with an empty one) are skipped and counted; without it they are kept.
+`timezone` option with its offset), which GDAL reads as DateTime. The index cannot hold a
+feature without geometry, so with `spatial_index` (default) records without geometry (or
+with an empty one) are skipped and counted; without it they are kept.
 
 Written here rather than by GDAL's driver, whose own write took 95% of a polygon export: every
 feature of a batch is built as bytes at once (geometries in formats/fgb_geometry.py,

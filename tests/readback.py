@@ -26,7 +26,7 @@ EXTENSIONS = {"geojson": "geojson", "shp": "zip", "fgb": "fgb", "gpkg": "gpkg", 
 class Layer:
     name: str
     crs: str | None
-    bounds: tuple[float, float, float, float]
+    bounds: tuple[float, float, float, float] | None  # None: no geometry at all
     field_types: dict[str, str]  # GDAL's type name of each field (Integer64, Real, Date, DateTime, String, …)
     records: list[dict[str, Any]]  # each feature's fields, with "geometry" (shapely or None)
 
@@ -63,7 +63,7 @@ def gdal_layers(data: bytes, format_name: str, tmp_path: Path) -> dict[str, Laye
             record = {n: _plain(v[i], kinds[n]) for n, v in zip(meta["fields"], values)}
             record["geometry"] = None if geometry is None or geometry[i] is None else shapely.from_wkb(geometry[i])
             records.append(record)
-        out[name] = Layer(name, info["crs"], tuple(info["total_bounds"]), kinds, records)
+        out[name] = Layer(name, info["crs"], info["total_bounds"] and tuple(info["total_bounds"]), kinds, records)
     return out
 
 

@@ -61,7 +61,7 @@ def read_all(data: bytes, format_name: str, tmp_path) -> tuple[list, list[dict]]
     return list(layers.values()), [r for layer in layers.values() for r in layer.records]
 
 
-CASES = [("geojson", {}), ("shp", {}), ("fgb", {"spatial_index": False}), ("fgb", {})]
+CASES = [("geojson", {}), ("shp", {}), ("fgb", {"spatial_index": False}), ("fgb", {}), ("gpkg", {}), ("fgdb", {})]
 
 
 @pytest.mark.parametrize("table", [points_table, shapes_table], ids=["points", "shapes"])
@@ -73,7 +73,7 @@ def test_reprojected_coordinates_crs_and_null_geometries(tmp_path, format_name, 
     want = expected(table, EPSG)
     for layer in layers:
         assert pyproj.CRS.from_user_input(layer.crs).to_epsg() == EPSG, layer.crs
-        assert all(math.isfinite(b) for b in layer.bounds)
+        assert layer.bounds is not None and all(math.isfinite(b) for b in layer.bounds)
     indexed = format_name == "fgb" and not options
     kept = {i for i, g in want.items() if g is not None} if indexed else set(want)
     assert sorted(r["id"] for r in records) == sorted(kept)
@@ -84,7 +84,8 @@ def test_reprojected_coordinates_crs_and_null_geometries(tmp_path, format_name, 
             assert got is None or got.is_empty, (record, got)
             continue
         assert got is not None, record
-        # a shapefile has no single polygon or line type: GDAL reads one part as the single type
+        # a shapefile has no single polygon or line type (GDAL reads one part as the single type),
+        # a FileGDB feature class holds multi-part lines and polygons
         assert got.geom_type.removeprefix("Multi") == wanted.geom_type.removeprefix("Multi")
         assert shapely.hausdorff_distance(got, wanted) < 1.0, (record["id"], got, wanted)
         # every vertex within 1 m, holes kept (Hausdorff alone would let a hole vanish)

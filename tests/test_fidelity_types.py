@@ -49,7 +49,10 @@ GDAL_TYPES = {
     "fgb": {"n": "Integer64", "x": "Real", "ok": "Boolean", "day": "DateTime", "at": "DateTime", "s": "String"},
     "shp": {"n": "Integer64", "x": "Real", "ok": "Boolean", "day": "Date", "at": "String", "s": "String"},
     "kml": {"n": "Real", "x": "Real", "ok": "Boolean", "day": "String", "at": "String", "s": "String"},
+    "gpkg": {"n": "Integer64", "x": "Real", "ok": "Boolean", "day": "Date", "at": "DateTime", "s": "String"},
+    "fgdb": {"n": "Integer64", "x": "Real", "ok": "Integer", "day": "Date", "at": "DateTime", "s": "String"},
 }
+UTC_ONLY = {"gpkg", "fgdb"}  # GeoPackage's standard and FileGDB keep instants in UTC
 
 
 @pytest.mark.parametrize("format_name", sorted(GDAL_TYPES))
@@ -59,15 +62,19 @@ def test_gdal_reads_each_type_and_value(tmp_path, format_name):
     assert {k: layer.field_types[k] for k in NAMES} == GDAL_TYPES[format_name]
     records = layer.records
     assert [r["n"] for r in records] == INTS  # 2**40 kept (as a double in KML: wider than its int)
+    assert [r["s"] for r in records] == TEXTS
     assert [r["x"] for r in records] == DOUBLES
-    assert [r["ok"] for r in records] == BOOLS
+    assert [r["ok"] for r in records] == (BOOLS if format_name != "fgdb" else [b if b is None else int(b) for b in BOOLS])
     day_suffix = "T00:00:00" if format_name == "fgb" else ""
     assert [r["day"] for r in records] == [d and d.isoformat() + day_suffix for d in DAYS]
     ats = [r["at"] for r in records]
+    if format_name in UTC_ONLY:  # the same instants, in UTC (pyogrio leaves GeoPackage's Z out)
+        utc = [t and t.replace(tzinfo=None).isoformat(timespec="milliseconds") for t in TIMES]
+        assert [a and a.removesuffix("Z") for a in ats] == [u and u.removesuffix(".000") for u in utc]
+        return
     assert ats[:3] == [iso(t) for t in TIMES[:3]]
     # GDAL keeps milliseconds of a DateTime; text keeps what was written
     assert ats[3] == (iso(TIMES[3])[:23] + "+01:00" if format_name == "fgb" else iso(TIMES[3], with_micros=True))
-    assert [r["s"] for r in records] == TEXTS
 
 
 def test_xlsx_dates_and_datetimes_are_dates_in_the_export_zone():
