@@ -109,3 +109,30 @@ def test_parquet_keeps_every_arrow_type():
     assert back.column("ok").to_pylist() == BOOLS and back.column("day").to_pylist() == DAYS
     assert back.column("at").to_pylist() == [t and t.astimezone(ZoneInfo(ZONE)) for t in TIMES]
     assert back.column("s").to_pylist() == TEXTS
+
+
+def test_parquet_geometries_are_geoparquet_1_1(tmp_path):
+    """Points and shapes come back as WKB geometries that the `geo` metadata describes, read by
+    pyarrow and shapely; by GDAL's Parquet driver too where this GDAL has it."""
+    import orjson
+    import pyogrio
+    import shapely
+
+    shapes = [shapely.Point(2.35, 48.85), None, shapely.Polygon([(0, 0), (1, 0), (1, 1), (0, 0)]), shapely.Point(-1, -2)]
+    source = table().append_column("geo_shape", pa.array([s and shapely.to_wkb(s) for s in shapes], pa.binary()))
+    source = geo_table({c: source.column(c) for c in source.column_names}, {"geo_shape": "geo_shape"})
+    data, _ = export("parquet", source)
+    file = pq.ParquetFile(io.BytesIO(data))
+    geo = orjson.loads(file.metadata.metadata[b"geo"])
+    assert geo["version"] == "1.1.0" and geo["primary_column"] == "geo_shape"
+    assert {name: (c["encoding"], c["geometry_types"]) for name, c in geo["columns"].items()} == {
+        "geo_shape": ("WKB", ["Point", "Polygon"]), "geo_point_2d": ("WKB", ["Point"])}
+    back = file.read()
+    assert back.schema.field("geo_shape").type == back.schema.field("geo_point_2d").type == pa.binary()
+    assert [v and shapely.from_wkb(v) for v in back.column("geo_shape").to_pylist()] == shapes
+    assert [shapely.from_wkb(v) for v in back.column("geo_point_2d").to_pylist()] == [shapely.Point(2.35, 48.85)] * 4
+    if "Parquet" not in pyogrio.list_drivers():
+        return  # this GDAL was built without Arrow/Parquet
+    path = tmp_path / "out.parquet"
+    path.write_bytes(data)
+    assert pyogrio.read_info(path)["geometry_name"] == "geo_shape"
