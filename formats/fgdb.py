@@ -25,6 +25,7 @@ import shapely
 from formats.base import Format
 from formats.gdal_layer import GdalLayerWriter
 from formats.geo import COPY_CHUNK, launder
+from formats.wkb import walk
 from formats.zipstream import DeflatedSpool, ZipWriter
 
 ZIP_LEVEL = 2  # ISA-L's deflate level, as the shapefile's zip
@@ -33,6 +34,8 @@ GEOMETRY_TYPES = {"point": "Point", "multipoint": "MultiPoint", "line": "MultiLi
 # kind by shapely type id: Point, LineString, LinearRing, Polygon, MultiPoint, MultiLineString,
 # MultiPolygon, GeometryCollection (none: skipped)
 KIND_OF_TYPE = np.array(["point", "line", "line", "polygon", "multipoint", "line", "polygon", ""], dtype=object)
+# kind by WKB type (formats/wkb.py's walk), 0 unused
+KIND_OF_WKB = np.array(["", "point", "line", "polygon", "multipoint", "line", "polygon"], dtype=object)
 NULL = "null"  # records without a geometry, placed at close
 
 
@@ -63,11 +66,10 @@ class FileGdbWriter(GdalLayerWriter):
 
     def _write(self, batch: pa.RecordBatch) -> None:
         batch = self.layer_batch(batch)
-        geometry = batch.column(batch.num_columns - 1)
-        types = shapely.get_type_id(shapely.from_wkb(geometry.to_numpy(zero_copy_only=False)))
-        # points: one feature class, records without one in their place among them
-        empty = "point" if self.fields[self.geo].type == "geo_point_2d" else NULL
-        kinds = np.where(types < 0, empty, KIND_OF_TYPE[np.maximum(types, 0)])
+        if self.fields[self.geo].type == "geo_point_2d":  # one feature class, records without a point in their place
+            self._spool("point", batch)
+            return
+        kinds = self._kinds(batch.column(batch.num_columns - 1))
         self.collections += int(np.sum(kinds == ""))
         for kind in (*KIND_ORDER, NULL):
             rows = kinds == kind
@@ -75,6 +77,18 @@ class FileGdbWriter(GdalLayerWriter):
                 self._spool(kind, batch)
             elif rows.any():
                 self._spool(kind, batch.filter(pa.array(rows)))
+
+    @staticmethod
+    def _kinds(geometry: pa.BinaryArray) -> np.ndarray:
+        """Each value's kind: read from its type where formats/wkb.py's walk vouches for it,
+        through shapely for the others; NULL where there is none."""
+        walked = walk(geometry)
+        kinds = np.where(walked.vouched, KIND_OF_WKB[walked.types], NULL).astype(object)
+        others = np.flatnonzero(geometry.is_valid().to_numpy(zero_copy_only=False) & ~walked.vouched)
+        if len(others):
+            types = shapely.get_type_id(shapely.from_wkb(geometry.take(pa.array(others)).to_numpy(zero_copy_only=False)))
+            kinds[others] = np.where(types < 0, NULL, KIND_OF_TYPE[np.maximum(types, 0)])
+        return kinds
 
     def _finish(self) -> None:
         for spool in self.spools.values():

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import shapely
 
 from formats.base import WGS84
-from formats.geo import ScratchWriter, check_epsg, geometries, geometry_index, reproject, wkb
+from formats.geo import ScratchWriter, check_epsg, geometry_index, point_wkb, point_xy, reproject, wkb
 from formats.names import file_stem
 from formats.wkb import walk
 
@@ -78,6 +78,8 @@ class GdalLayerWriter(ScratchWriter):
                 return column
             mask = pa.array(redo)
             return pc.replace_with_mask(column, mask, wkb(shapely.from_wkb(column.filter(mask).to_numpy(zero_copy_only=False))))
-        geoms = reproject(geometries(column, self.fields[self.geo].type), self.epsg)
+        if self.fields[self.geo].type == "geo_point_2d":
+            return point_wkb(*point_xy(column, self.epsg))
+        geoms = reproject(shapely.from_wkb(column.to_numpy(zero_copy_only=False)), self.epsg)
         geoms = np.where(shapely.is_empty(geoms), None, geoms)
         return wkb(geoms)

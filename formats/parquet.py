@@ -28,15 +28,14 @@ import shapely
 
 from domain.fields import METADATA_KEY, Field, with_fields
 from formats.base import Format, Option, Writer
-from formats.binary import fixed
+from formats.geo import point_wkb, point_xy
 from formats.values import point_coords
 from formats.parallel import PolarsSink
 
 COMPRESSIONS = ("snappy", "zstd", "gzip", "none")
 GEOPARQUET_VERSION = "1.1.0"
 GEO_TYPES = ("geo_shape", "geo_point_2d")  # the primary column is the first of these the dataset has
-# a WKB point, little-endian: byte order, type (1), x, y
-POINT_WKB = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
 # shapely type ids → GeoParquet geometry type names (a LinearRing is a LineString in WKB).
 TYPE_NAMES = ("Point", "LineString", "LineString", "Polygon", "MultiPoint", "MultiLineString",
               "MultiPolygon", "GeometryCollection")
@@ -78,16 +77,6 @@ class GeoColumn:
         return meta
 
 
-def point_wkb(column: pa.StructArray) -> pa.BinaryArray:
-    """A geo_point_2d column as WKB points (null where null), made with numpy."""
-    lon, lat = point_coords(column)
-    records = np.zeros(len(column), POINT_WKB)
-    records["order"], records["type"] = 1, 1
-    records["x"], records["y"] = lon.fill_null(0.0).to_numpy(), lat.fill_null(0.0).to_numpy()
-    valid = column.is_valid().to_numpy(zero_copy_only=False) & lon.is_valid().to_numpy(zero_copy_only=False)
-    return fixed(records, valid)
-
-
 class ParquetFileWriter(Writer):
     def __init__(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]):
         super().__init__(out, schema, fields, options)
@@ -121,7 +110,7 @@ class ParquetFileWriter(Writer):
             column = batch.column(i)
             if i in self.points:
                 self.geo[i].add_points(column)
-                column = point_wkb(column)
+                column = point_wkb(*point_xy(column))
             elif i in self.geo:
                 self.geo[i].add(column)
             columns.append(column.cast(t))
@@ -139,7 +128,7 @@ class ParquetFileWriter(Writer):
             for i, series in enumerate(batch.get_columns()):
                 if i in self.points:
                     self.geo[i].add_points(series.to_arrow())
-                    series = pl.Series(series.name, point_wkb(series.to_arrow()), pl.Binary)
+                    series = pl.Series(series.name, point_wkb(*point_xy(series.to_arrow())), pl.Binary)
                 elif i in self.geo:
                     self.geo[i].add(series.to_arrow())
                 columns.append(series)
