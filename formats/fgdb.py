@@ -16,6 +16,7 @@ UTC), Text."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ from formats.geo import COPY_CHUNK, launder
 from formats.wkb import walk
 from formats.zipstream import DeflatedSpool, ZipWriter
 
+MAX_NAME = 64  # characters of a FileGDB field name
+RESERVED = ("OBJECTID", "SHAPE", "SHAPE_Length", "SHAPE_Area")
 ZIP_LEVEL = 2  # ISA-L's deflate level, as the shapefile's zip
 KIND_ORDER = ("point", "multipoint", "line", "polygon")
 GEOMETRY_TYPES = {"point": "Point", "multipoint": "MultiPoint", "line": "MultiLineString", "polygon": "MultiPolygon"}
@@ -53,6 +56,13 @@ class FileGdbWriter(GdalLayerWriter):
         # FileGDB names: ASCII letters, digits and _, from a letter (GDAL would launder them so, warning)
         self.layer = launder([self.layer])[0]
         self.layer = self.layer if self.layer[0].isalpha() else f"_{self.layer}"
+
+    def field_names(self, names: list[str]) -> list[str]:
+        """FileGDB's field names: ASCII letters, digits and _, from a letter, 64 at most,
+        unique ignoring case and unlike the columns it adds (OBJECTID, SHAPE); made here, as
+        GDAL would launder them (with a warning each), but the same for every export."""
+        lettered = [n if n[:1].isascii() and n[:1].isalpha() else f"F_{n}" for n in names]
+        return launder(lettered, MAX_NAME, reserved=RESERVED)
 
     def _target(self, tmp: Path, layer: str) -> Path:
         return tmp / f"{layer}.gdb"
@@ -103,7 +113,10 @@ class FileGdbWriter(GdalLayerWriter):
             parts += [NULL] if kind == home and NULL in self.spools else []
             reader = pa.RecordBatchReader.from_batches(self.layer_schema, self._batches(parts))
             name = self.layer if len(kinds) == 1 else f"{self.layer}_{kind}"
-            self.write_layer(reader, name, GEOMETRY_TYPES[kind], append=n > 0)
+            with warnings.catch_warnings():
+                # GDAL warns of a null datetime's unknown zone; every value is in UTC
+                warnings.filterwarnings("ignore", "Attempt at writing a datetime with a unknown time zone", RuntimeWarning)
+                self.write_layer(reader, name, GEOMETRY_TYPES[kind], append=n > 0)
         self._zip()
 
     def _batches(self, kinds: list[str]):

@@ -6,8 +6,8 @@ the driver writes them into a scratch directory; at close the file (or the zippe
 becomes `out`.
 
 The layer is named after the dataset (the `stem` Format.open passes), its fields after the
-fields (labels with `use_labels`), as the driver launders them. Datetimes are written as
-instants in the `timezone` option; dates as dates; a record without a geometry keeps a null
+fields (labels with `use_labels`). Datetimes are written as instants in UTC, as both formats
+keep them; dates as dates; a record without a geometry keeps a null
 one."""
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ class GdalLayerWriter(ScratchWriter):
         self.geo = geometry_index(self.fields)
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in GEO_TYPES]
         names = self.column_names()
-        zone = options["timezone"]
-        types = [pa.timestamp("us", tz=zone) if self.fields[i].type == "datetime" else schema.field(i).type
+        names = dict(zip(self.attributes, self.field_names([names[i] for i in self.attributes])))
+        # both formats keep instants in UTC: handed to GDAL so, it need not read a zone's name
+        types = [pa.timestamp("us", tz="UTC") if self.fields[i].type == "datetime" else schema.field(i).type
                  for i in self.attributes]
         self.layer_schema = pa.schema([*(pa.field(names[i], t) for i, t in zip(self.attributes, types)),
                                        pa.field(GEOMETRY, pa.binary())])
@@ -52,6 +53,11 @@ class GdalLayerWriter(ScratchWriter):
 
     def _target(self, tmp: Path, layer: str) -> Path:
         raise NotImplementedError
+
+    def field_names(self, names: list[str]) -> list[str]:
+        """The layer's field names for these column names (as they are, unless the format
+        restricts them)."""
+        return names
 
     def layer_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch as the layer's columns: attributes, then the geometry as WKB."""

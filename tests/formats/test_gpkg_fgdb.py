@@ -133,3 +133,14 @@ def test_scratch_removed_after_a_failure_and_an_abort(tmp_path, monkeypatch, nam
     writer.write(table.to_batches(max_chunksize=2)[0])
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fgdb_field_names_are_laundered_the_same_every_time(tmp_path):
+    import pyarrow as pa
+
+    from domain.fields import GEO_POINT
+    table = pa.table({"2019 count": [1], "a-b": ["x"], "A_B": ["y"], "objectid": [3],
+                      "geo_point_2d": pa.array([{"lon": 1.0, "lat": 2.0}], GEO_POINT)})
+    (layer,) = gdal_layers(export("fgdb", table)[0], "fgdb", tmp_path).values()
+    assert list(layer.field_types) == ["F_2019_count", "a_b", "A_B_1", "objectid_1"]
+    assert [layer.records[0][k] for k in layer.field_types] == [1, "x", "y", 3]
