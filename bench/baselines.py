@@ -121,7 +121,7 @@ def polars_parquet(bench: Bench, out: Path, sample: int | None) -> Path:
     return target
 
 
-# -- GDAL's ogr2ogr: geojson, shp, fgb, kml, gpx ---------------------------------------------
+# -- GDAL's ogr2ogr: geojson, shp, fgb, kml, gpx, gpkg, fgdb ---------------------------------
 
 def _ogr2ogr(driver: str, file_name: str, *extra: str):
     def run(bench: Bench, out: Path, sample: int | None) -> Path:
@@ -344,6 +344,9 @@ BASELINES: dict[str, list[Baseline]] = {
     "gpx": [Baseline("ogr2ogr", _ogr2ogr("GPX", "ogr.gpx", "-sql", 'SELECT "{name}" AS name FROM {layer} WHERE OGR_GEOMETRY = \'POINT\''),
                      programs=GDAL),
             Baseline("pyogrio write_arrow", _pyogrio("GPX", "pyogrio.gpx", GPX_USE_EXTENSIONS="YES"), PYOGRIO)],
+    "gpkg": [Baseline("ogr2ogr", _ogr2ogr("GPKG", "ogr.gpkg"), programs=GDAL),
+             Baseline("pyogrio write_arrow", _pyogrio("GPKG", "pyogrio.gpkg"), PYOGRIO)],
+    "fgdb": [Baseline("ogr2ogr .gdb (not zipped)", _ogr2ogr("OpenFileGDB", "ogr.gdb"), programs=GDAL)],
     "xlsx": [Baseline("xlsxwriter constant_memory loop", xlsxwriter_loop, ("xlsxwriter",), quick_sample=QUICK_SAMPLE)],
     "ical": [Baseline("icalendar objects", icalendar_loop, ("icalendar",), sample=ICAL_SAMPLE, quick_sample=QUICK_SAMPLE)],
     "ov2": [Baseline("numpy packing", numpy_ov2, ("numpy",))],

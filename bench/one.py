@@ -55,7 +55,7 @@ def ours(bench, fmt_name: str, workdir: Path) -> tuple[int, int]:
         scan = scan.projected(fmt.fields_read(scan.fields, options))
     progress = Progress()
     key = f"exports/bench/1/{fmt.filename(bench.dataset.dataset_id, options)}"
-    written = write_export(storage, key, "bench~1", scan, fmt, options, progress)
+    written = write_export(storage, key, "bench~1", scan, fmt, options, progress, name=bench.dataset.dataset_id)
     return progress.done, written.size
 
 
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 output = baseline.run(bench, Path(tmp), sample)
                 if sample:
                     result["rows"] = min(sample, bench.rows)
-                result["bytes"] = output.stat().st_size
+                result["bytes"] = (sum(p.stat().st_size for p in output.rglob("*") if p.is_file()) if output.is_dir()
+                                   else output.stat().st_size)  # a .gdb is a folder
             result["seconds"] = time.perf_counter() - start
         except Exception as exc:  # reported as n/a by the parent, with the reason
             stderr = getattr(exc, "stderr", None)

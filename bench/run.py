@@ -41,7 +41,7 @@ from formats import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ("csv", "json", "jsonl", "parquet", "ov2", "geojson")  # run at --rows; the others at --slow-rows
-POLYGON_FORMATS = ("geojson", "shp", "fgb", "kml")  # also run on the polygon dataset
+POLYGON_FORMATS = ("geojson", "shp", "fgb", "kml", "gpkg", "fgdb")  # also run on the polygon dataset
 FLAT_FORMATS = ("csv", "json")  # peak RSS compared at N/10 and N rows
 
 

@@ -3,8 +3,10 @@ same way, so the API's `{format}` routes, the OpenAPI document and the worker ne
 from __future__ import annotations
 
 from formats import csv as _csv
+from formats import fgdb as _fgdb
 from formats import flatgeobuf as _flatgeobuf
 from formats import geojson as _geojson
+from formats import gpkg as _gpkg
 from formats import gpx as _gpx
 from formats import ical as _ical
 from formats import json as _json
@@ -65,6 +67,8 @@ REGISTRY = Registry([  # in the order OpenDataSoft's export menu lists them
     _flatgeobuf.FORMAT,
     _kml.FORMAT,
     _gpx.FORMAT,
+    _gpkg.FORMAT,  # formats ArcGIS Hub and QGIS users expect beside the platform's
+    _fgdb.FORMAT,
     *_rdf.FORMATS,
     _tsv.FORMAT,  # OSDI's own example's type, which OpenDataSoft does not offer
 ])

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from domain.fields import DATE_TYPES, GEOMETRY_TYPES, Field
 from domain.timeutil import zone_named
+from formats.names import file_stem
 
 if TYPE_CHECKING:
     import polars as pl
@@ -119,7 +120,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("datapackage", bool, False, description="A zip of the file and a Frictionless datapackage.json: the dataset's "
            "metadata, the table schema, the query, the file's size and SHA-256; '.zip' is added to its name."),
     Option("epsg", int, WGS84, bounds=(1024, 999_999),
-           description="Reproject geometries to this EPSG code (geojson, shp and fgb; 4326 elsewhere)."),
+           description="Reproject geometries to this EPSG code (geojson, shp, fgb, gpkg and fgdb; 4326 elsewhere)."),
 )
 
 
@@ -249,11 +250,11 @@ class Format:
             parsed[name] = value
         if parsed.get("epsg", WGS84) != WGS84 and not self.reprojects:
             raise OptionError(f"option 'epsg': format {self.name!r} writes EPSG:4326 only; "
-                              f"reprojection to EPSG:{parsed['epsg']} is supported for geojson, shp and fgb")
+                              f"reprojection to EPSG:{parsed['epsg']} is supported for geojson, shp, fgb, gpkg and fgdb")
         return parsed
 
     def filename(self, stem: str, options: Mapping[str, Any]) -> str:
-        name = f"{stem}.{self.extension}"
+        name = f"{file_stem(stem)}.{self.extension}"
         name = name + ".gz" if options.get("compressed") else name
         return name + ".zip" if options.get("datapackage") else name
 
@@ -270,7 +271,12 @@ class Format:
         is accepted rather than in the worker."""
         self.writer(io.BytesIO(), schema, fields, options).abort()
 
-    def open(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any]) -> "OpenWriter":
+    def open(self, out: BinaryIO, schema: pa.Schema, fields: Sequence[Field], options: Mapping[str, Any],
+             name: str | None = None) -> "OpenWriter":
+        """The writer, opened; `name` (the dataset's id) names what is inside the file where the
+        format names things (a shapefile zip's members, a sheet, a layer), as `stem`."""
+        if name is not None:
+            options = {**options, "stem": name}
         return OpenWriter(self, out, schema, fields, options)
 
 

@@ -55,7 +55,7 @@ class Blocks(NamedTuple):
         """The blocks at `rows`, null (size 0) where a row is -1."""
         missing = rows < 0
         taken = self.joined().take(pa.array(rows, mask=missing if missing.any() else None))
-        return Blocks((taken,), np.where(missing, 0, self.sizes[rows]))
+        return Blocks((taken,), np.where(missing, 0, self.sizes[np.where(missing, 0, rows)] if len(self.sizes) else 0))
 
     @staticmethod
     def ordered(parts: list["Blocks"], rows: list[np.ndarray], n: int) -> "Blocks":

@@ -1,8 +1,9 @@
 """FlatGeobuf (flatgeobuf.org, version 3): one binary file, with a packed Hilbert R-tree index by
-default. Geometry from geo_shape (any type, mixed allowed), else geo_point_2d; dates typed as
-FlatGeobuf's DateTime (midnight), datetimes as ISO 8601 text in the `timezone` option. The
-index cannot hold a feature without geometry, so with `spatial_index` (default) records without
-geometry (or with an empty one) are skipped and counted; without it they are kept.
+default. Geometry from geo_shape (any type, mixed allowed), else geo_point_2d; dates and
+datetimes typed as FlatGeobuf's DateTime (ISO 8601 text: dates at midnight, datetimes in the
+`timezone` option with its offset), which GDAL reads as DateTime. The index cannot hold a
+feature without geometry, so with `spatial_index` (default) records without geometry (or
+with an empty one) are skipped and counted; without it they are kept.
 
 Written here rather than by GDAL's driver, whose own write took 95% of a polygon export: every
 feature of a batch is built as bytes at once (geometries in formats/fgb_geometry.py,
@@ -39,7 +40,7 @@ GEO_TYPES = ("geo_shape", "geo_point_2d")
 MAGIC = b"fgb\x03fgb\x01"
 LAYER = "data"  # the layer name GDAL gave it (after the file it wrote, data.fgb)
 # FlatGeobuf's ColumnType for each field type
-COLUMN_TYPES = {"boolean": 2, "int": 7, "double": 10, "text": 11, "datetime": 11, "date": 13}
+COLUMN_TYPES = {"boolean": 2, "int": 7, "double": 10, "text": 11, "datetime": 13, "date": 13}
 NUMBERS = {"int": "<i8", "double": "<f8", "boolean": "u1"}  # property value types of fixed size
 RESIDENT = 64 << 20  # features up to this size are reordered through a memory map, more by formats/permute.py
 CHUNK = 1 << 16  # boxes read at a time (a multiple of the index's node size)

@@ -22,6 +22,7 @@ import shapely
 from domain.fields import Field
 from domain.storage.base import adopt
 from formats.base import WGS84, OptionError, Writer
+from formats.binary import fixed
 from formats.values import datetime_strings, point_coords
 
 PLAIN = {"text": pa.string(), "int": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
@@ -52,6 +53,18 @@ def wkb(geoms: np.ndarray) -> pa.Array:
     return pa.array(shapely.to_wkb(geoms), pa.binary())
 
 
+# a WKB point, little-endian: byte order, type (1), x, y
+POINT_WKB = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
+
+def point_wkb(x: np.ndarray, y: np.ndarray) -> pa.BinaryArray:
+    """WKB points of (x, y), made with numpy (shapely took a third of a GeoPackage export);
+    null where either is NaN (a null point, or one PROJ could not move)."""
+    records = np.zeros(len(x), POINT_WKB)
+    records["order"], records["type"], records["x"], records["y"] = 1, 1, x, y
+    return fixed(records, np.isfinite(x) & np.isfinite(y))
+
+
 def esri_wkt(epsg: int) -> str:
     """The CRS `epsg` as WKT 1 in ESRI's dialect: what GDAL's shapefile driver writes in a .prj."""
     from fiona.crs import CRS
@@ -80,19 +93,34 @@ def check_epsg(epsg: int) -> str:
 
 
 def reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
-    """Geometries moved from WGS 84 (lon, lat) to `epsg`, all coordinates in one GDAL call."""
+    """Geometries moved from WGS 84 (lon, lat) to `epsg`, all coordinates in one GDAL call;
+    None where any of a geometry's points cannot be moved."""
     if epsg == WGS84:
         return geoms
-    return shapely.transform(geoms, lambda coords: np.column_stack(moved(coords[:, 0], coords[:, 1], epsg)))
+    geoms = shapely.transform(geoms, lambda coords: np.column_stack(moved(coords[:, 0], coords[:, 1], epsg)))
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    lost = np.unique(owner[~np.isfinite(coords).all(axis=1)])
+    if len(lost):  # a shape GDAL could not move wholly is no shape at all, not a torn one
+        geoms = geoms.copy()
+        geoms[lost] = None
+    return geoms
 
 
 def moved(xs: np.ndarray, ys: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates moved from WGS 84 (lon, lat) to `epsg`, in one GDAL call."""
+    """Coordinates moved from WGS 84 (lon, lat) to `epsg`, in one GDAL call; NaN where the
+    input is NaN (a null point) or GDAL cannot move it. GDAL turns a NaN into infinity, which
+    a writer would take for a coordinate (a shapefile's POINT (inf inf) and a 0,0 extent)."""
     if epsg == WGS84 or not len(xs):
         return xs, ys
     from fiona.transform import transform as fiona_transform
-    moved = fiona_transform("EPSG:4326", f"EPSG:{epsg}", xs.tolist(), ys.tolist())
-    return np.asarray(moved[0], np.float64), np.asarray(moved[1], np.float64)
+    known = np.isfinite(xs) & np.isfinite(ys)
+    out_x, out_y = np.full(len(xs), np.nan), np.full(len(xs), np.nan)
+    if known.any():
+        moved = fiona_transform("EPSG:4326", f"EPSG:{epsg}", xs[known].tolist(), ys[known].tolist())
+        out_x[known], out_y[known] = moved
+    lost = ~(np.isfinite(out_x) & np.isfinite(out_y))
+    out_x[lost], out_y[lost] = np.nan, np.nan
+    return out_x, out_y
 
 
 def launder(names: Sequence[str], max_length: int | None = None, reserved: Sequence[str] = ()) -> list[str]:

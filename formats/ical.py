@@ -3,18 +3,24 @@
 The text is built column by column with pyarrow.compute (the icalendar object model costs
 ~300 µs an event, see MEASUREMENTS.md); icalendar only reads our files back in the tests.
 
-- DTSTART: `dtstart_field`, by default the first date or datetime field. A date gives an
-  all-day event (VALUE=DATE); a record without a start is skipped and counted in `skipped`.
-- DTEND: `dtend_field`, by default the next date or datetime field after the start. It is
-  converted to the start's value type: an end date is taken as the event's last day, so DTEND
+- DTSTART: `dtstart_field`, by default the first datetime field, or the first date field
+  when there is no datetime: a calendar app shows an event at its time, and a dataset's date
+  is most often the day of its datetimes. A date gives an all-day event (VALUE=DATE); a
+  record without a start is skipped and counted in `skipped`.
+- DTEND: `dtend_field`, by default the next field of the start's type after it (a datetime
+  start never ends at a date by default). It is converted to the start's value type: an end date is taken as the event's last day, so DTEND
   is the day after it (DTEND is exclusive); an all-day event without an end ends the next day.
   An end not after the start is left out, with a warning.
 - Datetimes are always written in UTC with `Z`: TZID would need a VTIMEZONE of our own. The
   `timezone` option becomes X-WR-TIMEZONE (a display hint most clients follow) and the zone in
   which an end datetime falls on a day, or an end date ends, when value types are mixed.
-- SUMMARY: `summary_field`, by default the first text field; DESCRIPTION: `description_field`;
-  LOCATION: `location_field` (text), or GEO when it names a geo_point_2d. Without it, GEO
-  comes from the first geo_point_2d field.
+- SUMMARY: `summary_field`, by default the first text field (not the description's).
+  DESCRIPTION: `description_field`, by default a text field named like one (description,
+  descriptif, details, summary…, in its name or label). LOCATION: `location_field` (text), or
+  GEO when it names a geo_point_2d; by default a text field named like an address (address,
+  adresse, location, lieu, venue, place, street, city, ville, commune…). GEO comes from the
+  first geo_point_2d field, else from the centre of the first geo_shape's geometries (a point
+  within the shape, shapely's point_on_surface).
 - UID: the SHA-1 of the record's values (every field, in order) + `@exportd`, so the same
   record gets the same UID in every export, whatever the batch, order, filter or options.
   Identical records share a UID: they describe the same event.
@@ -23,11 +29,13 @@ The text is built column by column with pyarrow.compute (the icalendar object mo
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import shapely
 
 from domain.fields import DATE_TYPES, Field
 from formats.base import Format, Option, OptionError, Writer
@@ -132,22 +140,47 @@ def first(fields: list[Field], types: frozenset[str], after: int = -1) -> int | 
     return next((i for i, f in enumerate(fields) if f.type in types and i > after), None)
 
 
+# Words naming an address or a description, most telling first (English and French, as the
+# platform's datasets are).
+ADDRESS_WORDS = ("address", "adresse", "location", "lieu", "venue", "place", "site", "street", "rue", "voie",
+                 "city", "ville", "commune", "town", "municipality")
+DESCRIPTION_WORDS = ("description", "descriptif", "details", "detail", "summary", "resume", "abstract", "notes")
+
+
+def _words(field: Field) -> set[str]:
+    text = f"{field.name} {field.label}".lower()
+    return set(re.split(r"[^a-z0-9À-ɏ]+", text)) - {""}
+
+
+def named_like(fields: list[Field], words: tuple[str, ...], skip: set[int | None] = frozenset()) -> int | None:
+    """The first text field whose name or label holds the most telling of `words`."""
+    for word in words:
+        for i, f in enumerate(fields):
+            if f.type == "text" and i not in skip and word in _words(f):
+                return i
+    return None
+
+
 class IcalWriter(Writer):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.tz: str = options["timezone"]
-        self.start = self._pick("dtstart_field", first(self.fields, DATE_TYPES), DATE_TYPES)
+        datetimes = first(self.fields, frozenset({"datetime"}))
+        self.start = self._pick("dtstart_field", first(self.fields, DATE_TYPES) if datetimes is None else datetimes,
+                                DATE_TYPES)
         if self.start is None:
             raise OptionError("format 'ical' needs a date or datetime field for DTSTART")
-        self.end = self._pick("dtend_field", first(self.fields, DATE_TYPES, after=self.start), DATE_TYPES)
+        same_type = frozenset({self.fields[self.start].type})
+        self.end = self._pick("dtend_field", first(self.fields, same_type, after=self.start), DATE_TYPES)
         self.all_day = self.fields[self.start].type == "date"
-        self.summary = self._pick("summary_field", first(self.fields, frozenset({"text"})))
-        self.description = self._pick("description_field", None)
-        location = self._pick("location_field", None)
-        point = frozenset({"geo_point_2d"})
+        self.description = self._pick("description_field", named_like(self.fields, DESCRIPTION_WORDS))
+        texts = [i for i, f in enumerate(self.fields) if f.type == "text" and i != self.description]
+        self.summary = self._pick("summary_field", texts[0] if texts else None)
+        location = self._pick("location_field", named_like(self.fields, ADDRESS_WORDS, {self.summary, self.description}))
         located_by_point = location is not None and self.fields[location].type == "geo_point_2d"
         self.location = None if located_by_point else location
-        self.geo = location if located_by_point else first(self.fields, point)
+        self.geo = location if located_by_point else first(self.fields, frozenset({"geo_point_2d"}))
+        self.shape = None if self.geo is not None else first(self.fields, frozenset({"geo_shape"}))
         self.dtstamp = "DTSTAMP:" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.ends_dropped: list[int] = []  # a batch's events whose end was not after their start
         self.rendering = OrderedRendering(self.render, out.write)
@@ -199,9 +232,13 @@ class IcalWriter(Writer):
         return content_lines(f"{name}:", escape_text(as_text(batch.column(index), self.fields[index].type, self.tz)))
 
     def _geo_line(self, batch: pa.RecordBatch) -> pa.Array | None:
-        if self.geo is None:
+        if self.geo is not None:
+            lon, lat = point_coords(batch.column(self.geo))
+        elif self.shape is not None:
+            centres = shapely.point_on_surface(shapely.from_wkb(batch.column(self.shape).to_numpy(zero_copy_only=False)))
+            lon, lat = pa.array(shapely.get_x(centres)), pa.array(shapely.get_y(centres))  # NaN where none
+        else:
             return None
-        lon, lat = point_coords(batch.column(self.geo))
         finite = pc.and_(pc.is_finite(lon), pc.is_finite(lat))
         line = pc.binary_join_element_wise("GEO:", decimal_strings(lat), ";", decimal_strings(lon), "")
         return pc.if_else(finite, line, pa.scalar(None, pa.string()))

@@ -4,8 +4,14 @@ other field in ExtendedData (dates and datetimes as ISO 8601 text, datetimes in 
 a Placemark without geometry. KML coordinates are WGS 84 by definition, so `epsg` other than
 4326 is refused.
 
-The file is what GDAL's KML driver wrote for us before (layer `export`, its Schema with the
-types GDAL declares, Placemark ids, the red outline style GDAL gives lines and polygons,
+The Schema declares each field with the KML type its reader should see: `int` for whole
+numbers that fit KML's 32 bits (GDAL's LIBKML reader clamps wider ones to 2147483647), else
+`double` while they stay exact there (to 2^53), else `string`; `double`, `bool` (0/1) and
+`string` (text, dates and datetimes: KML has no date type). The widths are known only once
+every record is seen, so the placemarks go to a scratch file and the close writes the header
+(with its Schema), copies them after it and ends the file.
+
+The file is otherwise what GDAL's KML driver wrote for us before (layer `export`, Placemark ids, the red outline style GDAL gives lines and polygons,
 booleans as 0/1, x,y[,z] coordinates, one <innerBoundaryIs> a hole, <MultiGeometry> for
 multi-geometries and collections), but built as text over whole batches with pyarrow.compute
 and shapely's vectorized functions, as formats/gpx.py does: GDAL's text generation made the
@@ -17,6 +23,7 @@ doubles are the shortest text that reads back as the same double (GDAL: %.15g; 1
 nan,nan)."""
 from __future__ import annotations
 
+import shutil
 from functools import reduce
 from typing import Callable
 
@@ -25,16 +32,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from formats.base import Format, Option, Writer
+from formats.base import Format, Option
 from formats.binary import running_totals
-from formats.geo import geometry_index
+from formats.geo import COPY_CHUNK, ScratchWriter, geometry_index
 from formats.json import buffer_of
 from formats.values import as_text, coordinate_strings, point_coords, xml_text
 
 GEO_TYPES = ("geo_shape", "geo_point_2d")
 LAYER = "export"
-# The SimpleField types GDAL declares: int64 (GDAL's Integer64) as string, booleans as int.
-SCHEMA_TYPES = {"text": "string", "int": "string", "double": "float", "boolean": "int", "date": "string", "datetime": "string"}
+# The SimpleField type of each field type; an int's depends on its values (KmlWriter._schema_type).
+SCHEMA_TYPES = {"text": "string", "double": "double", "boolean": "bool", "date": "string", "datetime": "string"}
+INT32 = (-(2**31), 2**31 - 1)
+EXACT_IN_DOUBLE = 2**53
 STYLE = "\t<Style><LineStyle><color>ff0000ff</color></LineStyle><PolyStyle><fill>0</fill></PolyStyle></Style>\n"
 STYLED = (1, 3, 5, 6)  # linestrings, polygons and their multi- forms get GDAL's style
 FOOTER = b"</Folder>\n</Document></kml>\n"
@@ -141,20 +150,42 @@ def escaped(names: list[str]) -> list[str]:
     return xml_text(pa.array(names, pa.string())).to_pylist()
 
 
-class KmlWriter(Writer):
+class KmlWriter(ScratchWriter):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         self.geo = geometry_index(self.fields)
         self.name = name_index(self.fields, options["name_field"])
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in GEO_TYPES and i != self.name]
-        names = escaped([self.column_names()[i] for i in self.attributes])
-        self.data_tags = [f'\t\t<SimpleData name="{name}">' for name in names]
+        self.names = escaped([self.column_names()[i] for i in self.attributes])
+        self.data_tags = [f'\t\t<SimpleData name="{name}">' for name in self.names]
         self.written = 0
-        declared = "".join(f'\t<SimpleField name="{name}" type="{SCHEMA_TYPES[self.fields[i].type]}"></SimpleField>\n'
-                           for name, i in zip(names, self.attributes))
-        out.write(f'<?xml version="1.0" encoding="utf-8" ?>\n<kml xmlns="http://www.opengis.net/kml/2.2">\n'
-                  f'<Document id="root_doc">\n<Schema name="{LAYER}" id="{LAYER}">\n{declared}</Schema>\n'
-                  f'<Folder><name>{LAYER}</name>\n'.encode())
+        self.placemarks = self.tmp / "placemarks"
+        self.placemarks.write_bytes(b"")
+        self.ranges: dict[int, tuple[int, int]] = {}  # each int field's least and greatest value so far
+
+    def _schema_type(self, i: int) -> str:
+        if self.fields[i].type != "int":
+            return SCHEMA_TYPES[self.fields[i].type]
+        low, high = self.ranges.get(i, (0, 0))
+        if INT32[0] <= low and high <= INT32[1]:
+            return "int"
+        return "double" if -EXACT_IN_DOUBLE <= low and high <= EXACT_IN_DOUBLE else "string"
+
+    def _header(self) -> bytes:
+        declared = "".join(f'\t<SimpleField name="{name}" type="{self._schema_type(i)}"></SimpleField>\n'
+                           for name, i in zip(self.names, self.attributes))
+        return (f'<?xml version="1.0" encoding="utf-8" ?>\n<kml xmlns="http://www.opengis.net/kml/2.2">\n'
+                f'<Document id="root_doc">\n<Schema name="{LAYER}" id="{LAYER}">\n{declared}</Schema>\n'
+                f'<Folder><name>{LAYER}</name>\n').encode()
+
+    def _widen(self, batch: pa.RecordBatch) -> None:
+        for i in self.attributes:
+            if self.fields[i].type == "int" and batch.column(i).null_count < len(batch):
+                extremes = pc.min_max(batch.column(i))
+                low, high = extremes["min"].as_py(), extremes["max"].as_py()
+                if i in self.ranges:
+                    low, high = min(low, self.ranges[i][0]), max(high, self.ranges[i][1])
+                self.ranges[i] = (low, high)
 
     def _text(self, batch: pa.RecordBatch, i: int) -> pa.Array:
         return value_text(batch.column(i), self.fields[i].type, self.options["timezone"])
@@ -179,11 +210,13 @@ class KmlWriter(Writer):
         text = join(f'\t<ExtendedData><SchemaData schemaUrl="#{LAYER}">\n', *lines, "\t</SchemaData></ExtendedData>\n")
         return pc.if_else(filled, text, NO_TEXT)
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        for start in range(0, batch.num_rows, SLICE_ROWS):
-            self._write(batch.slice(start, SLICE_ROWS))
-
     def _write(self, batch: pa.RecordBatch) -> None:
+        self._widen(batch)
+        with open(self.placemarks, "ab") as f:
+            for start in range(0, batch.num_rows, SLICE_ROWS):
+                f.write(self._placemarks(batch.slice(start, SLICE_ROWS)))
+
+    def _placemarks(self, batch: pa.RecordBatch):
         ids = pa.array(np.arange(self.written + 1, self.written + batch.num_rows + 1)).cast(pa.string())
         self.written += batch.num_rows
         geometry, style = self._geometry(batch.column(self.geo))
@@ -191,9 +224,12 @@ class KmlWriter(Writer):
         parts = [f'  <Placemark id="{LAYER}.', ids, '">\n', name, style, self._extended_data(batch),
                  join("      ", geometry, "\n"), "  </Placemark>\n"]
         placemarks = pc.binary_join_element_wise(*(p for p in parts if p is not None), "", null_handling="skip")
-        self.out.write(buffer_of(placemarks))
+        return buffer_of(placemarks)
 
-    def close(self) -> None:
+    def _finish(self) -> None:
+        self.out.write(self._header())
+        with open(self.placemarks, "rb") as f:
+            shutil.copyfileobj(f, self.out, COPY_CHUNK)
         self.out.write(FOOTER)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from formats.names import sheet_name
 from formats.values import string_bytes, xml_escaped
 from formats.zipstream import DeflatedSpool, Entry, ZipWriter
 
@@ -104,6 +105,10 @@ def column_letters(number: int) -> str:
     return letters
 
 
+def _attribute(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+
 class WorkbookPackage:
     """An XLSX zip being written: `begin_sheet`, `write` rows' XML any number of times,
     `end_sheet`; again for the next sheet; `close` adds the parts that list the sheets.
@@ -112,8 +117,10 @@ class WorkbookPackage:
     dimension (A1:L12001, read by openpyxl's read-only mode and others to size a sheet), is
     put in front when the sheet ends and the whole is written to the zip at once."""
 
-    def __init__(self, out: BinaryIO, columns: int, cols: str, date_format: str, datetime_format: str):
+    def __init__(self, out: BinaryIO, columns: int, cols: str, date_format: str, datetime_format: str,
+                 sheet: str | None = None):
         self.zip = ZipWriter(out)
+        self.sheet = sheet  # what the sheets are named after (formats/names.py), "Sheet" without it
         self.columns, self.cols = columns, cols
         self.styles = styles(date_format, datetime_format)
         self.sheets = 0
@@ -151,7 +158,8 @@ class WorkbookPackage:
         sheets = range(1, self.sheets + 1)
         overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{n}.xml" '
                             f'ContentType="{SPREADSHEETML}.worksheet+xml"/>' for n in sheets)
-        entries = "".join(f'<sheet name="Sheet{n}" sheetId="{n}" r:id="rId{n}"/>' for n in sheets)
+        entries = "".join(f'<sheet name="{_attribute(sheet_name(self.sheet, n))}" sheetId="{n}" r:id="rId{n}"/>'
+                          for n in sheets)
         rels = "".join(f'<Relationship Id="rId{n}" Type="{REL}/worksheet" Target="worksheets/sheet{n}.xml"/>'
                        for n in sheets)
         rels += f'<Relationship Id="rId{self.sheets + 1}" Type="{REL}/styles" Target="styles.xml"/>'

@@ -84,36 +84,29 @@ class OrderedRendering:
         cancel(pending)
 
 
-class PolarsSink:
-    """Batches pushed by a writer (`put`), pulled by one of polars' streaming sinks (sink_parquet,
-    sink_ndjson) running on a thread of its own: polars then encodes in Rust on its own threads,
-    columns and row groups in parallel, without the GIL. The sink reads a LazyFrame whose
-    batches come from a generator fed by a bounded queue, so at most `QUEUED` batches wait.
-
-    `sink(frame)` runs the sink into the writer's output; `convert(batch)` (on the sink's
-    thread) turns each batch into the columns polars writes; `schema` is their Arrow schema."""
+class PulledSink:
+    """Batches pushed by a writer (`put`), pulled by a library's streaming writer running on a
+    thread of its own (`consume(source)`), from a source whose batches come from a generator
+    fed by a bounded queue, so at most `QUEUED` batches wait. Subclasses make the source."""
 
     QUEUED = 2
     _END, _ABORT = object(), object()
 
-    def __init__(self, schema: pa.Schema, sink: Callable[[pl.LazyFrame], object],
-                 convert: Callable[[pa.RecordBatch], pa.RecordBatch] = lambda batch: batch):
+    def __init__(self, consume: Callable[[object], object], source: object, name: str):
         self._queue: queue.Queue = queue.Queue(self.QUEUED)
-        self._convert = convert
         self._error: BaseException | None = None
-        frame = register_io_source(self._frames, schema=pl.from_arrow(schema.empty_table()).schema)
-        self._thread = threading.Thread(target=self._run, args=(sink, frame), name="polars-sink", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(consume, source), name=name, daemon=True)
         self._thread.start()
 
-    def _frames(self, with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+    def _pulled(self) -> Iterator[pa.RecordBatch]:
         while (batch := self._queue.get()) is not self._END:
             if batch is self._ABORT:
                 raise SinkAborted()
-            yield pl.from_arrow(self._convert(batch))
+            yield batch
 
-    def _run(self, sink: Callable[[pl.LazyFrame], object], frame: pl.LazyFrame) -> None:
+    def _run(self, consume: Callable[[object], object], source: object) -> None:
         try:
-            sink(frame)
+            consume(source)
         except BaseException as exc:  # handed to the writer's thread by put/finish
             self._error = exc
 
@@ -132,6 +125,8 @@ class PolarsSink:
         self._thread.join()
         self._raise()
 
+    close = finish  # as formats.geo.ScratchWriter closes its threads
+
     def abort(self) -> None:
         """Stop the sink; once this returns it writes nothing more. Only this thread puts, so
         once the queued batches are dropped there is room for the stop."""
@@ -142,6 +137,33 @@ class PolarsSink:
                 break
         self._queue.put_nowait(self._ABORT)
         self._thread.join()
+
+
+class PolarsSink(PulledSink):
+    """A PulledSink for one of polars' streaming sinks (sink_parquet, sink_ndjson): polars then
+    encodes in Rust on its own threads, columns and row groups in parallel, without the GIL.
+    The sink reads a LazyFrame of the queued batches.
+
+    `sink(frame)` runs the sink into the writer's output; `convert(batch)` (on the sink's
+    thread) turns each batch into the columns polars writes; `schema` is their Arrow schema."""
+
+    def __init__(self, schema: pa.Schema, sink: Callable[[pl.LazyFrame], object],
+                 convert: Callable[[pa.RecordBatch], pa.RecordBatch] = lambda batch: batch):
+        self._convert = convert
+        frame = register_io_source(self._frames, schema=pl.from_arrow(schema.empty_table()).schema)
+        super().__init__(sink, frame, "polars-sink")
+
+    def _frames(self, with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+        for batch in self._pulled():
+            yield pl.from_arrow(self._convert(batch))
+
+
+class ArrowStreamSink(PulledSink):
+    """A PulledSink for a writer that reads an Arrow stream (GDAL's, through pyogrio's
+    write_arrow): `consume(reader)` gets a RecordBatchReader of the queued batches."""
+
+    def __init__(self, schema: pa.Schema, consume: Callable[[pa.RecordBatchReader], object]):
+        super().__init__(consume, pa.RecordBatchReader.from_batches(schema, self._pulled()), "arrow-sink")
 
 
 class SinkAborted(Exception):

@@ -1,10 +1,13 @@
 """The records as RDF in four syntaxes: Turtle, N3 (the same text: Turtle is valid N3),
 RDF/XML and JSON-LD, all streamed as text — never an rdflib Graph.
 
-Each record is a resource `<base><n>` (`base` option, default `urn:exportd:record:`; n is the
+Each record is a resource `<base><n>` (`base` option, default
+`urn:exportd:dataset:<dataset id>:record:` — the dataset's id from Format.open's name, so the
+records of two datasets never share an IRI; `urn:exportd:record:` without one; n is the
 record's 1-based position in the export, so the same query over the same data gives the same
 IRIs). Each non-null value is a triple whose property is `<namespace><field name>` (`namespace`
-option, default `urn:exportd:field:`; the name percent-encoded where it has to be) and whose
+option, default `urn:exportd:dataset:<dataset id>:field:`, or `urn:exportd:field:`; the name
+percent-encoded where it has to be) and whose
 object is a typed literal: xsd:integer, xsd:double, xsd:boolean, xsd:date, xsd:dateTime (with
 the offset of the `timezone` option), geo:wktLiteral for geo_point_2d and geo_shape (lon lat
 order, CRS84 as GeoSPARQL assumes), plain strings for text. Nulls are left out; a record whose
@@ -100,14 +103,17 @@ class RdfWriter(Writer):
 
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
-        self.base, self.namespace = self._iri_option("base"), self._iri_option("namespace")
+        dataset = self.options.get("stem")
+        scope = f"urn:exportd:dataset:{quote(dataset, safe='')}:" if dataset else "urn:exportd:"
+        self.base = self._iri_option("base", scope + "record:")
+        self.namespace = self._iri_option("namespace", scope + "field:")
         self.predicates = [self.namespace + quote(f.name, safe="") for f in self.fields]
         self.datatypes = [DATATYPES.get(f.type) for f in self.fields]
         self.seen = 0
         out.write(self.header().encode())
 
-    def _iri_option(self, name: str) -> str:
-        value = self.options[name]
+    def _iri_option(self, name: str, default: str) -> str:
+        value = self.options.get(name) or default
         if not value or BAD_IRI.search(value) or ":" not in value:
             raise OptionError(f"option {name!r} must be an absolute IRI without spaces or <>\"{{}}|^`\\, not {value!r}")
         return value
@@ -214,8 +220,10 @@ class JsonLdWriter(RdfWriter):
 
 
 IRI_OPTIONS = (
-    Option("base", str, "urn:exportd:record:", description="IRI each record's number is appended to."),
-    Option("namespace", str, "urn:exportd:field:", description="IRI each field's name is appended to, for properties."),
+    Option("base", str, None, description="IRI each record's number is appended to "
+           "(default: urn:exportd:dataset:<dataset id>:record:)."),
+    Option("namespace", str, None, description="IRI each field's name is appended to, for properties "
+           "(default: urn:exportd:dataset:<dataset id>:field:)."),
 )
 
 

@@ -5,8 +5,8 @@
   holds one shape type and Point and MultiPoint are two, so multipoints with one part become
   points and the others get a file of their own. Records without geometry go into the point
   file with a null shape. Geometry collections cannot be written: skipped and counted.
-- One kind: `export.shp` etc.; several: `export_point.shp`, `export_polygon.shp`, …
-  (`export` unless the caller passes a `stem` in the options).
+- One kind: `NAME.shp` etc.; several: `NAME_point.shp`, `NAME_polygon.shp`, …, NAME the
+  dataset's (the `stem` Format.open passes; `export` without one), safe as a file name.
 - DBF names laundered to 10 ASCII characters, unique and deterministic (organiser_,
   organise_1). Text is cut to 254 bytes at a character boundary, with a warning. Dates are
   DBF dates; datetimes are text, ISO 8601 in the `timezone` option (a DBF date would lose the
@@ -41,6 +41,7 @@ import shapely
 from formats import dbf
 from formats.base import WGS84, Format
 from formats.dbf import MAX_TEXT, DbfWriter
+from formats.names import file_stem
 from formats.geo import (COPY_CHUNK, ScratchWriter, attribute, attribute_type, check_epsg, esri_wkt, geometry_index,
                          launder, point_xy, reproject, wkb)
 from formats.shapes import ShapeFile
@@ -101,7 +102,7 @@ class ShapefileWriter(ScratchWriter):
     def __init__(self, out, schema, fields, options):
         super().__init__(out, schema, fields, options)
         check_epsg(options["epsg"])
-        self.stem = options.get("stem") or "export"
+        self.stem = file_stem(options.get("stem"))
         self.geo = geometry_index(self.fields)
         self.attributes = [i for i, f in enumerate(self.fields) if f.type not in ("geo_shape", "geo_point_2d")]
         names = self.column_names()

@@ -14,8 +14,10 @@ this replaces, wrote ~4k rows/s.
 - Text is always an inline string, so "=cmd()" and the like are text, never formulas;
   characters XML cannot hold are written as OOXML's _xHHHH_ escapes, as Excel does. Text
   over Excel's 32,767-character cell limit (UTF-16 units) is cut, counted in a warning per field.
-- Past ROWS_PER_SHEET rows (header included: 1,048,575 records) the records continue on a new
-  sheet (Sheet2, …) with the header repeated, and a warning says so.
+- The sheet is named after the dataset (the `stem` Format.open passes, within Excel's rules:
+  formats/names.py; Sheet1 without one). Past ROWS_PER_SHEET rows (header included: 1,048,575
+  records) the records continue on a new sheet ("NAME (2)", …) with the header repeated, and a
+  warning says so.
 - NaN and ±inf are left blank (as JSON writes them null). Integers are written exactly;
   Excel reads numbers as doubles, so beyond 2**53 it keeps 15-17 digits."""
 from __future__ import annotations
@@ -128,7 +130,8 @@ class WorkbookWriter(Writer):
         header = [text_slot(pa.array([name], pa.string()), HEADER) for name in names]
         self.header = join_rows([Slot(pa.array(["1"]), ROW), *header], "</row>").tobytes()
         self.truncated: Counter[str] = Counter()
-        self.package = WorkbookPackage(out, len(self.fields), column_widths(widths), DATE_FORMAT, DATETIME_FORMAT)
+        self.package = WorkbookPackage(out, len(self.fields), column_widths(widths), DATE_FORMAT, DATETIME_FORMAT,
+                                       options.get("stem"))
         self._new_sheet()
 
     def _new_sheet(self) -> None:

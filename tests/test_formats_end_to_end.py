@@ -8,6 +8,7 @@ import gzip
 import io
 import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import fiona
@@ -23,6 +24,7 @@ from formats import REGISTRY
 from tests.conftest import ADMIN_TOKEN, load_dataset
 from tests.formats.test_ov2 import decode as decode_ov2
 from tests.osdi import create, download, export_id, poll
+from tests.readback import gdal_layers
 
 ROWS = 1500  # rdflib and icalendar parse slowly; tests/formats/ covers many batches
 NO_POINT = sum(1 for i in range(1, ROWS + 1) if i % 50 == 0)  # demo records without a location
@@ -46,6 +48,16 @@ def fiona_count(data: bytes, suffix: str, layer: str | None = None) -> int:
             with fiona.open(source, layer=name) as collection:
                 total += sum(1 for _ in collection)  # GPX layers cannot count themselves
         return total
+
+
+def gdal_count(data: bytes, format_name: str) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        return sum(len(layer.records) for layer in gdal_layers(data, format_name, Path(tmp)).values())
+
+
+def gdal_layer_names(data: bytes, format_name: str) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return list(gdal_layers(data, format_name, Path(tmp)))
 
 
 def xlsx_rows(data: bytes) -> int:
@@ -75,11 +87,21 @@ READERS = {  # format → (records the file holds, according to an independent r
     "fgb": lambda b: fiona_count(b, "fgb"),
     "kml": lambda b: len(ET.fromstring(b).findall(".//{http://www.opengis.net/kml/2.2}Placemark")),
     "gpx": lambda b: fiona_count(b, "gpx", layer="waypoints"),
+    "gpkg": lambda b: gdal_count(b, "gpkg"),
+    "fgdb": lambda b: gdal_count(b, "fgdb"),
     "jsonld": lambda b: rdf_subjects(b, "json-ld"),
     "turtle": lambda b: rdf_subjects(b, "turtle"),
     "n3": lambda b: rdf_subjects(b, "n3"),
     "rdfxml": lambda b: rdf_subjects(b, "xml"),
 }
+INSIDE_NAMES = {  # format → the names inside the file, which follow the dataset's id
+    "shp": lambda b: sorted(zipfile.ZipFile(io.BytesIO(b)).namelist()),
+    "xlsx": lambda b: openpyxl.load_workbook(io.BytesIO(b), read_only=True).sheetnames,
+    "gpkg": lambda b: gdal_layer_names(b, "gpkg"),
+    "fgdb": lambda b: sorted(zipfile.ZipFile(io.BytesIO(b)).namelist())[0].split("/")[:1] + gdal_layer_names(b, "fgdb"),
+}
+NAMED_INSIDE = {"shp": [f"demo-events.{p}" for p in ("cpg", "dbf", "prj", "shp", "shx")], "xlsx": ["demo-events"],
+                "gpkg": ["demo-events"], "fgdb": ["demo-events.gdb", "demo_events"]}
 SKIPS_RECORDS_WITHOUT_A_POINT = {"ov2", "gpx", "fgb"}  # fgb: its spatial index cannot hold a null geometry
 
 
@@ -101,6 +123,8 @@ async def test_format_exports_end_to_end(client, worker, small_demo, name):
     assert ready["records_count"] == expected
     assert ready.get("records_skipped", 0) == ROWS - expected
     assert READERS[name](body) == expected
+    if name in INSIDE_NAMES:
+        assert INSIDE_NAMES[name](body) == NAMED_INSIDE[name]
 
 
 async def test_compressed_binary_format(client, worker, demo_dataset):

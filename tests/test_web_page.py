@@ -526,3 +526,14 @@ async def test_the_collection_filters_by_status(client, demo_dataset, user_token
     assert (await response.json())["total_records"] == 3
     response = await client.get("/api/v1/exports?dataset=other-dataset", headers=headers(ADMIN_TOKEN))
     assert (await response.json())["total_records"] == 0
+
+async def test_the_format_menu_offers_geopackage_and_file_geodatabase(browser, base_url, demo_dataset, user_token,
+                                                                      script_errors):
+    """The menu is the registry's formats that fit the dataset, through x-formats: new ones appear by themselves."""
+    page = await open_page(browser, base_url, await user_token("alice"), script_errors)
+    await open_demo_dataset(page)
+    menu = page.get_by_label("Format", exact=True)
+    values = await menu.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert {"gpkg", "fgdb", "shp", "fgb"} <= set(values)
+    await menu.select_option("gpkg")
+    await expect(page.locator("#options-list")).to_contain_text("epsg")

@@ -192,7 +192,8 @@ def _write(storage, dataset, query: RecordQuery, fmt, export: Export, attempt: i
         file_name = fmt.filename(dataset.dataset_id, options)
         key = f"{attempt_dir(export.id, attempt)}/{file_name}"
         written = write_export(storage, key, f"{export.id}~{attempt}", scan, fmt, options, progress, max_bytes,
-                               about=about(dataset, export), member=fmt.filename(dataset.dataset_id, {**options, "datapackage": False}))
+                               about=about(dataset, export), member=fmt.filename(dataset.dataset_id, {**options, "datapackage": False}),
+                               name=dataset.dataset_id)
     return Plan(file_name, key, options), written
 
 

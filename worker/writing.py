@@ -97,12 +97,13 @@ def write_lazy(writer: OpenWriter, frame: pl.LazyFrame, progress: Progress) -> N
 
 def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format, options: dict[str, Any],
                  progress: Progress, max_bytes: int | None = None, about: datapackage.About | None = None,
-                 member: str = "") -> Written:
+                 member: str = "", name: str | None = None) -> Written:
     """Write the export file under `key`; it appears only when whole. Raises Cancelled (and
     leaves nothing behind) when progress.cancel is set, ExportTooLarge past max_bytes. The
     file's SHA-256 is taken as it is written (domain/storage/base.py's Hashing). With the
     `datapackage` option the file is `member` of a zip beside its descriptor, which `about`
-    informs (formats/datapackage.py)."""
+    informs (formats/datapackage.py). `name` (the dataset's id) names what the file holds: a
+    shapefile's members, a sheet."""
     packaged = bool(options.get("datapackage"))
     # a writer that hands the scan to polars is better left polars' own file, and read back;
     # so is a zip, which may seek back to finish its headers
@@ -110,18 +111,19 @@ def write_export(storage: Storage, key: str, tag: str, scan: Scan, fmt: Format, 
     with storage.writing(key, tag=tag, max_bytes=max_bytes, digest=digest) as out:
         if packaged:
             with tempfile.TemporaryFile(prefix="exportd-package-") as inner:
-                writer = write_file(inner, scan, fmt, options, progress)
+                writer = write_file(inner, scan, fmt, options, progress, name)
                 inner.seek(0)
                 datapackage.pack(out, inner, member, fmt, options, scan.fields, about or datapackage.About({}, {}))
         else:
-            writer = write_file(out, scan, fmt, options, progress)
+            writer = write_file(out, scan, fmt, options, progress, name)
     return Written(progress.done - writer.skipped, writer.skipped, list(writer.warnings), storage.size(key),
                    digest.sha256)
 
 
-def write_file(out: BinaryIO, scan: Scan, fmt: Format, options: dict[str, Any], progress: Progress) -> OpenWriter:
+def write_file(out: BinaryIO, scan: Scan, fmt: Format, options: dict[str, Any], progress: Progress,
+               name: str | None = None) -> OpenWriter:
     """The format's file of the scan onto `out`, the writer closed; Cancelled when asked."""
-    writer = fmt.open(out, scan.schema, scan.fields, options)
+    writer = fmt.open(out, scan.schema, scan.fields, options, name=name)
     try:
         frame = scan.lazy() if writer.takes_lazy else None
         if frame is not None:

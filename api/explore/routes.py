@@ -97,7 +97,7 @@ ENDPOINTS: list[tuple[str, str, Any, str, dict[str, Any]]] = [
                        *QUERY, q("limit", "Records (-1: all).", "integer", minimum=-1, maximum=MAX_LIMIT, default=-1),
                        q("timezone", "Common option."), q("use_labels", "Common option.", "boolean"),
                        q("compressed", "Common option.", "boolean"),
-                       q("epsg", "Common option: geojson, shp and fgb reproject; other formats take 4326 only.",
+                       q("epsg", "Common option: geojson, shp, fgb, gpkg and fgdb reproject; other formats take 4326 only.",
                          "integer", minimum=1024, maximum=999_999),
                        q("(format options)", "Each format's own options; see x-formats.")],
         "responses": {"200": {"description": "The file, streamed; an error after its first bytes cuts it short."},

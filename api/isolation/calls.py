@@ -123,17 +123,17 @@ def _write(out: BinaryIO, fmt, scan, parsed: dict[str, Any], stem: str, head: Ca
     head({"content_type": fmt.content_type(parsed), "file_name": fmt.filename(stem, parsed)})
     if parsed.get("datapackage"):  # the file first, then its zip with the descriptor
         with tempfile.TemporaryFile(prefix="exportd-package-") as inner:
-            _write_file(inner, fmt, scan, parsed)
+            _write_file(inner, fmt, scan, parsed, stem)
             inner.seek(0)
             datapackage.pack(out, inner, fmt.filename(stem, {**parsed, "datapackage": False}), fmt, parsed, scan.fields,
                              about or datapackage.About({"dataset_id": stem}, {}))
     else:
-        _write_file(out, fmt, scan, parsed)
+        _write_file(out, fmt, scan, parsed, stem)
     return {}
 
 
-def _write_file(out: BinaryIO, fmt: Any, scan: Any, parsed: dict[str, Any]) -> None:
-    writer = fmt.open(out, scan.schema, scan.fields, parsed)
+def _write_file(out: BinaryIO, fmt: Any, scan: Any, parsed: dict[str, Any], stem: str) -> None:
+    writer = fmt.open(out, scan.schema, scan.fields, parsed, name=stem)
     try:
         for batch in scan.batches():
             writer.write(batch)

@@ -117,6 +117,12 @@ def _from_typed(array: pa.Array, type_: str) -> pa.Array | None:
         lon = pc.struct_field(array, "lon").cast(pa.float64())
         lat = pc.struct_field(array, "lat").cast(pa.float64())
         return pa.StructArray.from_arrays([lon, lat], fields=list(GEO_POINT), mask=pc.is_null(array))
+    if type_ == "geo_point_2d" and (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
+        # WKB points, as exportd's own Parquet (GeoParquet) export writes a geo_point_2d
+        geoms = shapely.from_wkb(array.cast(pa.binary()).to_numpy(zero_copy_only=False), on_invalid="ignore")
+        points = ~shapely.is_missing(geoms) & (shapely.get_type_id(geoms) == 0) & ~shapely.is_empty(geoms)
+        lon, lat = np.where(points, shapely.get_x(geoms), np.nan), np.where(points, shapely.get_y(geoms), np.nan)
+        return pa.StructArray.from_arrays([pa.array(lon), pa.array(lat)], fields=list(GEO_POINT), mask=pa.array(~points))
     if type_ == "geo_shape" and (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
         wkb = array.cast(pa.binary())
         geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="ignore")

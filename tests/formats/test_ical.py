@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import icalendar
 import pyarrow as pa
 import pytest
+import shapely
 
 from domain.fields import Field, fields_of
 from formats import REGISTRY
@@ -34,21 +35,71 @@ def test_registered_under_its_aliases():
         assert fmt.name == "ical" and fmt.media_type == "text/calendar; charset=utf-8" and fmt.extension == "ics"
 
 
-def test_defaults_make_all_day_events_from_the_first_date_field():
+def test_defaults_start_events_at_the_first_datetime_field():
     data, writer = write("ical", awkward_table())
     got = events(data)
-    rows = dated_rows()
+    rows = dated_rows("starts_at")
     assert len(got) == len(rows) == 5 and writer.skipped == 1 and writer.warnings == []
     for event, row in zip(got, rows):
-        assert event.decoded("DTSTART") == row["day"] and type(event.decoded("DTSTART")) is date
-        # DTEND from starts_at (the second date field), on the same day: exclusive, the day after
-        assert event.decoded("DTEND") == row["day"] + timedelta(days=1)
+        assert event.decoded("DTSTART") == row["starts_at"] and event.decoded("DTSTART").utcoffset() == timedelta(0)
+        assert "DTEND" not in event  # the only datetime: a date is no end for it
         assert str(event["SUMMARY"]) == row["title"]
         assert event["GEO"].latitude == row["geo_point_2d"]["lat"]
         assert event["GEO"].longitude == row["geo_point_2d"]["lon"]
-        assert "DESCRIPTION" not in event and "LOCATION" not in event
+        assert "DESCRIPTION" not in event and "LOCATION" not in event  # no field is named like either
         assert event.decoded("DTSTAMP").tzinfo is not None
+    assert b"DTSTART:20240621T183000Z\r\n" in data
+
+
+def test_defaults_make_all_day_events_from_dates_when_there_is_no_datetime():
+    data, writer = write("ical", awkward_table().drop_columns(["starts_at"]).append_column("until", awkward_table().column("day")))
+    got, rows = events(data), dated_rows()
+    assert len(got) == len(rows) == 5 and writer.skipped == 1
+    for event, row in zip(got, rows):
+        assert event.decoded("DTSTART") == row["day"] and type(event.decoded("DTSTART")) is date
+        assert event.decoded("DTEND") == row["day"] + timedelta(days=1)  # `until`, the same day: exclusive, the day after
     assert b"DTSTART;VALUE=DATE:20240621\r\nDTEND;VALUE=DATE:20240622\r\n" in data
+
+
+def test_defaults_take_an_end_description_and_location_from_the_fields_names():
+    """As a calendar app wants them: the demo dataset's start and end times, its description,
+    its city as LOCATION and its point as GEO."""
+    from domain import demo
+
+    table = demo.table(rows=60)
+    data, writer = write("ical", table, {"timezone": "Europe/Paris"}, batch_size=25)
+    got, rows = events(data), table.to_pylist()
+    assert len(got) == 60 and writer.skipped == 0
+    for event, row in zip(got, rows):
+        assert event.decoded("DTSTART") == row["starts_at"] and event.decoded("DTEND") == row["ends_at"]
+        assert str(event["SUMMARY"]) == row["title"]
+        assert (str(event["DESCRIPTION"]) if "DESCRIPTION" in event else None) == row["description"]
+        assert str(event["LOCATION"]) == row["city"]
+        if row["geo_point_2d"] is None:
+            assert "GEO" not in event
+        else:
+            assert (event["GEO"].latitude, event["GEO"].longitude) == (row["geo_point_2d"]["lat"], row["geo_point_2d"]["lon"])
+    assert b"X-WR-TIMEZONE:Europe/Paris\r\n" in data
+
+
+def test_geo_from_a_shape_when_there_is_no_point():
+    data, _ = write("ical", awkward_table().drop_columns(["geo_point_2d"]))
+    got = events(data)
+    shapes = [r["geo_shape"] for r in dated_rows("starts_at")]
+    for event, shape in zip(got, shapes):
+        if shape is None:
+            assert "GEO" not in event
+            continue
+        inside = shapely.point_on_surface(shapely.from_wkb(shape))
+        assert (event["GEO"].latitude, event["GEO"].longitude) == pytest.approx((inside.y, inside.x))
+
+
+def test_options_override_the_defaults():
+    data, _ = write("ical", awkward_table(), {"dtstart_field": "day", "summary_field": "category",
+                                              "description_field": "title", "location_field": "organiser_name"})
+    event = events(data)[0]
+    assert event.decoded("DTSTART") == date(2024, 6, 21) and str(event["SUMMARY"]) == "music"
+    assert str(event["DESCRIPTION"]) == "Fête de la musique" and str(event["LOCATION"]) == "Ville de Paris"
 
 
 def test_all_day_event_without_end_ends_the_next_day():

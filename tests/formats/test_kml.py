@@ -11,7 +11,7 @@ import pyogrio
 import pytest
 import shapely
 
-from domain.fields import DATETIME
+from domain.fields import DATETIME, GEO_POINT
 from tests.formats.gdal_helpers import expected_records
 from tests.formats.samples import awkward_table, open_writer, write
 from tests.formats.test_gdal_formats import KML, kml_readable, placemarks, read  # noqa: F401 (kml_readable: autouse)
@@ -96,14 +96,14 @@ def test_text_and_field_names_needing_escapes(tmp_path):
     marks = placemarks(data)  # ElementTree: a strict XML parser
     assert [m.pop("<name>") for m in marks] == [XML_CLEAN.get(t, t) for t in TEXTS]
     schema = {f.get("name"): f.get("type") for f in ET.fromstring(data).iter(f"{KML}SimpleField")}
-    assert schema == {'a&b<c>"d': "string", "ratio": "float", "when": "string"}
+    assert schema == {'a&b<c>"d': "int", "ratio": "double", "when": "string"}
     assert marks[0] == {'a&b<c>"d': "0", "ratio": "1e-7", "when": "1950-06-01T13:00:00+01:00"}
     assert marks[4]["ratio"] == "0.30000000000000004" and marks[1]["ratio"] == "-0" and "when" not in marks[1]
     assert [m["a&b<c>\"d"] for m in marks] == [str(i) for i in range(len(TEXTS))]  # ids go on across batches
     assert [m.get("id") for m in ET.fromstring(data).iter(f"{KML}Placemark")] == [f"export.{i + 1}" for i in range(len(TEXTS))]
     records = libkml_records(data, tmp_path)
     assert records.column("Name").to_pylist() == [XML_CLEAN.get(t, t) for t in TEXTS]
-    assert records.column('a&b<c>"d').to_pylist() == [str(i) for i in range(len(TEXTS))]
+    assert records.column('a&b<c>"d').to_pylist() == list(range(len(TEXTS)))
     assert records.column("ratio").to_pylist() == table.column("ratio").to_pylist()
 
 
@@ -115,7 +115,8 @@ def test_awkward_table_attributes_read_back_by_gdal(tmp_path):
     for got, want in zip(records, wanted):
         assert got["Name"] == want["title"]
         assert {k: got[k] for k in ("attendance", "free", "day", "starts_at", "category", "organiser_name", "organiser_name_2")} == {
-            "attendance": None if want["attendance"] is None else str(want["attendance"]), "free": None if want["free"] is None else int(want["free"]),
+            # 2**40 does not fit KML's int: declared double, still exact
+            "attendance": None if want["attendance"] is None else float(want["attendance"]), "free": want["free"],
             "day": want["day"], "starts_at": want["starts_at"], "category": want["category"],
             "organiser_name": want["organiser_name"], "organiser_name_2": want["organiser_name_2"]}
         assert got["price"] == want["price"]
@@ -123,17 +124,37 @@ def test_awkward_table_attributes_read_back_by_gdal(tmp_path):
         assert same_geometry(got_shape, want["shape"])
 
 
-def test_streamed_header_placemarks_footer(tmp_path, monkeypatch):
+def test_header_written_at_close_and_scratch_removed(tmp_path, monkeypatch):
+    """The Schema's int types depend on every value, so placemarks wait in a scratch file
+    and the close writes the header before them."""
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     table = awkward_table()
     writer, out = open_writer("kml", table)
-    assert out.getvalue().startswith(b'<?xml version="1.0" encoding="utf-8" ?>\n<kml xmlns="http://www.opengis.net/kml/2.2">')
-    assert out.getvalue().endswith(b"<Folder><name>export</name>\n")
     writer.write(table.to_batches(max_chunksize=2)[0])
-    assert out.getvalue().count(b"<Placemark ") == 2
+    assert out.getvalue() == b"" and len(list(tmp_path.iterdir())) == 1
     writer.close()
+    assert out.getvalue().startswith(b'<?xml version="1.0" encoding="utf-8" ?>\n<kml xmlns="http://www.opengis.net/kml/2.2">')
+    assert out.getvalue().count(b"<Placemark ") == 2
     assert out.getvalue().endswith(b"  </Placemark>\n</Folder>\n</Document></kml>\n") and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("values,declared,gdal_type", [
+    ([1, -(2**31), 2**31 - 1, None], "int", "OFTInteger"),
+    ([1, 2**31, None], "double", "OFTReal"),
+    ([1, 2**53 + 1, None], "string", "OFTString"),
+])
+def test_whole_numbers_get_the_widest_type_that_holds_them(tmp_path, values, declared, gdal_type):
+    table = pa.table({"n": pa.array(values, pa.int64()),
+                      "geo_point_2d": pa.array([{"lon": 1.0, "lat": 2.0}] * len(values), GEO_POINT)})
+    data, _ = write("kml", table, batch_size=1)
+    assert {f.get("name"): f.get("type") for f in ET.fromstring(data).iter(f"{KML}SimpleField")} == {"n": declared}
+    path = tmp_path / "n.kml"
+    path.write_bytes(data)
+    meta, table_back = pyogrio.read_arrow(path)
+    assert dict(zip(meta["fields"], meta["ogr_types"]))["n"] == gdal_type
+    as_read = {"int": int, "double": float, "string": str}[declared]
+    assert table_back.column("n").to_pylist() == [None if v is None else as_read(v) for v in values]
 
 
 @pytest.mark.parametrize("use_labels", [False, True])

@@ -8,6 +8,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import shapely
 
 from domain.fields import Field, fields_of, with_fields
 from formats import REGISTRY, OptionError
@@ -16,6 +17,17 @@ from tests.formats.samples import awkward_table, empty_table, null_table, open_w
 
 def read(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data))
+
+
+def rows(table: pa.Table) -> list[dict]:
+    """The records read back, geo_point_2d's WKB points as the {lon, lat} the dataset holds."""
+    out = table.to_pylist()
+    for row in out:
+        for name, value in row.items():
+            if name.startswith("geo_point") and value is not None:
+                point = shapely.from_wkb(value)
+                row[name] = {"lon": point.x, "lat": point.y}
+    return out
 
 
 def geo_metadata(data: bytes) -> dict | None:
@@ -29,10 +41,10 @@ def test_awkward_table_round_trips_with_types_kept() -> None:
     got = read(data)
     assert got.column_names == table.column_names and writer.skipped == 0
     for column in table.schema:
-        expected = pa.timestamp("us", tz="Europe/Paris") if column.name == "starts_at" else column.type
+        expected = {"starts_at": pa.timestamp("us", tz="Europe/Paris"), "geo_point_2d": pa.binary()}.get(column.name, column.type)
         assert got.schema.field(column.name).type == expected
     assert got.num_rows == table.num_rows
-    for written, record in zip(got.to_pylist(), table.to_pylist()):
+    for written, record in zip(rows(got), table.to_pylist()):
         assert written == record  # datetimes compare as instants
         if record["starts_at"] is not None:
             assert str(written["starts_at"].tzinfo) == "Europe/Paris"
@@ -45,16 +57,23 @@ def test_fields_travel_in_the_exportd_metadata() -> None:
 
 def test_geoparquet_metadata() -> None:
     geo = geo_metadata(write("parquet", awkward_table())[0])
-    assert geo["version"] == "1.0.0" and geo["primary_column"] == "geo_shape"
+    assert geo["version"] == "1.1.0" and geo["primary_column"] == "geo_shape"
     column = geo["columns"]["geo_shape"]
     assert column["encoding"] == "WKB"
     assert column["geometry_types"] == ["LineString", "MultiPolygon", "Point", "Polygon"]
     assert column["bbox"] == pytest.approx([-73.9857, 0.0, 3.0, 49.0])
-    assert set(geo["columns"]) == {"geo_shape"}  # a geo_point_2d is a struct, not GeoParquet
+    assert geo["columns"]["geo_point_2d"] == {"encoding": "WKB", "geometry_types": ["Point"],
+                                              "bbox": pytest.approx([-73.9857, 0.5, 3.0, 48.8566])}
+    assert "crs" not in column  # OGC:CRS84, GeoParquet's default
 
 
-def test_no_geo_metadata_without_geo_shape() -> None:
-    assert geo_metadata(write("parquet", awkward_table().drop_columns(["geo_shape"]))[0]) is None
+def test_points_alone_are_the_primary_geometry() -> None:
+    geo = geo_metadata(write("parquet", awkward_table().drop_columns(["geo_shape"]))[0])
+    assert geo["primary_column"] == "geo_point_2d" and set(geo["columns"]) == {"geo_point_2d"}
+
+
+def test_no_geo_metadata_without_geometry() -> None:
+    assert geo_metadata(write("parquet", awkward_table().drop_columns(["geo_shape", "geo_point_2d"]))[0]) is None
 
 
 @pytest.mark.parametrize("name,codec", [("snappy", "SNAPPY"), ("zstd", "ZSTD"), ("gzip", "GZIP"), ("none", "UNCOMPRESSED")])
@@ -62,7 +81,7 @@ def test_compression_option(name: str, codec: str) -> None:
     data, _ = write("parquet", awkward_table(), {"parquet_compression": name})
     meta = pq.ParquetFile(io.BytesIO(data)).metadata
     assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {codec}
-    assert read(data).to_pylist() == awkward_table().to_pylist()
+    assert rows(read(data)) == awkward_table().to_pylist()
 
 
 def test_default_compression_is_snappy() -> None:
@@ -95,7 +114,7 @@ def test_null_table() -> None:
 
 def test_compressed_is_gzip_of_a_parquet_file() -> None:
     data, _ = write("parquet", awkward_table(), {"compressed": True})
-    assert read(gzip.decompress(data)).to_pylist() == awkward_table().to_pylist()
+    assert rows(read(gzip.decompress(data))) == awkward_table().to_pylist()
 
 
 def test_bad_and_unknown_options() -> None:
@@ -112,7 +131,7 @@ def test_format_needs_no_geometry() -> None:
     fmt.check([Field("title", "text")])
     assert fmt.binary and fmt.media_type == "application/vnd.apache.parquet"
     table = awkward_table().select(["title", "attendance"])
-    assert read(write("parquet", table)[0]).to_pylist() == table.to_pylist()
+    assert rows(read(write("parquet", table)[0])) == table.to_pylist()
 
 
 def test_many_batches_keep_their_order() -> None:
@@ -121,7 +140,7 @@ def test_many_batches_keep_their_order() -> None:
     table = pa.table({"n": pa.array(range(n), pa.int64()), "text": [f"ligne\n{i} é" for i in range(n)]})
     table = table.replace_schema_metadata(with_fields(table.schema, fields_of(table.schema)).metadata)
     data, _ = write("parquet", table, batch_size=777)
-    assert read(data).to_pylist() == table.to_pylist()
+    assert rows(read(data)) == table.to_pylist()
 
 
 def test_dictionary_only_where_values_repeat() -> None:
@@ -134,7 +153,7 @@ def test_dictionary_only_where_values_repeat() -> None:
     meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
     dictionary = {meta.column(i).path_in_schema: meta.column(i).has_dictionary_page for i in range(meta.num_columns)}
     assert dictionary["kind"] and not dictionary["text"]  # as polars decides: where strings repeat
-    assert read(data).to_pylist() == table.to_pylist()
+    assert rows(read(data)) == table.to_pylist()
 
 
 def test_abort_writes_nothing_more() -> None:
@@ -145,3 +164,19 @@ def test_abort_writes_nothing_more() -> None:
     writer.abort()  # joins polars' sink: whatever it wrote (the storage drops it), it is done
     written = out.getvalue()
     assert not writer.writer.sink._thread.is_alive() and out.getvalue() == written
+
+
+def test_an_export_publishes_again_as_the_same_records(tmp_path) -> None:
+    """A Parquet export uploaded as a resource (its GeoParquet points included) reads back as
+    the records it was made from."""
+    from domain.resources import infer, read, sniff
+
+    table = awkward_table()
+    path = tmp_path / "export.parquet"
+    path.write_bytes(write("parquet", table)[0])
+    spec = sniff(path)
+    fields = infer(path, spec)
+    assert fields == fields_of(table.schema)
+    parts = list(read(path, spec, fields))
+    assert [r for part in parts for r in part.rejected] == []
+    assert pa.Table.from_batches([part.batch for part in parts]).to_pylist() == table.to_pylist()

@@ -158,3 +158,24 @@ def test_datetimes_are_utc_by_default():
     starts = graph.value(URIRef("urn:exportd:record:1"), URIRef("urn:exportd:field:starts_at")).toPython()
     assert starts.utcoffset().total_seconds() == 0 and starts.tzinfo is not None
     assert starts == awkward_table().column("starts_at")[0].as_py().astimezone(timezone.utc)
+
+
+@each_syntax
+def test_records_and_properties_are_scoped_by_the_dataset(name):
+    """Two datasets' records never share an IRI, nor their fields a property."""
+    import io
+
+    from domain.fields import fields_of
+    from formats import REGISTRY
+
+    graphs = []
+    for dataset in ("events", "places"):
+        fmt, table = REGISTRY.get(name), awkward_table()
+        fields, out = fields_of(table.schema), io.BytesIO()
+        writer = fmt.open(out, table.schema, fields, fmt.parse_options({}, fields), name=dataset)
+        writer.write(table.to_batches()[0])
+        writer.close()
+        graphs.append(parse(name, out.getvalue()))
+        assert_graph_is_table(graphs[-1], table, f"urn:exportd:dataset:{dataset}:record:", f"urn:exportd:dataset:{dataset}:field:")
+    assert not set(graphs[0].subjects()) & set(graphs[1].subjects())
+    assert not set(graphs[0].predicates()) & set(graphs[1].predicates())
