@@ -38,11 +38,15 @@ def package_name(name: str) -> str:
 # in JSON (and Parquet's structs) a point is an object {"lon": …, "lat": …}, a shape a GeoJSON object
 JSON_GEO = {"geo_point_2d": {"type": "object", "description": "{lon, lat} (WGS 84)"},
             "geo_shape": {"type": "object", "description": "a GeoJSON geometry (WGS 84)"}}
-OBJECT_GEO = ("json", "jsonl", "parquet")
+OBJECT_GEO = ("json", "jsonl")
+# GeoParquet holds geometries as WKB bytes, which Table Schema has no type for
+PARQUET_GEO = {"type": "any", "description": "WKB (GeoParquet 1.1, WGS 84)"}
 
 
 def field_schema(field: Field, export_type: str = "csv") -> dict[str, Any]:
     schema: dict[str, Any] = {"name": field.name, "type": TYPES.get(field.type, "string")}
+    if export_type == "parquet" and field.type in JSON_GEO:
+        return {**schema, **PARQUET_GEO}
     if export_type in OBJECT_GEO and field.type in JSON_GEO:
         return {**schema, **JSON_GEO[field.type]}
     if field.label and field.label != field.name:
