@@ -26,6 +26,7 @@ import aiohttp
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.wait import answering
 from domain import demo, manage
 from domain.redis_server import RedisServer, free_port
 from domain.settings import Settings
@@ -76,16 +77,7 @@ class Service:
         for dataset_id, path in datasets.items():
             await manage.load(Settings.from_env(self.env()), path, dataset_id)
         self.web = self.spawn("api")
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"{self.base}/api/openapi.json") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError("the web process did not start")
+        await answering(self.base, 10)
 
     @property
     def base(self) -> str:

@@ -26,6 +26,7 @@ import aiohttp
 import pyarrow.parquet as pq
 
 from bench.report import write_section
+from bench.wait import answering
 from domain import demo, manage
 from domain.redis_server import RedisServer, free_port
 from domain.settings import Settings
@@ -45,19 +46,6 @@ def cpu_seconds(*pids: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-async def answering(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{base}/api/openapi.json") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the web processes did not start")
 
 
 async def load(count: int, clients: int, request) -> float:

@@ -380,7 +380,7 @@ def test_a_live_bar_keeps_its_width_as_its_figures_grow(monkeypatch):
     bar = Progress("downloading", "bytes", live=True, stream=live, clock=lambda: now[0])
     for step in range(1, 6):
         now[0] = float(step)
-        bar.update(step * 300 << 20, 2 << 30)  # the figures grow from "300.0 MiB" to "1.5 GiB"
+        bar.update(step * 300 << 20, 2 << 30)  # the sizes grow by a unit and a digit or two
     bars = [re.search(r"\[([#.]+)\]", line).group(1) for line in live.getvalue().split("\r\x1b[K") if line]
     assert len(bars) == 5 and len({len(b) for b in bars}) == 1 and 10 <= len(bars[0]) < 40
     assert [b.count("#") for b in bars] == sorted(b.count("#") for b in bars)

@@ -11,7 +11,7 @@ from typing import Callable, TextIO
 PLAIN_EVERY = 5.0  # seconds between plain lines
 REDRAW_EVERY = 0.1  # seconds between redraws of a live bar
 BAR = 40  # characters of a bar, fewer only on a terminal too narrow for it and its text
-TEXT = 56  # characters kept for the figures beside the bar ("1.2 GiB/4.0 GiB, 55.3 MiB/s, 0:52 left")
+TEXT = 56  # characters kept for the sizes, rate and time left beside the bar
 
 
 def count(n: float) -> str:
